@@ -1,0 +1,52 @@
+"""The batched environment contract every agent steps through: tensors in, tensors out."""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import Tensor
+
+
+class VecEnv:
+    """N environments stepped together; all inputs and outputs are tensors on ``device``.
+
+    ``step`` autoresets in the same step: where an episode ended (terminated or truncated) the
+    returned observation is already the new episode's first one, and ``info["final_obs"]``
+    (``[N, *obs_shape]``, equal to the returned observation where nothing ended) holds the true
+    last observation, so truncated episodes can bootstrap from it.
+
+    ``info["episode_return"]``/``info["episode_length"]`` (``[N]``) with the mask
+    ``info["episode_done"]`` report finished episodes as a person would score them: the raw game
+    score for Atari, whole games when lives are episodes for learning.
+    """
+
+    num_envs: int
+    device: torch.device
+    single_observation_space: gym.Space
+    single_action_space: gym.Space
+
+    def reset(self, seed: int | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue the exact same trajectories after a restart.
+
+        Environments that cannot be snapshotted (Atari) return ``{}`` and resume with fresh
+        episodes."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def __enter__(self) -> "VecEnv":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,37 @@
+"""The one sample type every buffer returns and every agent consumes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch of transitions or rollout steps; fields an agent does not use stay None.
+
+    Shapes use B for the batch size: ``obs`` and ``next_obs`` are ``[B, *obs_shape]``,
+    everything else is ``[B]`` or ``[B, *action_shape]``.
+
+    ``discount`` is the factor in front of the bootstrap value, ``gamma ** k`` where ``k`` is the
+    number of rewards summed into ``reward`` (1 for one-step replay), so every value-based target
+    reads ``reward + discount * (1 - terminated) * next_value``.
+    """
+
+    obs: Tensor | None = None
+    action: Tensor | None = None
+    reward: Tensor | None = None
+    next_obs: Tensor | None = None
+    terminated: Tensor | None = None
+    discount: Tensor | None = None
+    weights: Tensor | None = None
+    indices: Tensor | None = None
+    log_prob: Tensor | None = None
+    value: Tensor | None = None
+    advantage: Tensor | None = None
+    returns: Tensor | None = None
+    next_action: Tensor | None = None
+
+    def to(self, device) -> "Batch":
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if getattr(self, f.name) is not None})

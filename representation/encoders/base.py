@@ -1,0 +1,46 @@
+"""The encoder contract shared by agents, auxiliary objectives and pre-training."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import Tensor, nn
+
+
+class Encoder(nn.Module):
+    """Maps a batch of raw observations ``[B, *obs_shape]`` to features ``[B, out_dim]``.
+
+    Encoders take observations exactly as the environment gives them (uint8 frames, float
+    vectors, integer states) and do their own scaling, so replay can store the compact form.
+    """
+
+    out_dim: int
+
+    def forward(self, obs: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def is_image_space(space: spaces.Space) -> bool:
+    """Channel-first image observations: a 3-D Box such as Atari's ``[4, 84, 84]`` uint8 stack."""
+    return isinstance(space, spaces.Box) and len(space.shape) == 3
+
+
+def flat_input_dim(space: spaces.Space) -> int:
+    """Width of the vector an MLP sees for ``space`` (discrete states are one-hot encoded)."""
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.Box):
+        return int(np.prod(space.shape))
+    if isinstance(space, spaces.MultiBinary):
+        return int(np.prod(space.shape))
+    raise ValueError(f"observation space {space} cannot be flattened for an MLP encoder")
+
+
+def to_flat_float(obs: Tensor, space: spaces.Space) -> Tensor:
+    """Turns raw observations into ``[B, flat_input_dim]`` floats."""
+    if isinstance(space, spaces.Discrete):
+        return torch.nn.functional.one_hot(obs.long().reshape(-1) - int(space.start), int(space.n)).float()
+    obs = obs.reshape(obs.shape[0], -1)
+    if obs.dtype == torch.uint8:
+        return obs.float() / 255.0
+    return obs.float()
