@@ -25,6 +25,8 @@ class VecEnv:
     device: torch.device
     single_observation_space: gym.Space
     single_action_space: gym.Space
+    #: Whether ``load_state_dict`` restores the exact trajectories (else: fresh episodes).
+    resumable: bool = False
 
     def reset(self, seed: int | None = None) -> Tensor:
         raise NotImplementedError

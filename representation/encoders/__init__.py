@@ -13,3 +13,5 @@ register_encoder("impala")(ImpalaCNN)
 __all__ = ["Encoder", "MLPEncoder", "NatureCNN", "ImpalaCNN", "make_encoder", "register_encoder",
            "encoder_names", "default_encoder_name", "is_image_space", "save_encoder",
            "read_encoder_file", "load_encoder_weights"]
+
+import representation.gnn.encoder  # noqa: E402,F401  (registers "gnn"; last, as it imports this package)

@@ -25,7 +25,8 @@ def encoder_names() -> list[str]:
 
 
 def default_encoder_name(observation_space: spaces.Space) -> str:
-    if isinstance(observation_space, spaces.Graph):
+    from representation.gnn.padded import PaddedGraph  # not at the top: representation.gnn imports this package
+    if isinstance(observation_space, (spaces.Graph, PaddedGraph)):
         return "gnn"
     return "nature" if is_image_space(observation_space) else "mlp"
 

@@ -1,0 +1,123 @@
+"""The ``Agent`` base: what every agent offers users and what the shared ``Runner`` calls."""
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import torch
+from gymnasium import spaces
+from torch import Tensor, nn
+
+from agents.checkpoint import load_checkpoint, save_atomic
+from agents.config import AgentConfig
+from agents.spaces import space_from_dict, space_to_dict
+from replay import Batch
+
+AGENT_FORMAT = "reprl-agent-v1"
+
+
+class Agent(nn.Module):
+    """An agent owns its networks, optimisers and buffer; the ``Runner`` owns the loop.
+
+    Per environment step the runner calls ``rollout_action`` -> env.step -> ``observe`` ->
+    ``after_step`` (which updates when the agent's schedule says so and returns metrics).
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[AgentConfig]]
+
+    def __init__(self, config: AgentConfig, observation_space: spaces.Space, action_space: spaces.Space):
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.device = torch.device(config.device)
+
+    # ----------------------------------------------------------------- what users call
+    def act(self, obs: Tensor, explore: bool = True) -> Tensor:
+        """Actions for a batch of observations, ready for ``env.step``."""
+        raise NotImplementedError
+
+    def update(self, batch: Batch) -> dict[str, Tensor]:
+        """One gradient step on ``batch``; returns metrics named as in TensorBoard."""
+        raise NotImplementedError
+
+    def learn(self, total_steps: int | None = None, run_dir: str | os.PathLike | None = None,
+              progress: bool = True) -> "Agent":
+        """Trains through the shared ``Runner`` (``total_steps`` defaults to ``config.steps``)."""
+        from agents.runner import Runner
+
+        if total_steps is not None:
+            self.config.steps = int(total_steps)
+        Runner(self, run_dir=run_dir, progress=progress).run()
+        return self
+
+    @classmethod
+    def from_env(cls, env_id: str, **settings: Any) -> "Agent":
+        """An agent for ``env_id`` with its preset applied, then ``settings`` on top."""
+        from agents.presets import resolve_config
+        from envs import make_env
+
+        config = resolve_config(cls, {"env": env_id, **settings})
+        env = make_env(config.env, 1, seed=config.seed, backend=config.backend, **config.env_options)
+        observation_space, action_space = env.single_observation_space, env.single_action_space
+        env.close()
+        return cls(config, observation_space, action_space)
+
+    def payload(self) -> dict[str, Any]:
+        return {"format": AGENT_FORMAT, "agent": self.name, "config": self.config.to_dict(),
+                "observation_space": space_to_dict(self.observation_space),
+                "action_space": space_to_dict(self.action_space), "model": self.state_dict()}
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_atomic(self.payload(), path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | None = None) -> "Agent":
+        """Rebuilds a saved agent (or the agent inside a run's ``checkpoint.pt``)."""
+        return cls.from_payload(load_checkpoint(path, AGENT_FORMAT), device)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], device: str | None = None) -> "Agent":
+        from agents.registry import agent_class
+
+        agent_cls = agent_class(payload["agent"])
+        if cls is not Agent and not issubclass(agent_cls, cls):
+            raise ValueError(f"the file holds a {payload['agent']} agent, not a {cls.name} agent")
+        config = agent_cls.config_class.from_dict(payload["config"])
+        config.encoder_checkpoint = ""  # the weights below already hold the encoder
+        if device is not None:
+            config.device = device
+        agent = agent_cls(config, space_from_dict(payload["observation_space"]), space_from_dict(payload["action_space"]))
+        agent.load_state_dict(payload["model"])
+        return agent
+
+    # ------------------------------------------------------------ what the Runner calls
+    def setup_training(self, num_envs: int) -> None:
+        """Creates buffers for ``num_envs`` environments."""
+        raise NotImplementedError
+
+    def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """``(action to store, action for env.step, extras for observe)``."""
+        raise NotImplementedError
+
+    def observe(self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor, terminated: Tensor,
+                truncated: Tensor, extras: dict[str, Tensor]) -> None:
+        """Stores one batched transition; ``next_obs`` is the true final obs where episodes ended."""
+        raise NotImplementedError
+
+    def after_step(self, next_obs: Tensor, step: int) -> dict[str, Tensor] | None:
+        """Runs the updates due at ``step``; returns their metrics, or None if none ran."""
+        raise NotImplementedError
+
+    def at_boundary(self) -> bool:
+        """Whether a checkpoint taken now captures everything (e.g. no half-filled rollout)."""
+        return True
+
+    def training_state(self, include_buffer: bool = True) -> dict[str, Any]:
+        """Optimisers, counters and (optionally) the replay buffer, for checkpoints."""
+        raise NotImplementedError
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError

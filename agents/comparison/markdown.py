@@ -1,0 +1,80 @@
+"""The summary a person reads: the numbers of ``report.compare`` as Markdown tables."""
+from __future__ import annotations
+
+from agents.comparison.stats import METRIC_TITLES
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def _interval(interval: dict, digits: int = 2) -> str:
+    return (f"{_number(interval['point'], digits)} "
+            f"[{_number(interval['low'], digits)}, {_number(interval['high'], digits)}]")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _per_env_section(summary: dict) -> list[str]:
+    confidence = f"{summary['settings']['confidence']:.0%}"
+    header = ["env", "agent", "seeds", "final return (mean ± std)", f"IQM [{confidence} CI]",
+              "AUC (mean ± std)", "normalised score"]
+    rows = []
+    for env, agents in summary["per_env"].items():
+        for agent, row in agents.items():
+            spread = f"{_number(row['final_return_mean'])} ± {_number(row['final_return_std'])}"
+            rows.append([env, agent, str(len(row["seeds"])), spread,
+                         _interval(row["final_return_iqm"]),
+                         f"{_number(row['auc_mean'])} ± {_number(row['auc_std'])}",
+                         _number(row["normalized_score_mean"], 3)])
+    return ["## Final evaluation return per environment", "",
+            "Over seeds: std is the population standard deviation; AUC is the area under the "
+            "evaluation learning curve divided by its step range (the average return over "
+            "training).", "", *_table(header, rows), ""]
+
+
+def _normalization_section(summary: dict) -> list[str]:
+    rows = [[env, n["method"], _number(n["low"]), _number(n["high"])]
+            for env, n in summary["normalization"].items()]
+    return ["## Score normalisation", "",
+            "normalised score = (return - score-0 return) / (score-1 return - score-0 return)", "",
+            *_table(["env", "method", "return scoring 0", "return scoring 1"], rows), ""]
+
+
+def _aggregate_section(summary: dict) -> list[str]:
+    lines = ["## Across environments (normalised scores)", ""]
+    if not summary["aggregate_envs"]:
+        return lines + ["No environment was run by every agent: no aggregate.", ""]
+    confidence = f"{summary['settings']['confidence']:.0%}"
+    lines += [f"Environments: {', '.join(summary['aggregate_envs'])}."]
+    if summary["excluded_envs"]:
+        lines += [f"Left out (not run by every agent): {', '.join(summary['excluded_envs'])}."]
+    lines += [f"Point estimate [{confidence} stratified-bootstrap CI, "
+              f"{summary['settings']['reps']} replicates].", ""]
+    rows = [[agent] + [_interval(metrics[name], 3) for name in METRIC_TITLES]
+            for agent, metrics in summary["metrics"].items()]
+    lines += _table(["agent", *METRIC_TITLES.values()], rows) + [""]
+
+    agents = summary["agents"]
+    improvement = summary["probability_of_improvement"]
+    rows = [[x] + ["—" if x == y else _interval(improvement[x][y], 3) for y in agents]
+            for x in agents]
+    lines += ["### Probability of improvement P(row > column)", "",
+              *_table(["", *agents], rows), "",
+              "Performance profiles (fraction of runs above each normalised score) are in "
+              "summary.json and aggregate.png.", ""]
+    return lines
+
+
+def render_markdown(summary: dict) -> str:
+    """summary.md from the content of summary.json (``report.compare``'s numbers)."""
+    settings = ", ".join(f"{key} {value}" for key, value in sorted(summary["settings"].items()))
+    lines = ["# Agent comparison", "",
+             f"Agents: {', '.join(summary['agents'])}; envs: {', '.join(summary['envs'])}.",
+             f"Settings: {settings}.", ""]
+    lines += _per_env_section(summary) + _normalization_section(summary)
+    lines += _aggregate_section(summary)
+    return "\n".join(lines)

@@ -1,0 +1,171 @@
+"""Finished runs on disk -> tidy arrays: final returns per seed and evaluation learning curves.
+
+A run is a folder ``runs/<name>/`` holding ``config.json`` (``agent``, ``env``, ``seed``),
+``metrics.jsonl`` (one JSON object per logging step with ``step``, ``time`` and metric names)
+and ``summary.json`` (the final evaluation). A run counts as finished once ``summary.json``
+exists, so a folder of runs may hold runs still in progress: they are left out.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+EVAL_METRIC = "eval/return_mean"
+_SUMMARY_KEYS = ("env", "agent", "seed", "steps", "eval_return_mean", "eval_return_std",
+                 "wall_time_s", "sps")
+
+RunKey = tuple[str, str]  # (agent, env)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One finished run: its identity, final evaluation and evaluation learning curve."""
+
+    name: str
+    agent: str
+    env: str
+    seed: int
+    steps: int
+    final_return: float         # summary.json's eval_return_mean
+    final_return_std: float     # spread over the final evaluation's episodes
+    wall_time_s: float
+    sps: float
+    curve_steps: np.ndarray     # [P] increasing env steps of the evaluations
+    curve_returns: np.ndarray   # [P] evaluation return at those steps
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        with path.open() as file:
+            return json.load(file)
+    except FileNotFoundError:
+        raise ValueError(f"missing {path}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+
+
+def read_curve(metrics_path: Path, metric: str = EVAL_METRIC) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of ``metric`` in a metrics.jsonl, sorted by step; a repeated step keeps
+    its last value (a resumed run logs the steps after its checkpoint again)."""
+    by_step: dict[int, float] = {}
+    try:
+        lines = metrics_path.read_text().splitlines()
+    except FileNotFoundError:
+        raise ValueError(f"missing {metrics_path}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{metrics_path}:{number} is not valid JSON: {error}") from None
+        if metric in record:
+            if "step" not in record:
+                raise ValueError(f"{metrics_path}:{number} has '{metric}' but no 'step'")
+            by_step[int(record["step"])] = float(record[metric])
+    steps = np.array(sorted(by_step), dtype=np.int64)
+    return steps, np.array([by_step[s] for s in steps.tolist()], dtype=np.float64)
+
+
+def load_run(run_dir: str | Path, metric: str = EVAL_METRIC) -> Run:
+    """Reads one finished run. The final evaluation of summary.json closes the learning curve
+    when metrics.jsonl has no evaluation at (or after) the run's last step."""
+    run_dir = Path(run_dir)
+    config = _read_json(run_dir / "config.json")
+    summary = _read_json(run_dir / "summary.json")
+    missing = [key for key in ("agent", "env", "seed") if key not in config]
+    missing += [key for key in _SUMMARY_KEYS if key not in summary]
+    if missing:
+        raise ValueError(f"run {run_dir} lacks {', '.join(missing)} in config.json/summary.json")
+    for key in ("agent", "env", "seed"):
+        if str(config[key]) != str(summary[key]):
+            raise ValueError(f"run {run_dir}: config.json and summary.json disagree on '{key}'")
+    steps, returns = read_curve(run_dir / "metrics.jsonl", metric)
+    final_step, final_return = int(summary["steps"]), float(summary["eval_return_mean"])
+    if not (np.isfinite(final_return) and np.isfinite(returns).all()):
+        raise ValueError(f"run {run_dir} has a non-finite evaluation return (diverged?)")
+    if steps.size == 0 or steps[-1] < final_step:
+        steps = np.append(steps, final_step)
+        returns = np.append(returns, final_return)
+    return Run(name=run_dir.name, agent=str(config["agent"]), env=str(config["env"]),
+               seed=int(config["seed"]), steps=final_step, final_return=final_return,
+               final_return_std=float(summary["eval_return_std"]),
+               wall_time_s=float(summary["wall_time_s"]), sps=float(summary["sps"]),
+               curve_steps=steps, curve_returns=returns)
+
+
+def load_runs(source: str | Path | Iterable[str | Path], metric: str = EVAL_METRIC) -> list[Run]:
+    """Runs of a folder of run folders (finished ones: those with a summary.json) or of an
+    explicit list of run folders, sorted by (agent, env, seed, name) so that every statistic
+    drawn from them is independent of the order the file system lists them in."""
+    if isinstance(source, (str, Path)):
+        root = Path(source)
+        if not root.is_dir():
+            raise ValueError(f"runs folder {root} does not exist")
+        run_dirs = [path.parent for path in root.glob("*/summary.json")]
+    else:
+        run_dirs = [Path(path) for path in source]
+    runs = sorted((load_run(path, metric) for path in run_dirs),
+                  key=lambda run: (run.agent, run.env, run.seed, run.name))
+    if not runs:
+        raise ValueError(f"no finished runs (folders with summary.json) in {source}")
+    seen: dict[tuple[str, str, int], str] = {}
+    for run in runs:
+        previous = seen.setdefault((run.agent, run.env, run.seed), run.name)
+        if previous != run.name:
+            raise ValueError(f"runs {previous} and {run.name} are both {run.agent} on {run.env} "
+                             f"with seed {run.seed}")
+    return runs
+
+
+def group_runs(runs: Sequence[Run]) -> dict[RunKey, list[Run]]:
+    """Runs per (agent, env), keys and seeds in sorted order."""
+    groups: dict[RunKey, list[Run]] = {}
+    for run in sorted(runs, key=lambda run: (run.agent, run.env, run.seed)):
+        groups.setdefault((run.agent, run.env), []).append(run)
+    return groups
+
+
+def final_returns(runs: Sequence[Run]) -> dict[RunKey, np.ndarray]:
+    """Per (agent, env): final evaluation return over seeds, [num_seeds]."""
+    return {key: np.array([run.final_return for run in group])
+            for key, group in group_runs(runs).items()}
+
+
+def normalized_auc(steps: np.ndarray, values: np.ndarray) -> float:
+    """Area under a learning curve (trapezoid rule) divided by its step range: the curve's
+    average return over training, in return units. A one-point curve is its value."""
+    steps = np.asarray(steps, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if steps.size == 0:
+        raise ValueError("the learning curve has no points")
+    if steps.size == 1:
+        return float(values[0])
+    area = np.sum((steps[1:] - steps[:-1]) * (values[1:] + values[:-1]) / 2.0)
+    return float(area / (steps[-1] - steps[0]))
+
+
+def common_grid_curves(runs: Sequence[Run], num_points: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Learning curves of several seeds linearly interpolated onto one step grid.
+
+    The grid spans the steps every seed has evaluated (latest first evaluation to earliest
+    last one), so no seed's curve is extrapolated. Returns (grid [G], returns [num_seeds, G]).
+    """
+    if num_points < 2:
+        raise ValueError(f"num_points must be at least 2, got {num_points}")
+    start = max(float(run.curve_steps[0]) for run in runs)
+    stop = min(float(run.curve_steps[-1]) for run in runs)
+    if stop < start:
+        raise ValueError(f"the learning curves of {runs[0].agent} on {runs[0].env} share no steps")
+    grid = np.linspace(start, stop, num_points)
+    return grid, np.stack([np.interp(grid, run.curve_steps, run.curve_returns) for run in runs])
+
+
+def learning_curves(runs: Sequence[Run], num_points: int = 100
+                    ) -> dict[RunKey, tuple[np.ndarray, np.ndarray]]:
+    """Per (agent, env): (grid [G], returns [num_seeds, G]) on the seeds' common step grid."""
+    return {key: common_grid_curves(group, num_points) for key, group in group_runs(runs).items()}

@@ -1,0 +1,70 @@
+"""Settings shared by every agent. Each field's ``help`` is its ``--flag`` help text."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def option(default: Any, help: str, **metadata: Any) -> Any:
+    """A config field with its command-line help; mutable defaults are copied per instance."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **metadata})
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+@dataclass
+class AgentConfig:
+    env: str = option("CartPole-v1", "Gymnasium id or Atari game (ALE/Pong-v5, PongNoFrameskip-v4, Pong)")
+    steps: int = option(100_000, "total environment steps to train for (summed over envs)")
+    num_envs: int = option(8, "environments stepped together")
+    seed: int = option(1, "seed for the networks, exploration and environments")
+    device: str = option("cpu", "torch device for environments' tensors, networks and buffers (cpu, cuda, cuda:1)")
+    preset: str = option("auto", "hyperparameter preset: 'auto' picks the env family's published values; 'none' keeps the defaults")
+    encoder: str = option("auto", "observation encoder: mlp, nature, impala, ... ('auto': nature for images, mlp otherwise)")
+    encoder_options: dict = option({}, 'encoder constructor options as JSON, e.g. \'{"hidden_sizes": [64, 64]}\'')
+    encoder_checkpoint: str = option("", "encoder file to start from (written by scripts/pretrain.py or an agent)")
+    freeze_encoder: bool = option(False, "keep the encoder's weights fixed (heads still train)")
+    env_options: dict = option({}, 'options for make_env as JSON, e.g. \'{"episodic_life": true}\' for Atari')
+    vectorization: str = option("sync", "gymnasium vector mode for non-Atari envs: sync or async")
+    backend: str = option("auto", "environment implementation: auto, gymnasium or torch (torch-native classic control)")
+    normalize_obs: bool = option(False, "standardise observations with running statistics")
+    normalize_reward: bool = option(False, "scale rewards by the running std of the discounted return")
+    eval_every: int = option(25_000, "evaluate the greedy policy every this many steps (0: only at the end)")
+    eval_episodes: int = option(10, "episodes per evaluation, run in parallel envs")
+    log_every: int = option(2_000, "write metrics every this many steps")
+    checkpoint_every: int = option(50_000, "write checkpoint.pt every this many steps (0: only at the end)")
+    capture_video: bool = option(False, "save the evaluation episodes as GIF files under RUN_DIR/videos")
+    torch_threads: int = option(0, "torch intra-op threads (0: torch's default)")
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first setting that makes no sense."""
+        for name in ("steps", "num_envs", "eval_episodes", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("eval_every", "checkpoint_every", "torch_threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.vectorization not in ("sync", "async"):
+            raise ValueError(f"vectorization must be sync or async, got '{self.vectorization}'")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            bounds = f.metadata.get("bounds")
+            if bounds is not None and not (bounds[0] <= value <= bounds[1]):
+                raise ValueError(f"{f.name} must be in [{bounds[0]}, {bounds[1]}], got {value}")
+            if f.metadata.get("positive") and not value > 0:
+                raise ValueError(f"{f.name} must be positive, got {value}")
+            choices = f.metadata.get("choices")
+            if choices is not None and value not in choices:
+                raise ValueError(f"{f.name} must be one of {', '.join(map(str, choices))}, got '{value}'")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "AgentConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} setting(s): {', '.join(unknown)}")
+        return cls(**values)

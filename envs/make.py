@@ -1,0 +1,63 @@
+"""``make_env``: any Gymnasium id or Atari game as a batched, device-resident ``VecEnv``."""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import torch
+
+from envs.atari import AtariVecEnv, atari_game_name
+from envs.vec_env import VecEnv
+
+BACKENDS = ("auto", "gymnasium", "torch")
+
+
+def is_atari(env_id: str) -> bool:
+    return atari_game_name(env_id) is not None
+
+
+def check_env_id(env_id: str) -> None:
+    """Raises ValueError unless ``env_id`` names an Atari game or a registered Gymnasium env."""
+    if is_atari(env_id) or env_id in gym.registry:
+        return
+    raise ValueError(f"unknown environment id '{env_id}': not a registered Gymnasium id nor an Atari game")
+
+
+def make_env(env_id: str, num_envs: int = 1, *, seed: int = 0, device: str | torch.device = "cpu",
+             backend: str = "auto", vectorization: str = "sync", clip_rewards: bool = True,
+             render_mode: str | None = None, **env_kwargs: Any) -> VecEnv:
+    """Builds ``num_envs`` copies of ``env_id`` stepping together on ``device``.
+
+    Atari ids (``ALE/Pong-v5``, ``PongNoFrameskip-v4``, ``Pong``) go through ale-py's C++ vector
+    env with DQN preprocessing; ``env_kwargs`` then take ``episodic_life``, ``sticky_actions``,
+    ``noop_max``, ``frame_skip``, ``frame_stack``. With ``clip_rewards`` the agent sees reward
+    signs while ``info["episode_return"]`` keeps the game score. Classic-control ids have
+    torch-native versions (``backend="torch"``, chosen automatically on a GPU). Anything else
+    goes through ``gym.make_vec`` (``vectorization="sync"`` or ``"async"``), ``env_kwargs``
+    passed to the env's constructor.
+    """
+    from wrappers.episode_stats import ClipReward, EpisodeStatistics
+    from wrappers.gym_vec import GymVecEnv
+
+    if not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive integer, got {num_envs}")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
+    check_env_id(env_id)
+    device = torch.device(device)
+    game = atari_game_name(env_id)
+    if game is not None:
+        env: VecEnv = EpisodeStatistics(AtariVecEnv(game, num_envs, seed=seed, device=device, **env_kwargs))
+        return ClipReward(env) if clip_rewards else env
+
+    if backend == "torch" or (backend == "auto" and device.type == "cuda" and render_mode is None):
+        from envs.torch_envs import TORCH_ENVS, make_torch_env
+
+        if backend == "torch" or env_id in TORCH_ENVS:
+            return make_torch_env(env_id, num_envs, seed=seed, device=device, **env_kwargs)
+    try:
+        env = GymVecEnv(env_id, num_envs, seed=seed, device=device, vectorization=vectorization,
+                        render_mode=render_mode, **env_kwargs)
+    except TypeError as error:
+        raise ValueError(f"bad options {env_kwargs} for '{env_id}': {error}") from None
+    return EpisodeStatistics(env)

@@ -1,0 +1,199 @@
+"""Shared machinery of the torch-native classic-control environments.
+
+Each environment keeps the state of all N copies as one tensor and steps them with batched
+tensor ops, so a whole batch costs a few dozen kernel launches whatever N is. Subclasses give
+the physics (one gymnasium ``step`` written over the batch); this class does everything
+gymnasium's wrappers do around it: the ``TimeLimit`` truncation, same-step autoreset with
+``info["final_obs"]``, episode statistics, seeding and checkpointing.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import torch
+from torch import Tensor
+
+from envs.vec_env import VecEnv
+
+SUPPORTED_DTYPES = (torch.float32, torch.float64)
+
+
+class TorchClassicControlEnv(VecEnv):
+    """N copies of one gymnasium classic-control environment as batched tensor ops.
+
+    The state is stored as ``[state_dim, N]`` (one contiguous row per physical variable, which
+    keeps every elementwise op contiguous); ``state_dict()["state"]`` exposes it as
+    ``[N, state_dim]`` in the order of gymnasium's ``env.unwrapped.state``.
+
+    Physics runs in ``dtype`` (float32 by default; float64 reproduces gymnasium's numpy
+    arithmetic to round-off). Observations are always float32, as in gymnasium's spaces;
+    rewards and episode returns are in ``dtype``.
+
+    ``validate_actions`` checks discrete actions are in range, which reads one boolean back from
+    the device each step; turn it off on a GPU once the agent is known to be correct.
+
+    ``draw_resets_for_all`` (default: on any device but the CPU) draws a reset state for every
+    env at every step and keeps those of the envs whose episode ended, which never syncs with the
+    host; off, only the ended envs draw one. The two give different (each reproducible) streams
+    of reset states for one seed.
+    """
+
+    resumable = True
+    env_id: ClassVar[str]
+    state_dim: ClassVar[int]
+    default_max_episode_steps: ClassVar[int]
+
+    def __init__(self, num_envs: int, *, seed: int = 0, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32, max_episode_steps: int | None = None,
+                 validate_actions: bool = True, draw_resets_for_all: bool | None = None) -> None:
+        if not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if dtype not in SUPPORTED_DTYPES:
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        max_steps = self.default_max_episode_steps if max_episode_steps is None else max_episode_steps
+        if not isinstance(max_steps, int) or max_steps < 1:
+            raise ValueError(f"max_episode_steps must be a positive integer, got {max_steps!r}")
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.max_episode_steps = max_steps
+        self.validate_actions = validate_actions
+        self.draw_resets_for_all = (self.device.type != "cpu" if draw_resets_for_all is None
+                                    else draw_resets_for_all)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        # Allocated once; reset() fills them, step() updates them in place.
+        self._state = torch.zeros(self.state_dim, num_envs, dtype=dtype, device=self.device)
+        self._fresh = torch.empty_like(self._state)
+        self._elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self._episode_return = torch.zeros(num_envs, dtype=dtype, device=self.device)
+        self._episode_length = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self._has_reset = False
+
+    # ----- what a subclass provides -------------------------------------------------------
+
+    def _sample_initial_state(self, out: Tensor) -> None:
+        """Fills ``out`` (``[state_dim, N]``) with gymnasium's reset distribution."""
+        raise NotImplementedError
+
+    def _transition(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """One gymnasium ``step`` of the unwrapped env, updating ``state`` in place; returns
+        ``(reward, terminated)``."""
+        raise NotImplementedError
+
+    def _observe(self, state: Tensor) -> Tensor:
+        """``[state_dim, N]`` state -> ``[N, *obs_shape]`` float32 observation (a new tensor)."""
+        raise NotImplementedError
+
+    # ----- the VecEnv contract ------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> Tensor:
+        """Starts fresh episodes in every env; ``seed`` reseeds the batch's generator."""
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        self._sample_initial_state(self._state)
+        self._elapsed_steps.zero_()
+        self._episode_return.zero_()
+        self._episode_length.zero_()
+        self._has_reset = True
+        return self._observe(self._state)
+
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+        if not self._has_reset:
+            raise ValueError("call reset() before step()")
+        action = self._check_action(action)
+        reward, terminated = self._transition(self._state, action)
+        self._elapsed_steps += 1
+        # gymnasium's TimeLimit sets truncated on the last step even when the env terminated too.
+        truncated = self._elapsed_steps >= self.max_episode_steps
+        done = terminated | truncated
+        self._episode_return += reward
+        self._episode_length += 1
+        final_obs = self._observe(self._state)
+        if self.draw_resets_for_all:
+            # Every env draws a reset state, the ended ones keep it: no host sync, and the
+            # generator's stream does not depend on which episodes ended.
+            self._sample_initial_state(self._fresh)
+            torch.where(done, self._fresh, self._state, out=self._state)
+            obs = torch.where(done.unsqueeze(1), self._observe(self._state), final_obs)
+        else:
+            # On the CPU the ended envs' indices cost nothing to read, and drawing only their
+            # reset states saves most of the step's time at large N.
+            ended = done.nonzero().squeeze(1)
+            fresh = self._state.new_empty(self.state_dim, ended.numel())
+            self._sample_initial_state(fresh)
+            self._state[:, ended] = fresh
+            obs = final_obs.clone()
+            obs[ended] = self._observe(fresh)
+        info = {
+            "final_obs": final_obs,
+            "episode_done": done,
+            "episode_return": torch.where(done, self._episode_return, 0.0),
+            "episode_length": torch.where(done, self._episode_length, 0),
+        }
+        self._elapsed_steps.masked_fill_(done, 0)
+        self._episode_return.masked_fill_(done, 0.0)
+        self._episode_length.masked_fill_(done, 0)
+        return obs, reward, terminated, truncated, info
+
+    def _check_action(self, action: Tensor) -> Tensor:
+        if not isinstance(action, Tensor):
+            raise ValueError(f"action must be a torch.Tensor, got {type(action).__name__}")
+        space = self.single_action_space
+        if isinstance(space, gym.spaces.Discrete):
+            if action.shape != (self.num_envs,):
+                raise ValueError(f"discrete actions must have shape [{self.num_envs}], "
+                                 f"got {list(action.shape)}")
+            if action.dtype.is_floating_point or action.dtype.is_complex or action.dtype == torch.bool:
+                raise ValueError(f"discrete actions must be integers, got {action.dtype}")
+            action = action.to(self.device, non_blocking=True)
+            if self.validate_actions:
+                low, high = torch.aminmax(action)  # one fast reduction, one host read below
+                if bool((low < space.start) | (high >= space.start + space.n)):
+                    raise ValueError(f"discrete actions must lie in [{space.start}, "
+                                     f"{space.start + space.n - 1}]")
+            return action
+        if action.shape != (self.num_envs, *space.shape):
+            raise ValueError(f"actions must have shape {[self.num_envs, *space.shape]}, "
+                             f"got {list(action.shape)}")
+        if not action.dtype.is_floating_point:
+            raise ValueError(f"continuous actions must be floating point, got {action.dtype}")
+        return action.to(self.device, self.dtype, non_blocking=True)
+
+    # ----- checkpointing ------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "env_id": self.env_id,
+            "state": self._state.T.clone(),
+            "elapsed_steps": self._elapsed_steps.clone(),
+            "episode_return": self._episode_return.clone(),
+            "episode_length": self._episode_length.clone(),
+            "generator": self.generator.get_state(),
+            "has_reset": self._has_reset,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("env_id") != self.env_id:
+            raise ValueError(f"state_dict is for {state.get('env_id')!r}, not {self.env_id!r}")
+        expected = {"state": (self.num_envs, self.state_dim), "elapsed_steps": (self.num_envs,),
+                    "episode_return": (self.num_envs,), "episode_length": (self.num_envs,)}
+        for key, shape in expected.items():
+            if tuple(state[key].shape) != shape:
+                raise ValueError(f"state_dict[{key!r}] has shape {list(state[key].shape)}, "
+                                 f"expected {list(shape)}")
+        self._state.copy_(state["state"].T)
+        self._elapsed_steps.copy_(state["elapsed_steps"])
+        self._episode_return.copy_(state["episode_return"])
+        self._episode_length.copy_(state["episode_length"])
+        try:
+            self.generator.set_state(state["generator"])
+        except RuntimeError as error:
+            raise ValueError(f"generator state does not fit a {self.device.type} generator: "
+                             f"{error}") from None
+        self._has_reset = bool(state["has_reset"])
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs}, "
+                f"device={self.device}, dtype={self.dtype})")

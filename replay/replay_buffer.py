@@ -1,0 +1,246 @@
+"""Off-policy replay: uniform or prioritized sampling of n-step transitions, frames stored once.
+
+Three parts, as in Dopamine's split: storage (per-step rows ``[R, N]`` plus ``FrameStore`` for
+observations), how transitions accumulate (``n_step_window`` collapses stored steps at sample
+time), and how they are sampled (uniform over the sampleable range, or a ``SumTree``).
+
+Steps are counted absolutely: step ``s`` of env ``e`` lives in row ``s % R``. A transition at
+step ``s`` is *sampleable* when
+  * its row still holds it and its observation's frames are still stored (``s >= valid_from[e]``),
+  * its n-step window and the action after it are known (``s <= steps - 1 - n``; for n = 1 this
+    is one step of lag, so ``next_action`` is always real).
+Prioritized sampling gives every other slot zero mass; a transition enters the tree, at the
+largest priority seen so far, in the add that makes it sampleable.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import Tensor
+
+from replay.batch import Batch
+from replay.frame_store import FrameStore
+from replay.n_step import n_step_window
+from replay.spaces import element_nbytes, tensor_spec
+from replay.sum_tree import SumTree
+
+# Bytes per stored step besides its frame: frame position (int64), reward (float32), two flags.
+_STEP_OVERHEAD_NBYTES = 8 + 4 + 1 + 1
+
+
+def _frame_capacity(rows: int, frame_stack: int, n_step: int) -> int:
+    """Frames per env: a row's worth plus 1/64 slack for the extra frames that episode starts add
+    (K - 1 each); the fixed term keeps the newest sampleable transitions' frames always stored.
+    Where episodes are so short that the slack runs out, the oldest transitions are dropped
+    early (they count neither in ``len`` nor in sampling)."""
+    return rows + rows // 64 + (n_step + 2) * (frame_stack + 1)
+
+
+class ReplayBuffer:
+    """Transitions from N envs in a ring of ``capacity // num_envs`` rows, all on ``device``."""
+
+    def __init__(self, capacity: int, num_envs: int, observation_space: gym.Space,
+                 action_space: gym.Space, device: torch.device | str = "cpu", *,
+                 frame_stack: int = 1, n_step: int = 1, gamma: float = 0.99,
+                 prioritized: bool = False, alpha: float = 0.6, priority_eps: float = 1e-6) -> None:
+        if num_envs < 1 or n_step < 1 or frame_stack < 1:
+            raise ValueError(f"num_envs, n_step and frame_stack must be >= 1, got "
+                             f"{num_envs}, {n_step}, {frame_stack}")
+        rows = capacity // num_envs
+        if rows <= n_step + 1:
+            raise ValueError(f"capacity {capacity} leaves {rows} steps per env: need more than "
+                             f"n_step + 1 = {n_step + 1}")
+        if not 0.0 <= gamma <= 1.0 or alpha < 0.0 or priority_eps < 0.0:
+            raise ValueError(f"need 0 <= gamma <= 1, alpha >= 0, priority_eps >= 0; got "
+                             f"{gamma}, {alpha}, {priority_eps}")
+        self.device = torch.device(device)
+        self.rows, self.num_envs = rows, num_envs
+        self.n_step, self.gamma = n_step, gamma
+        self.prioritized, self.alpha, self.priority_eps = prioritized, alpha, priority_eps
+        obs_shape, obs_dtype = tensor_spec(observation_space)
+        self.action_shape, action_dtype = tensor_spec(action_space)
+        self.frames = FrameStore(_frame_capacity(rows, frame_stack, n_step), num_envs, obs_shape,
+                                 frame_stack, obs_dtype, self.device)
+        self.obs_pos = torch.zeros((rows, num_envs), dtype=torch.int64, device=self.device)
+        self.action = torch.zeros((rows, num_envs, *self.action_shape), dtype=action_dtype,
+                                  device=self.device)
+        self.reward = torch.zeros((rows, num_envs), dtype=torch.float32, device=self.device)
+        self.terminated = torch.zeros((rows, num_envs), dtype=torch.bool, device=self.device)
+        self.truncated = torch.zeros((rows, num_envs), dtype=torch.bool, device=self.device)
+        self.valid_from = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self.episode_start = torch.ones(num_envs, dtype=torch.bool, device=self.device)
+        self.steps = 0
+        self.tree = SumTree(rows * num_envs, self.device) if prioritized else None
+        self.max_priority = torch.ones((), dtype=torch.float64, device=self.device)
+        self._envs = torch.arange(num_envs, device=self.device)
+        self._window = torch.arange(n_step, device=self.device)
+        self._lost_probe = torch.arange(frame_stack + 2, device=self.device)
+
+    @staticmethod
+    def estimate_nbytes(capacity: int, observation_space: gym.Space, action_space: gym.Space,
+                        frame_stack: int = 1, n_step: int = 1, prioritized: bool = False) -> int:
+        """Bytes ``nbytes`` would report for one env (more envs change only rounding)."""
+        frame_nbytes = element_nbytes(observation_space) // frame_stack
+        total = _frame_capacity(capacity, frame_stack, n_step) * frame_nbytes
+        total += capacity * (_STEP_OVERHEAD_NBYTES + element_nbytes(action_space))
+        return total + (SumTree.estimate_nbytes(capacity) if prioritized else 0)
+
+    @property
+    def nbytes(self) -> int:
+        tensors = [self.frames.frames, self.obs_pos, self.action, self.reward, self.terminated,
+                   self.truncated]
+        total = sum(t.numel() * t.element_size() for t in tensors)
+        return total + (self.tree.nbytes if self.tree is not None else 0)
+
+    def __len__(self) -> int:
+        """Stored transitions (whose observations are still stored), sampleable or not yet."""
+        return int((self.steps - self.valid_from).clamp(min=0).sum())
+
+    # ----------------------------------------------------------------------------- adding
+
+    def add(self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor,
+            terminated: Tensor, truncated: Tensor) -> None:
+        """One step of all N envs; ``next_obs`` is the true next observation (the final one where
+        an episode ended), and where nothing ended the next ``obs`` must equal it."""
+        n = self.num_envs
+        if obs.shape != (n, *self.frames.obs_shape) or next_obs.shape != obs.shape:
+            raise ValueError(f"obs and next_obs must be shaped {[n, *self.frames.obs_shape]}, "
+                             f"got {list(obs.shape)} and {list(next_obs.shape)}")
+        if action.shape != (n, *self.action_shape):
+            raise ValueError(f"action must be shaped {[n, *self.action_shape]}, got {list(action.shape)}")
+        row = self.steps % self.rows
+        self.obs_pos[row] = self.frames.push(obs, next_obs, self.episode_start)
+        self.action[row] = action
+        self.reward[row] = reward
+        self.terminated[row] = terminated
+        self.truncated[row] = truncated
+        self.episode_start = (terminated | truncated).to(torch.bool)
+        self.steps += 1
+        lost = self._drop_lost_transitions()
+        if self.tree is not None:
+            self._enter_tree(row, lost)
+
+    def _drop_lost_transitions(self) -> Tensor:
+        """Advance ``valid_from`` past transitions whose row was reused or whose first frame was
+        overwritten; returns the probed steps ``[N, K + 2]`` that were lost in this add (-1 else).
+
+        A step adds at most K + 1 frames, and transitions own distinct frames in order, so at
+        most K + 1 transitions per env are lost per add, all at the front of its range."""
+        self.valid_from = self.valid_from.clamp(min=self.steps - self.rows)
+        probe = self.valid_from[:, None] + self._lost_probe
+        newest_frame = self.obs_pos[probe % self.rows, self._envs[:, None]]
+        first_frame = newest_frame - (self.frames.stack - 1)
+        lost = (probe < self.steps) & (first_frame < self.frames.oldest_kept()[:, None])
+        self.valid_from = self.valid_from + lost.sum(1)
+        return torch.where(lost, probe, -1)
+
+    def _enter_tree(self, row: int, lost: Tensor) -> None:
+        """Zero the new row (not sampleable yet) and lost transitions; let the step whose window
+        just completed in at the max priority."""
+        n = self.num_envs
+        ready = self.steps - 1 - self.n_step
+        slots = [row * n + self._envs]
+        values = [torch.zeros(n, dtype=torch.float64, device=self.device)]
+        if ready >= 0:
+            slots.append((ready % self.rows) * n + self._envs)
+            values.append(self.max_priority * (ready >= self.valid_from))
+        # Lost transitions at or after ``ready`` never had mass; probes that lost nothing point at
+        # the new row, zeroed anyway, so no slot gets two different values in one update.
+        lost_before_ready = (lost >= 0) & (lost < ready)
+        lost_slots = torch.where(lost_before_ready, (lost % self.rows) * n, row * n) + self._envs[:, None]
+        slots.append(lost_slots.reshape(-1))
+        values.append(torch.zeros(lost_slots.numel(), dtype=torch.float64, device=self.device))
+        self.tree.update(torch.cat(slots), torch.cat(values))
+
+    # --------------------------------------------------------------------------- sampling
+
+    def _sampleable_counts(self) -> Tensor:
+        return (self.steps - self.n_step - self.valid_from).clamp(min=0)
+
+    def sample(self, batch_size: int, beta: float = 0.4,
+               generator: torch.Generator | None = None) -> Batch:
+        """``batch_size`` transitions; uniform, or proportional to priority with importance
+        weights ``(M * P(i))^-beta / max_j (M * P(j))^-beta`` over the M sampleable ones
+        (Schaul et al. 2016, sec. 3.4)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if self.steps <= self.n_step:
+            raise ValueError(f"cannot sample: {self.steps} steps added, the first transition is "
+                             f"sampleable after {self.n_step + 1}")
+        counts = self._sampleable_counts()
+        if self.tree is None:
+            ends = counts.cumsum(0)
+            draws = torch.rand(batch_size, generator=generator, dtype=torch.float64,
+                               device=self.device)
+            flat = (draws * ends[-1]).long().clamp(max=ends[-1] - 1)
+            env = torch.searchsorted(ends, flat, right=True)
+            step = self.valid_from[env] + flat - (ends - counts)[env]
+            weights = torch.ones(batch_size, dtype=torch.float32, device=self.device)
+        else:
+            slot = self.tree.sample(batch_size, generator).to(self.device)
+            env, row = slot % self.num_envs, slot // self.num_envs
+            step = (self.steps - 1) - (self.steps - 1 - row) % self.rows
+            probs = self.tree.get(slot) / self.tree.total
+            scaled = (counts.sum() * probs) ** -beta
+            weights = (scaled / scaled.max()).float()
+        return self._gather(step, env, weights)
+
+    def _gather(self, step: Tensor, env: Tensor, weights: Tensor) -> Batch:
+        rows = (step[:, None] + self._window) % self.rows
+        envs = env[:, None]
+        window = n_step_window(self.reward[rows, envs], self.terminated[rows, envs],
+                               self.truncated[rows, envs], self.gamma)
+        last_row = (step + window.length - 1) % self.rows
+        after_row = (step + window.length) % self.rows
+        return Batch(obs=self.frames.stacks(env, self.obs_pos[step % self.rows, env]),
+                     action=self.action[step % self.rows, env],
+                     reward=window.reward,
+                     next_obs=self.frames.stacks(env, self.obs_pos[last_row, env] + 1),
+                     terminated=window.terminated, discount=window.discount, weights=weights,
+                     indices=step * self.num_envs + env,
+                     next_action=self.action[after_row, env])
+
+    def update_priorities(self, indices: Tensor, priorities: Tensor) -> None:
+        """Store ``(|p| + eps)^alpha`` for the sampled ``indices`` (from ``Batch.indices``).
+
+        Transitions that stopped being sampleable since they were drawn (overwritten or dropped)
+        keep their zero mass; no-op under uniform sampling."""
+        if self.tree is None:
+            return
+        indices = indices.to(self.device)
+        step, env = indices // self.num_envs, indices % self.num_envs
+        valid = (step >= self.valid_from[env]) & (step <= self.steps - 1 - self.n_step)
+        slot = (step % self.rows) * self.num_envs + env
+        new = (priorities.detach().to(self.device, torch.float64).abs() + self.priority_eps) ** self.alpha
+        self.max_priority = torch.maximum(self.max_priority, torch.where(valid, new, 0.0).max())
+        self.tree.update(slot, torch.where(valid, new, self.tree.get(slot)))
+
+    # ------------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"steps": self.steps, "frames": self.frames.state_dict(),
+                 "max_priority": self.max_priority.clone()}
+        for name in ("obs_pos", "action", "reward", "terminated", "truncated", "valid_from",
+                     "episode_start"):
+            state[name] = getattr(self, name).clone()
+        if self.tree is not None:
+            state["tree"] = self.tree.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if ("tree" in state) != (self.tree is not None):
+            raise ValueError("checkpoint and buffer disagree on prioritized sampling")
+        if state["obs_pos"].shape != self.obs_pos.shape:
+            raise ValueError(f"checkpoint holds {list(state['obs_pos'].shape)} rows x envs, "
+                             f"this buffer {list(self.obs_pos.shape)}")
+        self.frames.load_state_dict(state["frames"])
+        for name in ("obs_pos", "action", "reward", "terminated", "truncated"):
+            getattr(self, name).copy_(state[name])
+        self.valid_from = state["valid_from"].to(self.device).clone()
+        self.episode_start = state["episode_start"].to(self.device).clone()
+        self.max_priority = state["max_priority"].to(self.device).clone()
+        self.steps = int(state["steps"])
+        if self.tree is not None:
+            self.tree.load_state_dict(state["tree"])

@@ -1,0 +1,128 @@
+"""On-policy storage: T steps of N envs, advantages by GAE, shuffled minibatches."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import gymnasium as gym
+import torch
+from torch import Tensor
+
+from replay.batch import Batch
+from replay.gae import generalized_advantages
+from replay.spaces import tensor_spec
+
+_FIELDS = ("obs", "action", "log_prob", "value", "reward", "terminated", "truncated", "final_value")
+
+
+class RolloutBuffer:
+    """A rollout ``[num_steps, num_envs]`` on ``device``; tensors are readable as attributes
+    (``advantages``, ``returns``, ``value``, ...) after ``finish``.
+
+    The first ``add`` after ``finish`` starts the next rollout (or call ``reset``).
+    """
+
+    def __init__(self, num_steps: int, num_envs: int, observation_space: gym.Space,
+                 action_space: gym.Space, device: torch.device | str = "cpu", *,
+                 store_next_obs: bool = False) -> None:
+        if num_steps < 1 or num_envs < 1:
+            raise ValueError(f"num_steps and num_envs must be >= 1, got {num_steps}, {num_envs}")
+        self.num_steps, self.num_envs = num_steps, num_envs
+        self.device = torch.device(device)
+        self.store_next_obs = store_next_obs
+        obs_shape, obs_dtype = tensor_spec(observation_space)
+        action_shape, action_dtype = tensor_spec(action_space)
+
+        def storage(shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float32) -> Tensor:
+            return torch.zeros((num_steps, num_envs, *shape), dtype=dtype, device=self.device)
+
+        self.obs = storage(obs_shape, obs_dtype)
+        self.next_obs = storage(obs_shape, obs_dtype) if store_next_obs else None
+        self.action = storage(action_shape, action_dtype)
+        self.log_prob, self.value, self.reward = storage(), storage(), storage()
+        self.terminated = storage(dtype=torch.bool)
+        self.truncated = storage(dtype=torch.bool)
+        self.final_value = storage()
+        self.advantages, self.returns = storage(), storage()
+        self.step = 0
+        self.finished = False
+
+    def reset(self) -> None:
+        self.step = 0
+        self.finished = False
+
+    def add(self, obs: Tensor, action: Tensor, log_prob: Tensor, value: Tensor, reward: Tensor,
+            terminated: Tensor, truncated: Tensor, final_value: Tensor | None = None,
+            next_obs: Tensor | None = None) -> None:
+        """One step of all envs. ``final_value``: the agent's value of the true final observation
+        where an episode was truncated (needed there, ignored elsewhere). ``next_obs``: the true
+        next observation, required when the buffer stores it."""
+        if self.finished:
+            self.reset()
+        if self.step >= self.num_steps:
+            raise ValueError(f"rollout is full ({self.num_steps} steps): call finish() first")
+        if self.store_next_obs and next_obs is None:
+            raise ValueError("this buffer stores next_obs: pass next_obs to add()")
+        t = self.step
+        self.obs[t] = obs
+        self.action[t] = action
+        self.log_prob[t] = log_prob
+        self.value[t] = value
+        self.reward[t] = reward
+        self.terminated[t] = terminated
+        self.truncated[t] = truncated
+        self.final_value[t] = float("nan") if final_value is None else final_value
+        if self.next_obs is not None:
+            self.next_obs[t] = next_obs
+        self.step += 1
+
+    def finish(self, last_value: Tensor, gamma: float, gae_lambda: float) -> None:
+        """Compute ``advantages`` and ``returns``; ``last_value`` is V of the observation after the
+        last step ``[N]``."""
+        if self.step != self.num_steps:
+            raise ValueError(f"rollout has {self.step} of {self.num_steps} steps")
+        if bool((self.truncated & self.final_value.isnan()).any()):
+            raise ValueError("an episode was truncated without final_value: pass the value of "
+                             "the true final observation to add()")
+        final_value = torch.nan_to_num(self.final_value)  # NaNs only where nothing was truncated
+        self.advantages = generalized_advantages(self.reward, self.value, self.terminated,
+                                                 self.truncated, last_value.detach().float(),
+                                                 final_value, gamma, gae_lambda)
+        self.returns = self.advantages + self.value
+        self.finished = True
+
+    def minibatches(self, num_minibatches: int, epochs: int,
+                    generator: torch.Generator | None = None) -> Iterator[Batch]:
+        """``epochs`` passes over the flattened ``T * N`` steps, each in a fresh random order,
+        cut into ``num_minibatches`` nearly equal minibatches."""
+        if not self.finished:
+            raise ValueError("call finish() before minibatches()")
+        total = self.num_steps * self.num_envs
+        if not 1 <= num_minibatches <= total or epochs < 1:
+            raise ValueError(f"need 1 <= num_minibatches <= {total} and epochs >= 1, got "
+                             f"{num_minibatches}, {epochs}")
+        flat = {name: tensor.flatten(0, 1) for name, tensor in (
+            ("obs", self.obs), ("action", self.action), ("log_prob", self.log_prob),
+            ("value", self.value), ("advantage", self.advantages), ("returns", self.returns),
+            ("reward", self.reward), ("terminated", self.terminated.float()),
+            ("next_obs", self.next_obs)) if tensor is not None}
+        for _ in range(epochs):
+            order = torch.randperm(total, generator=generator,
+                                   device=generator.device if generator is not None else "cpu")
+            for part in order.to(self.device).tensor_split(num_minibatches):
+                yield Batch(**{name: tensor[part] for name, tensor in flat.items()})
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"step": self.step, "finished": self.finished,
+                                 "advantages": self.advantages.clone(), "returns": self.returns.clone()}
+        for name in _FIELDS + (("next_obs",) if self.next_obs is not None else ()):
+            state[name] = getattr(self, name).clone()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["obs"].shape != self.obs.shape or ("next_obs" in state) != self.store_next_obs:
+            raise ValueError("checkpoint does not match this rollout buffer's shape")
+        for name in _FIELDS + (("next_obs",) if self.next_obs is not None else ()):
+            getattr(self, name).copy_(state[name])
+        self.advantages = state["advantages"].to(self.device).clone()
+        self.returns = state["returns"].to(self.device).clone()
+        self.step, self.finished = int(state["step"]), bool(state["finished"])

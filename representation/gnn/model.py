@@ -1,0 +1,130 @@
+"""Graph networks: a stack of graph layers (the body) with a node-, edge- or graph-level head.
+
+``GNN(node_dim, out_dim, level=...)(graph_batch)`` returns ``[num_nodes, out]``,
+``[num_edges, out]`` or ``[num_graphs, out]``; ``GCN`` is the same network with Kipf & Welling
+layers. Models are saved as their constructor config plus weights and loaded with
+``torch.load(weights_only=True)``, so a model file never runs code.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from representation.gnn.graph_batch import GraphBatch
+from representation.gnn.layers import GCNConv, MasterNode, MessagePassing, check_reduction, global_pool
+
+LAYERS = ("mpnn", "gcn")
+LEVELS = ("node", "edge", "graph")
+FORMAT = "reprl-gnn-v1"
+
+
+class GNNBody(nn.Module):
+    """``num_layers`` rounds of message passing (each followed by a ReLU and, optionally, a
+    master-node exchange). Returns node states ``[num_nodes, hidden]`` and the global state
+    ``[num_graphs, hidden]`` (``None`` without a master node)."""
+
+    def __init__(self, node_dim: int, hidden_dim: int = 64, num_layers: int = 2, layer: str = "mpnn",
+                 aggregation: str = "sum", edge_dim: int = 0, master_node: bool = False):
+        super().__init__()
+        if layer not in LAYERS:
+            raise ValueError(f"unknown graph layer '{layer}' (choose from {', '.join(LAYERS)})")
+        if layer == "gcn" and edge_dim:
+            raise ValueError("GCN layers do not use edge features: use layer='mpnn' with edge_dim > 0")
+        if num_layers < 1 or hidden_dim < 1:
+            raise ValueError("a graph network needs num_layers >= 1 and hidden_dim >= 1")
+        self.hidden_dim = hidden_dim
+        widths = [node_dim] + [hidden_dim] * num_layers
+        if layer == "gcn":
+            self.convs = nn.ModuleList(GCNConv(i, o) for i, o in zip(widths[:-1], widths[1:]))
+        else:
+            self.convs = nn.ModuleList(MessagePassing(i, o, edge_dim, aggregation) for i, o in zip(widths[:-1], widths[1:]))
+        self.masters = nn.ModuleList(MasterNode(hidden_dim) for _ in range(num_layers)) if master_node else None
+
+    def forward(self, graphs: GraphBatch) -> tuple[Tensor, Tensor | None]:
+        h = graphs.x
+        u = h.new_zeros(graphs.num_graphs, self.hidden_dim) if self.masters is not None else None
+        for k, conv in enumerate(self.convs):
+            h = torch.relu(conv(h, graphs.edge_index, graphs.edge_attr))
+            if self.masters is not None:
+                h, u = self.masters[k](h, u, graphs.batch)
+        return h, u
+
+
+def _mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim))
+
+
+class GNN(nn.Module):
+    """Body plus one head.
+
+    level "node":  ``MLP(h_v)``                               -> ``[num_nodes, out_dim]``
+    level "edge":  ``MLP([h_source, h_target, e])``           -> ``[num_edges, out_dim]``
+    level "graph": ``MLP([readout(h), u])`` (u: master node)  -> ``[num_graphs, out_dim]``
+    """
+
+    def __init__(self, node_dim: int, out_dim: int, *, level: str = "graph", hidden_dim: int = 64,
+                 num_layers: int = 2, layer: str = "mpnn", aggregation: str = "sum", edge_dim: int = 0,
+                 master_node: bool = False, readout: str = "sum"):
+        super().__init__()
+        if level not in LEVELS:
+            raise ValueError(f"unknown prediction level '{level}' (choose from {', '.join(LEVELS)})")
+        check_reduction("readout", readout)
+        self.config: dict[str, Any] = dict(
+            node_dim=node_dim, out_dim=out_dim, level=level, hidden_dim=hidden_dim, num_layers=num_layers,
+            layer=layer, aggregation=aggregation, edge_dim=edge_dim, master_node=master_node, readout=readout)
+        self.body = GNNBody(node_dim, hidden_dim, num_layers, layer, aggregation, edge_dim, master_node)
+        head_in = {"node": hidden_dim, "edge": 2 * hidden_dim + edge_dim,
+                   "graph": hidden_dim * (2 if master_node else 1)}[level]
+        self.head = _mlp(head_in, hidden_dim, out_dim)
+
+    def forward(self, graphs: GraphBatch) -> Tensor:
+        h, u = self.body(graphs)
+        level = self.config["level"]
+        if level == "node":
+            return self.head(h)
+        if level == "edge":
+            parts = [h[graphs.edge_index[0]], h[graphs.edge_index[1]]]
+            if self.config["edge_dim"]:
+                parts.append(graphs.edge_attr)
+            return self.head(torch.cat(parts, dim=1))
+        pooled = global_pool(h, graphs.batch, graphs.num_graphs, self.config["readout"])
+        return self.head(pooled if u is None else torch.cat([pooled, u], dim=1))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes config and weights atomically (temp file, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"format": FORMAT, "config": self.config,
+                   "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+
+
+class GCN(GNN):
+    """A ``GNN`` whose layers are Kipf & Welling graph convolutions."""
+
+    def __init__(self, node_dim: int, out_dim: int, **options: Any):
+        if options.setdefault("layer", "gcn") != "gcn":
+            raise ValueError("GCN always uses layer='gcn'; use GNN for other layers")
+        super().__init__(node_dim, out_dim, **options)
+
+
+def load_gnn(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> GNN:
+    """Rebuilds a model written by ``GNN.save``; raises ValueError for a missing or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"graph network file '{path}' does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"graph network file '{path}' is not readable: {type(error).__name__}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"'{path}' is not a reprl graph network file")
+    model = GNN(**payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return model

@@ -1,0 +1,63 @@
+"""Speed and memory of reprl against its peers, measured in one run on this machine.
+
+Prints one JSON line per case. Learning cases train the same agent with the same
+hyperparameters, env counts and torch threads in reprl and Stable-Baselines3 (``pip install -e
+".[bench]"``) and report ``reprl_sps``, ``sb3_sps`` and ``ratio``; Atari cases add the eager
+network-plus-env ceiling. ``--quick`` runs every case briefly (a smoke test, not a measurement).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_cases import atari_cases, learning_cases  # noqa: E402
+
+LEARNING = list(learning_cases.CASES)
+OTHER = ["atari_rollout", "replay_memory", "per_sample", "torch_env"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", default=",".join(LEARNING + OTHER),
+                        help=f"comma-separated cases (default: all): {', '.join(LEARNING + OTHER)}")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for both sides (default: 2)")
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the cases run, measures nothing")
+    args = parser.parse_args(argv)
+    cases = [c for c in args.cases.split(",") if c]
+    unknown = sorted(set(cases) - set(LEARNING + OTHER))
+    if unknown:
+        parser.error(f"unknown case(s): {', '.join(unknown)}")
+    torch.set_num_threads(args.threads)
+
+    def emit(row: dict) -> None:
+        print(json.dumps(row), flush=True)
+
+    learning = [c for c in cases if c in LEARNING]
+    for row in learning_cases.run(learning, args.quick,
+                                  lambda case, sps: atari_cases.ceiling(case, sps, args.quick)):
+        emit(row)
+    if "atari_rollout" in cases:
+        for row in atari_cases.run(args.quick):
+            emit(row)
+    if "replay_memory" in cases or "per_sample" in cases:
+        from bench_cases import replay_cases
+
+        for row in replay_cases.run(args.quick):
+            if row["case"] in cases:
+                emit(row)
+    if "torch_env" in cases:
+        from bench_cases import torch_env_cases
+
+        for row in torch_env_cases.run(args.quick):
+            emit(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

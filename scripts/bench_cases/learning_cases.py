@@ -1,0 +1,96 @@
+"""End-to-end training speed of reprl against Stable-Baselines3 with the same hyperparameters.
+
+Both sides train the same agent on the same env with the same env count, batch sizes, update
+schedule, network and torch threads; neither evaluates nor checkpoints while timed.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+from agents import DQN, PPO
+
+# Hyperparameters shared by both sides: rl-baselines3-zoo's tuned CartPole values, CleanRL's Atari ones.
+PPO_CARTPOLE = dict(num_envs=8, num_steps=32, num_minibatches=1, update_epochs=20, gamma=0.98, gae_lambda=0.8,
+                    ent_coef=0.0, learning_rate=1e-3, clip_coef=0.2)
+DQN_CARTPOLE = dict(num_envs=1, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000,
+                    gamma=0.99, target_update_interval=10, train_frequency=256, gradient_steps=128,
+                    exploration_fraction=0.16, end_e=0.04)
+PPO_PONG = dict(num_envs=8, num_steps=128, num_minibatches=4, update_epochs=4, gamma=0.99, gae_lambda=0.95,
+                ent_coef=0.01, learning_rate=2.5e-4, clip_coef=0.1)
+DQN_PONG = dict(num_envs=1, learning_rate=1e-4, batch_size=32, buffer_size=100_000, learning_starts=2_000,
+                gamma=0.99, target_update_interval=1_000, train_frequency=4, gradient_steps=1,
+                exploration_fraction=0.1, end_e=0.01)
+
+
+def reprl_sps(agent_cls, env_id: str, steps: int, hp: dict[str, Any]) -> float:
+    agent = agent_cls.from_env(env_id, steps=steps, eval_every=0, checkpoint_every=0, eval_episodes=1,
+                               log_every=10**9, **hp)
+    with tempfile.TemporaryDirectory() as run_dir:
+        from agents.runner import Runner
+
+        summary = Runner(agent, run_dir=run_dir, progress=False).run()
+    return summary["sps"]
+
+
+def _sb3_env(env_id: str, num_envs: int):
+    from stable_baselines3.common.env_util import make_atari_env, make_vec_env
+
+    if "Pong" in env_id:
+        from stable_baselines3.common.vec_env import VecFrameStack
+
+        return VecFrameStack(make_atari_env(env_id, n_envs=num_envs, seed=0), n_stack=4)
+    return make_vec_env(env_id, n_envs=num_envs, seed=0)
+
+
+def sb3_sps(kind: str, env_id: str, steps: int, hp: dict[str, Any]) -> float:
+    from stable_baselines3 import DQN as SB3DQN
+    from stable_baselines3 import PPO as SB3PPO
+
+    env = _sb3_env(env_id, hp["num_envs"])
+    policy = "CnnPolicy" if "Pong" in env_id else "MlpPolicy"
+    if kind == "ppo":
+        batch = hp["num_envs"] * hp["num_steps"] // hp["num_minibatches"]
+        model = SB3PPO(policy, env, n_steps=hp["num_steps"], batch_size=batch, n_epochs=hp["update_epochs"],
+                       gamma=hp["gamma"], gae_lambda=hp["gae_lambda"], ent_coef=hp["ent_coef"],
+                       learning_rate=hp["learning_rate"], clip_range=hp["clip_coef"], device="cpu", seed=0)
+    else:
+        net = {} if "Pong" in env_id else {"policy_kwargs": {"net_arch": [256, 256]}}
+        model = SB3DQN(policy, env, learning_rate=hp["learning_rate"], batch_size=hp["batch_size"],
+                       buffer_size=hp["buffer_size"], learning_starts=hp["learning_starts"], gamma=hp["gamma"],
+                       target_update_interval=hp["target_update_interval"], train_freq=hp["train_frequency"],
+                       gradient_steps=hp["gradient_steps"], exploration_fraction=hp["exploration_fraction"],
+                       exploration_final_eps=hp["end_e"], optimize_memory_usage=False, device="cpu", seed=0, **net)
+    start = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    return steps / (time.perf_counter() - start)
+
+
+CASES: dict[str, tuple[type, str, str, dict[str, Any], int]] = {
+    "ppo_cartpole": (PPO, "ppo", "CartPole-v1", PPO_CARTPOLE, 200_000),
+    "dqn_cartpole": (DQN, "dqn", "CartPole-v1", DQN_CARTPOLE, 30_000),
+    "ppo_pong": (PPO, "ppo", "PongNoFrameskip-v4", PPO_PONG, 12_288),
+    "dqn_pong": (DQN, "dqn", "PongNoFrameskip-v4", DQN_PONG, 5_000),
+}
+
+
+def run(names: list[str], quick: bool = False, ceiling: Callable[[str], dict] | None = None) -> Iterator[dict]:
+    for name in names:
+        agent_cls, kind, env_id, hp, steps = CASES[name]
+        if quick:
+            steps = max(steps // 20, 2 * hp["num_envs"] * hp.get("num_steps", 1))
+        ours = reprl_sps(agent_cls, env_id, steps, hp)
+        try:
+            theirs = sb3_sps(kind, env_id, steps, hp)
+        except ImportError:
+            theirs = None
+        row = {"case": name, "steps": steps, "torch_threads": torch.get_num_threads(), "reprl_sps": round(ours, 1),
+               "sb3_sps": None if theirs is None else round(theirs, 1),
+               "ratio": None if theirs is None else round(ours / theirs, 3)}
+        if ceiling is not None and "pong" in name:
+            row.update(ceiling(name, ours))
+        yield row

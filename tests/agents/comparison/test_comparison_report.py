@@ -1,0 +1,115 @@
+"""The report on fake run folders: known numbers, byte-identical rebuilds, non-empty plots."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from agents.comparison.markdown import render_markdown
+from agents.comparison.plots import plot_aggregate
+from agents.comparison.report import compare, write_report
+from agents.comparison.runs import load_runs
+
+GOOD = {"CartPole-v1": [500.0, 400.0, 450.0], "MyGrid-v0": [8.0, 10.0, 9.0]}
+BAD = {"CartPole-v1": [100.0, 200.0, 150.0], "MyGrid-v0": [2.0, 4.0, 3.0]}
+
+
+@pytest.fixture
+def runs_dir(write_run, tmp_path):
+    for agent, finals in (("good", GOOD), ("bad", BAD)):
+        for env, returns in finals.items():
+            for seed, final in enumerate(returns):
+                write_run(agent, env, seed, [0, 50, 100], [0.0, final / 4, final])
+    return tmp_path / "runs"
+
+
+def test_report_numbers_and_rebuild_is_byte_identical(runs_dir, tmp_path):
+    write_report(runs_dir, tmp_path / "out", rng_seed=3, reps=200)
+    listed = sorted(runs_dir.iterdir(), reverse=True)          # a list, in another order
+    write_report(listed, tmp_path / "again", rng_seed=3, reps=200)
+    for name in ("summary.json", "summary.md"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+    for name in ("curves.png", "aggregate.png"):
+        data = (tmp_path / "out" / name).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["settings"] == {"confidence": 0.95, "metric": "eval/return_mean",
+                                   "num_runs": 12, "reps": 200, "rng_seed": 3}
+    assert summary["agents"] == ["bad", "good"]
+    assert summary["envs"] == ["CartPole-v1", "MyGrid-v0"]
+    assert summary["normalization"]["MyGrid-v0"] == {"method": "observed", "low": 2.0, "high": 10.0}
+
+    good = summary["per_env"]["CartPole-v1"]["good"]
+    assert good["seeds"] == [0, 1, 2]
+    assert good["final_return_mean"] == pytest.approx(450.0)
+    assert good["final_return_std"] == pytest.approx(math.sqrt(5000 / 3))   # population std
+    assert good["final_return_iqm"]["point"] == pytest.approx(450.0)        # n=3: nothing cut
+    # curve (0, 0) (50, f/4) (100, f): (50 * f/8 + 50 * 5f/8) / 100 = 3f/8
+    assert good["auc_mean"] == pytest.approx(3 * 450.0 / 8)
+    assert good["normalized_score_mean"] == pytest.approx(0.9)
+
+    # good's normalised scores: CartPole 1, .8, .9 and MyGrid .75, 1, .875
+    metrics = summary["metrics"]["good"]
+    assert metrics["iqm"]["point"] == pytest.approx((0.8 + 0.875 + 0.9 + 1.0) / 4)
+    assert metrics["mean"]["point"] == pytest.approx(0.8875)
+    assert metrics["median"]["point"] == pytest.approx(0.8875)
+    assert metrics["optimality_gap"]["point"] == pytest.approx(0.1125)
+    for interval in metrics.values():
+        assert interval["low"] <= interval["point"] <= interval["high"]
+    assert summary["metrics"]["bad"]["mean"]["point"] == pytest.approx((0.3 + 0.125) / 2)
+
+    # every good run beats every bad run on both envs, in every bootstrap replicate too
+    assert summary["probability_of_improvement"]["good"]["bad"] == {
+        "point": 1.0, "low": 1.0, "high": 1.0}
+    assert summary["probability_of_improvement"]["bad"]["good"]["point"] == 0.0
+
+    profile = summary["performance_profile"]
+    assert profile["taus"][50] == pytest.approx(0.5)
+    assert profile["agents"]["good"]["point"][50] == 1.0
+    assert profile["agents"]["bad"]["point"][50] == 0.0
+
+    markdown = (tmp_path / "out" / "summary.md").read_text()
+    assert "| CartPole-v1 | good | 3 | 450.00 ± 40.82 |" in markdown
+    assert "| good | 1.000 [1.000, 1.000] | — |" in markdown
+
+
+def test_rng_seed_moves_intervals_not_points(runs_dir):
+    runs = load_runs(runs_dir)
+    first = compare(runs, rng=np.random.default_rng(0), reps=200)["metrics"]["good"]["iqm"]
+    again = compare(runs, rng=np.random.default_rng(0), reps=200)["metrics"]["good"]["iqm"]
+    other = compare(runs, rng=np.random.default_rng(1), reps=200)["metrics"]["good"]["iqm"]
+    assert first == again
+    assert first["point"] == other["point"]
+    assert (first["low"], first["high"]) != (other["low"], other["high"])
+
+
+def test_envs_not_run_by_every_agent_are_left_out_of_aggregates(runs_dir, write_run):
+    write_run("good", "ALE/Pong-v5", 0, [0, 100], [-21.0, 14.6])
+    summary = compare(load_runs(runs_dir), rng=np.random.default_rng(0), reps=50)
+    assert summary["aggregate_envs"] == ["CartPole-v1", "MyGrid-v0"]
+    assert summary["excluded_envs"] == ["ALE/Pong-v5"]
+    assert summary["per_env"]["ALE/Pong-v5"]["good"]["normalized_score_mean"] == pytest.approx(1.0)
+    assert summary["metrics"]["good"]["mean"]["point"] == pytest.approx(0.8875)
+
+
+def test_no_shared_env_gives_per_env_tables_only(write_run, tmp_path):
+    write_run("good", "CartPole-v1", 0, [0, 100], [0.0, 500.0])
+    write_run("bad", "Acrobot-v1", 0, [0, 100], [-500.0, -250.0])
+    summary = compare(load_runs(tmp_path / "runs"), rng=np.random.default_rng(0), reps=50)
+    assert summary["aggregate_envs"] == [] and "metrics" not in summary
+    assert sorted(summary["per_env"]) == ["Acrobot-v1", "CartPole-v1"]
+    assert "No environment was run by every agent" in render_markdown(summary)
+    plot_aggregate(summary, tmp_path / "aggregate.png")
+    assert (tmp_path / "aggregate.png").stat().st_size > 0
+
+
+def test_one_agent_one_env_one_seed(write_run, tmp_path):
+    write_run("solo", "CartPole-v1", 0, [0, 100], [0.0, 250.0])
+    summary = write_report(tmp_path / "runs", tmp_path / "out", reps=50)
+    assert summary["probability_of_improvement"] == {"solo": {}}
+    assert summary["metrics"]["solo"]["iqm"] == {"point": 0.5, "low": 0.5, "high": 0.5}
+    assert summary["per_env"]["CartPole-v1"]["solo"]["final_return_std"] == 0.0
+    assert (tmp_path / "out" / "aggregate.png").stat().st_size > 0

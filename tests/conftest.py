@@ -1,0 +1,11 @@
+"""Test-wide settings: deterministic, single-threaded torch so learning tests are repeatable."""
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_torch():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,0 +1,116 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from envs import make_env
+from envs.atari import atari_game_name
+from wrappers.episode_stats import ClipReward
+from wrappers.normalize import NormalizeObservation, RunningMeanStd
+
+
+def test_gym_vec_env_matches_single_gymnasium_envs_including_final_obs():
+    """Same seeds and actions: obs, rewards, terminations and the kept final obs match gymnasium."""
+    num_envs, seed = 3, 5
+    env = make_env("CartPole-v1", num_envs, seed=seed)
+    refs = [gym.make("CartPole-v1") for _ in range(num_envs)]
+    obs = env.reset()
+    ref_obs = [ref.reset(seed=seed + i)[0] for i, ref in enumerate(refs)]
+    np.testing.assert_allclose(obs.numpy(), np.stack(ref_obs), rtol=0, atol=0)
+    rng = np.random.default_rng(0)
+    episodes = 0
+    ref_returns = np.zeros(num_envs)
+    for _ in range(400):
+        actions = rng.integers(0, 2, num_envs)
+        obs, reward, terminated, truncated, info = env.step(torch.as_tensor(actions))
+        for i, ref in enumerate(refs):
+            ref_next, ref_reward, ref_term, ref_trunc, _ = ref.step(int(actions[i]))
+            ref_returns[i] += ref_reward
+            assert reward[i].item() == ref_reward and terminated[i].item() == ref_term and truncated[i].item() == ref_trunc
+            np.testing.assert_array_equal(info["final_obs"][i].numpy(), ref_next.astype(np.float32))
+            if ref_term or ref_trunc:
+                episodes += 1
+                assert info["episode_done"][i]
+                assert info["episode_return"][i].item() == ref_returns[i]
+                ref_returns[i] = 0
+                ref_next, _ = ref.reset()
+                assert not torch.equal(obs[i], info["final_obs"][i])
+            else:
+                assert not info["episode_done"][i]
+            np.testing.assert_array_equal(obs[i].numpy(), ref_next.astype(np.float32))
+    assert episodes > 10
+
+
+@pytest.mark.parametrize("env_id", ["ALE/Pong-v5", "PongNoFrameskip-v4", "Pong", "pong"])
+def test_atari_ids_resolve_to_the_rom(env_id):
+    assert atari_game_name(env_id) == "pong"
+
+
+@pytest.mark.parametrize("env_id", ["NoSuchEnv-v0", "ALE/NoSuchGame-v5"])
+def test_unknown_ids_raise_a_one_line_error(env_id):
+    with pytest.raises(ValueError, match="unknown environment id"):
+        make_env(env_id, 2)
+
+
+def test_atari_life_loss_terminates_for_learning_but_scores_whole_games():
+    env = make_env("BreakoutNoFrameskip-v4", 2, seed=0, clip_rewards=False, episodic_life=True)
+    obs = env.reset()
+    assert obs.shape == (2, 4, 84, 84) and obs.dtype == torch.uint8
+    raw = torch.zeros(2, dtype=torch.float64)
+    terminations = games = 0
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(1500):
+        _, reward, terminated, truncated, info = env.step(torch.randint(0, 4, (2,), generator=generator))
+        raw += reward
+        terminations += int(terminated.sum())
+        done = info["episode_done"]
+        if done.any():
+            torch.testing.assert_close(info["episode_return"][done], raw[done])
+            games += int(done.sum())
+            raw[done] = 0
+    assert games >= 1 and terminations >= 4 * games  # five lives per Breakout game
+
+
+def test_clip_reward_gives_signs_below_the_raw_score():
+    class Fixed:
+        num_envs, device = 3, torch.device("cpu")
+        single_observation_space = single_action_space = None
+
+        def step(self, action):
+            return None, torch.tensor([-7.0, 0.0, 21.0]), None, None, {}
+
+    _, reward, *_ = ClipReward(Fixed()).step(None)
+    assert reward.tolist() == [-1.0, 0.0, 1.0]
+
+
+def test_running_mean_std_matches_numpy_over_all_batches():
+    stats = RunningMeanStd((2,), torch.device("cpu"))
+    data = torch.randn(50, 7, 2, dtype=torch.float64) * torch.tensor([3.0, 0.5]) + torch.tensor([1.0, -2.0])
+    for batch in data:
+        stats.update(batch)
+    flat = data.reshape(-1, 2).numpy()
+    np.testing.assert_allclose(stats.mean.numpy(), flat.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(stats.var.numpy(), flat.var(0), rtol=1e-4)
+
+
+def test_normalized_final_obs_uses_the_same_statistics():
+    env = NormalizeObservation(make_env("CartPole-v1", 4, seed=0))
+    env.reset()
+    for _ in range(200):
+        obs, _, terminated, truncated, info = env.step(torch.randint(0, 2, (4,)))
+        ended = terminated | truncated
+        torch.testing.assert_close(info["final_obs"][~ended], obs[~ended])
+    assert obs.abs().max() <= 10.0
+
+
+def test_env_state_round_trip_continues_identically():
+    env = make_env("Acrobot-v1", 2, seed=3)
+    env.reset()
+    for _ in range(20):
+        env.step(torch.randint(0, 3, (2,)))
+    state = env.state_dict()
+    actions = torch.randint(0, 3, (300, 2))
+    first = [env.step(a)[0] for a in actions]
+    env.load_state_dict(state)
+    second = [env.step(a)[0] for a in actions]
+    assert all(torch.equal(a, b) for a, b in zip(first, second))

@@ -1,0 +1,61 @@
+"""Snapshots of a single gymnasium env's state as plain tensors and numbers.
+
+Used to resume classic-control runs bit for bit. Only plain values are captured (numbers,
+booleans, None, numpy arrays as tensors, the numpy RNG's state), layer by layer down the wrapper
+chain, so a checkpoint holding them loads with ``torch.load(weights_only=True)``. Environments
+whose state lives in native code (MuJoCo, ALE) are not covered: they resume with fresh episodes.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _layers(env: gym.Env) -> list[Any]:
+    layers = [env]
+    while isinstance(layers[-1], gym.Wrapper):
+        layers.append(layers[-1].env)
+    return layers
+
+
+def _capture(value: Any) -> Any:
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return {"__ndarray__": torch.from_numpy(value.copy()), "dtype": str(value.dtype)}
+    if isinstance(value, np.random.Generator):
+        return {"__rng__": value.bit_generator.state}
+    return _SKIP
+
+
+_SKIP = object()
+
+
+def _restore(value: Any, current: Any) -> Any:
+    if isinstance(value, dict) and "__ndarray__" in value:
+        return value["__ndarray__"].numpy().astype(value["dtype"])
+    if isinstance(value, dict) and "__rng__" in value:
+        current.bit_generator.state = value["__rng__"]
+        return current
+    return value
+
+
+def get_env_state(env: gym.Env) -> list[dict[str, Any]]:
+    state = []
+    for layer in _layers(env):
+        captured = {name: _capture(value) for name, value in vars(layer).items()}
+        state.append({name: value for name, value in captured.items() if value is not _SKIP})
+    return state
+
+
+def set_env_state(env: gym.Env, state: list[dict[str, Any]]) -> None:
+    for layer, layer_state in zip(_layers(env), state):
+        for name, value in layer_state.items():
+            setattr(layer, name, _restore(value, getattr(layer, name, None)))

@@ -1,0 +1,60 @@
+"""Episode returns and lengths, accumulated on the device without a host sync per step."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from envs.vec_env import VecEnv
+from wrappers.base import VecEnvWrapper
+
+
+class EpisodeStatistics(VecEnvWrapper):
+    """Adds ``episode_return``, ``episode_length`` and the mask ``episode_done`` to ``info``.
+
+    Returns are summed from the rewards this wrapper sees, so it sits below any reward clipping
+    or normalisation. An episode ends where ``info["episode_end"]`` says (Atari: real game over,
+    not a lost life) or else where it terminated or was truncated.
+    """
+
+    def __init__(self, env: VecEnv):
+        super().__init__(env)
+        self._return = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
+        self._length = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+
+    def reset(self, seed: int | None = None) -> Tensor:
+        self._return.zero_()
+        self._length.zero_()
+        return self.env.reset(seed)
+
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        ended = info.get("episode_end")
+        if ended is None:
+            ended = terminated | truncated
+        self._return += reward
+        self._length += 1
+        info["episode_done"] = ended
+        info["episode_return"] = self._return.clone()
+        info["episode_length"] = self._length.clone()
+        self._return.masked_fill_(ended, 0.0)
+        self._length.masked_fill_(ended, 0)
+        return obs, reward, terminated, truncated, info
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"env": self.env.state_dict(), "return": self._return.clone(), "length": self._length.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.resumable:  # otherwise the env starts fresh episodes
+            self._return.copy_(state["return"])
+            self._length.copy_(state["length"])
+
+
+class ClipReward(VecEnvWrapper):
+    """Rewards to their sign for training (Mnih et al. 2015); the logged score stays raw."""
+
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, torch.sign(reward), terminated, truncated, info

@@ -1,0 +1,75 @@
+"""Gymnasium's vector API as a ``VecEnv``: numpy at the boundary, device tensors beyond it."""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from envs.vec_env import VecEnv
+from wrappers.env_state import get_env_state, set_env_state
+
+
+class GymVecEnv(VecEnv):
+    """Wraps ``gym.make_vec`` with same-step autoreset so truncations keep their final obs."""
+
+    def __init__(self, env_id: str, num_envs: int, *, seed: int = 0, device: str | torch.device = "cpu",
+                 vectorization: str = "sync", render_mode: str | None = None, **env_kwargs: Any):
+        if vectorization not in ("sync", "async"):
+            raise ValueError(f"vectorization must be 'sync' or 'async', got '{vectorization}'")
+        self.env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization,
+                                vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+                                render_mode=render_mode, **env_kwargs)
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.single_observation_space = self.env.single_observation_space
+        self.single_action_space = self.env.single_action_space
+        self._seed = seed
+        self._action_dtype = self.single_action_space.dtype
+        self._obs_dtype = torch.float32 if self.single_observation_space.dtype == np.float64 else None
+        self._pinned = self.device.type == "cuda"
+        # Pure-Python envs in this process can be snapshotted; async workers cannot.
+        self.resumable = vectorization == "sync"
+
+    def _to_device(self, array: np.ndarray, dtype: torch.dtype | None = None) -> Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        if dtype is not None:
+            tensor = tensor.to(dtype)
+        if self._pinned:
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
+
+    def reset(self, seed: int | None = None) -> Tensor:
+        obs, _ = self.env.reset(seed=self._seed if seed is None else seed)
+        return self._to_device(obs, self._obs_dtype)
+
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action.cpu().numpy().astype(self._action_dtype, copy=False))
+        next_obs = self._to_device(obs, self._obs_dtype)
+        if "_final_obs" in info and info["_final_obs"].any():
+            final = obs.copy()
+            ended = np.flatnonzero(info["_final_obs"])
+            final[ended] = np.stack(info["final_obs"][ended])
+            final_obs = self._to_device(final, self._obs_dtype)
+        else:
+            final_obs = next_obs
+        return (next_obs, self._to_device(reward, torch.float32), self._to_device(terminated),
+                self._to_device(truncated), {"final_obs": final_obs})
+
+    def render(self) -> list[np.ndarray] | None:
+        frames = self.env.render()
+        return list(frames) if frames is not None else None
+
+    def state_dict(self) -> dict[str, Any]:
+        if not isinstance(self.env, gym.vector.SyncVectorEnv):
+            return {}
+        return {"envs": [get_env_state(env) for env in self.env.envs]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for env, env_state in zip(getattr(self.env, "envs", []), state.get("envs", [])):
+            set_env_state(env, env_state)
+
+    def close(self) -> None:
+        self.env.close()
