@@ -8,7 +8,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from agents.checkpoint import load_checkpoint, save_atomic
+from agents.checkpoint import load_checkpoint, save_atomic, seed_everything
 from agents.config import AgentConfig
 from agents.spaces import space_from_dict, space_to_dict
 from replay import Batch
@@ -29,6 +29,7 @@ class Agent(nn.Module):
     def __init__(self, config: AgentConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__()
         config.validate()
+        seed_everything(config.seed)  # the same seed gives the same initial networks
         self.config = config
         self.observation_space = observation_space
         self.action_space = action_space

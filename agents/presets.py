@@ -75,5 +75,7 @@ def resolve_config(agent_cls, settings: dict[str, Any]):
     env_id = settings.get("env", defaults.env)
     check_env_id(env_id)
     values = preset_values(agent_cls.name, env_id, settings.get("preset", defaults.preset))
+    if settings.get("encoder", "auto") != values.get("encoder", "auto"):
+        values.pop("encoder_options", None)  # the preset's options are for the preset's encoder
     values.update(settings)
     return agent_cls.config_class.from_dict(values)

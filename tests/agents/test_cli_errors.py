@@ -1,0 +1,78 @@
+"""Every bad input gives one line on stderr, exit status 2, and leaves nothing behind."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import train  # noqa: E402
+
+TRAIN = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
+
+BAD_INPUTS = {
+    "unknown agent": (["--agent", "nope"], "unknown agent 'nope'"),
+    "unknown env": (["--env", "NoSuchEnv-v0"], "unknown environment id"),
+    "action space": (["--agent", "dqn", "--env", "Pendulum-v1"], "discrete action space"),
+    "negative learning rate": (["--learning-rate", "-0.1"], "learning_rate must be positive"),
+    "gamma above one": (["--gamma", "1.5"], "gamma must be in [0.0, 1.0]"),
+    "zero envs": (["--num-envs", "0"], "num_envs must be at least 1"),
+    "bad json": (["--encoder-options", "{oops"], "expected a JSON object"),
+    "bad bool": (["--anneal-lr", "maybe"], "expected true or false"),
+    "unknown encoder": (["--encoder", "transformer"], "unknown encoder 'transformer'"),
+    "unknown preset": (["--preset", "turbo"], "unknown preset 'turbo'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
+    argv, message = BAD_INPUTS[case]
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*argv, "--run-dir", str(run_dir), "--steps", "64", "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert not run_dir.exists()
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--resume", str(tmp_path / "nowhere")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not exist" in err
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04garbage"])
+def test_corrupt_checkpoint_is_refused_and_left_untouched(tmp_path, capsys, content):
+    (tmp_path / "checkpoint.pt").write_bytes(content)
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--resume", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "corrupt" in err
+    assert (tmp_path / "checkpoint.pt").read_bytes() == content
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
+    import pickle
+
+    class Exploit:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "pwned",))
+
+    (tmp_path / "checkpoint.pt").write_bytes(pickle.dumps({"format": "reprl-agent-v1", "x": Exploit()}))
+    with pytest.raises(SystemExit):
+        train.main(["--resume", str(tmp_path)])
+    assert not (tmp_path / "pwned").exists()
+    assert "corrupt" in capsys.readouterr().err
+
+
+def test_real_process_exit_status_and_stderr(tmp_path):
+    result = subprocess.run([sys.executable, str(TRAIN), "--agent", "ppo", "--gamma", "-1",
+                             "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: gamma must be in [0.0, 1.0], got -1.0"]
+    assert not (tmp_path / "run").exists()

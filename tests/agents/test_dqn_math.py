@@ -1,0 +1,78 @@
+"""DQN's targets and loss against hand computation on fixed Q tables."""
+import torch
+from torch import nn
+
+from agents import DQN
+from replay import Batch
+
+
+class TableQ(nn.Module):
+    """Q(s, .) = table[s], where the observation's first entry is the state index."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = nn.Parameter(torch.tensor(table, dtype=torch.float32))
+
+    def forward(self, obs):
+        return self.table[obs[:, 0].long()]
+
+
+ONLINE = [[1.0, 5.0], [2.0, 0.5], [0.0, 3.0]]
+TARGET = [[4.0, 2.0], [7.0, 1.0], [0.5, 6.0]]
+
+
+def make_agent(**settings):
+    agent = DQN.from_env("CartPole-v1", eval_episodes=1, **settings)
+    agent.q, agent.q_target = TableQ(ONLINE), TableQ(TARGET)
+    agent.optimizer = torch.optim.SGD(agent.q.parameters(), lr=0.1)
+    return agent
+
+
+def batch():
+    obs = torch.tensor([[0.0, 0, 0, 0], [1, 0, 0, 0], [2, 0, 0, 0]])
+    next_obs = torch.tensor([[1.0, 0, 0, 0], [2, 0, 0, 0], [0, 0, 0, 0]])
+    return Batch(obs=obs, action=torch.tensor([1, 0, 1]), reward=torch.tensor([1.0, -1.0, 0.5]), next_obs=next_obs,
+                 terminated=torch.tensor([0.0, 0.0, 1.0]), discount=torch.tensor([0.9, 0.81, 0.9]),
+                 weights=torch.tensor([1.0, 0.5, 2.0]), indices=torch.arange(3))
+
+
+def test_plain_target_takes_the_target_networks_max():
+    expected = [1.0 + 0.9 * max(TARGET[1]), -1.0 + 0.81 * max(TARGET[2]), 0.5]
+    torch.testing.assert_close(make_agent().td_target(batch()), torch.tensor(expected))
+
+
+def test_double_target_lets_the_online_network_choose():
+    # online argmax at s'=1 is action 0 (2.0 > 0.5); at s'=2 action 1 (3.0 > 0.0)
+    expected = [1.0 + 0.9 * TARGET[1][0], -1.0 + 0.81 * TARGET[2][1], 0.5]
+    torch.testing.assert_close(make_agent(double=True).td_target(batch()), torch.tensor(expected))
+
+
+def test_weighted_huber_loss_and_gradient_step():
+    agent = make_agent(loss="huber", max_grad_norm=0.0)
+    b = batch()
+    target = agent.td_target(b)
+    q = torch.tensor([ONLINE[0][1], ONLINE[1][0], ONLINE[2][1]])
+    diff = q - target
+    huber = torch.where(diff.abs() < 1, 0.5 * diff ** 2, diff.abs() - 0.5)
+    metrics = agent.update(b)
+    torch.testing.assert_close(metrics["losses/td_loss"], (b.weights * huber).mean())
+    grad = b.weights * diff.clamp(-1, 1) / 3  # d loss / d q, then one SGD step of 0.1
+    table = torch.tensor(ONLINE)
+    table[[0, 1, 2], [1, 0, 1]] -= 0.1 * grad
+    torch.testing.assert_close(agent.q.table.detach(), table)
+
+
+def test_epsilon_decays_linearly_then_stays():
+    agent = DQN.from_env("CartPole-v1", steps=1000, start_e=1.0, end_e=0.1, exploration_fraction=0.5)
+    assert [round(agent.epsilon(s), 6) for s in (0, 250, 500, 900)] == [1.0, 0.55, 0.1, 0.1]
+
+
+def test_polyak_target_update_moves_by_tau():
+    agent = DQN.from_env("CartPole-v1", tau=0.25)
+    before = [p.clone() for p in agent.q_target.parameters()]
+    with torch.no_grad():
+        for p in agent.q.parameters():
+            p.add_(1.0)
+    agent.update_target()
+    for old, new, online in zip(before, agent.q_target.parameters(), agent.q.parameters()):
+        torch.testing.assert_close(new, old + 0.25 * (online - old))

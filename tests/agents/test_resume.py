@@ -1,0 +1,65 @@
+"""A run that dies and is resumed from its checkpoint ends exactly where an unbroken run ends."""
+import pytest
+import torch
+
+from agents import DQN, PPO
+from agents.base import AGENT_FORMAT, Agent
+from agents.checkpoint import load_checkpoint
+from agents.runner import CHECKPOINT, Runner
+
+SETTINGS = {
+    "dqn": dict(steps=1_600, num_envs=2, learning_starts=300, train_frequency=4, gradient_steps=1, batch_size=32,
+                target_update_interval=100, buffer_size=5_000, checkpoint_every=500, eval_every=0, eval_episodes=2,
+                log_every=100, n_step=3),
+    "ppo": dict(steps=2_048, num_envs=4, num_steps=64, checkpoint_every=700, eval_every=0, eval_episodes=2,
+                log_every=256),
+}
+AGENTS = {"dqn": DQN, "ppo": PPO}
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def crash_after(agent: Agent, steps: int) -> None:
+    """Makes the agent's updates raise once ``steps`` environment steps are done."""
+    original = agent.after_step
+
+    def after_step(next_obs, step):
+        if step > steps:
+            raise Crash
+        return original(next_obs, step)
+    agent.after_step = after_step
+
+
+@pytest.mark.parametrize("name", ["dqn", "ppo"])
+def test_resume_after_a_crash_equals_an_unbroken_run(name, tmp_path):
+    settings = SETTINGS[name]
+    unbroken = AGENTS[name].from_env("CartPole-v1", **settings)
+    Runner(unbroken, run_dir=tmp_path / "unbroken", progress=False).run()
+
+    crashed = AGENTS[name].from_env("CartPole-v1", **settings)
+    crash_after(crashed, settings["steps"] * 3 // 4)
+    with pytest.raises(Crash):
+        Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run()
+    payload = load_checkpoint(tmp_path / "crashed" / CHECKPOINT, AGENT_FORMAT)
+    assert 0 < payload["runner"]["step"] < settings["steps"]
+    resumed = Agent.from_payload(payload)
+    Runner(resumed, run_dir=tmp_path / "crashed", progress=False, resume=payload).run()
+
+    for (key, a), (_, b) in zip(unbroken.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), key
+    steps_logged = [line for line in (tmp_path / "crashed" / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps_logged) == len((tmp_path / "unbroken" / "metrics.jsonl").read_text().splitlines())
+
+
+def test_saved_agent_acts_like_the_original(tmp_path):
+    agent = PPO.from_env("CartPole-v1", steps=512, num_envs=2, num_steps=64, eval_every=0, eval_episodes=1)
+    agent.learn(run_dir=tmp_path / "run", progress=False)
+    agent.save(tmp_path / "agent.pt")
+    loaded = PPO.load(tmp_path / "agent.pt")
+    obs = torch.randn(16, 4)
+    assert torch.equal(agent.act(obs, explore=False), loaded.act(obs, explore=False))
+    assert isinstance(Agent.load(tmp_path / "run" / CHECKPOINT), PPO)
+    with pytest.raises(ValueError, match="not a dqn agent"):
+        DQN.load(tmp_path / "agent.pt")
