@@ -8,7 +8,8 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from agents.checkpoint import load_checkpoint, save_atomic, seed_everything
+from agents.checkpoint import load_checkpoint, seed_everything
+from representation.files import save_atomic
 from agents.config import AgentConfig
 from agents.spaces import space_from_dict, space_to_dict
 from replay import Batch

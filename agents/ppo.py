@@ -1,7 +1,6 @@
 """PPO with the clipped surrogate objective (Schulman et al. 2017, eq. 7 and eq. 9)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 

@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.checkpoint import rng_state, save_atomic, seed_everything, set_rng_state
+from agents.checkpoint import rng_state, seed_everything, set_rng_state
 from agents.evaluation import evaluate, make_eval_env
 from agents.logger import Logger
 from envs import make_env
 from envs.vec_env import VecEnv
+from representation.files import save_atomic
 from wrappers.normalize import NormalizeObservation, NormalizeReward
 
 CHECKPOINT = "checkpoint.pt"

@@ -1,6 +1,10 @@
 """Test-wide settings: deterministic, single-threaded torch so learning tests are repeatable."""
+import os
+
 import pytest
 import torch
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rendering for --capture-video needs no display
 
 
 @pytest.fixture(autouse=True)

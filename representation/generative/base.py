@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+
+from representation.files import load_tagged, save_atomic
 
 FORMAT = "reprl-generative-v1"
 Model = TypeVar("Model", bound="GenerativeModel")
@@ -142,26 +143,13 @@ class GenerativeModel(nn.Module):
     # ----------------------------------------------------------------- model files
     def save(self, path: str | os.PathLike) -> None:
         """Writes class name, constructor options and weights (temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"format": FORMAT, "class": type(self).__name__, "config": self.config,
-                   "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        save_atomic({"format": FORMAT, "class": type(self).__name__, "config": self.config,
+                     "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}, path)
 
     @classmethod
     def load(cls: type[Model], path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Model:
         """Rebuilds a saved model; ``GenerativeModel.load`` accepts any model class."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"model file '{path}' does not exist")
-        try:
-            payload = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as error:  # torch raises several types for truncated or foreign files
-            raise ValueError(f"model file '{path}' is not readable: {type(error).__name__}") from None
-        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-            raise ValueError(f"'{path}' is not a reprl generative model file")
+        payload = load_tagged(path, FORMAT, "generative model file", map_location)
         saved = _MODELS.get(payload["class"])
         if saved is None or not issubclass(saved, cls):
             raise ValueError(f"'{path}' holds a {payload['class']}, not a {cls.__name__}")

@@ -8,12 +8,12 @@ layers. Models are saved as their constructor config plus weights and loaded wit
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from representation.files import load_tagged, save_atomic
 from representation.gnn.graph_batch import GraphBatch
 from representation.gnn.layers import GCNConv, MasterNode, MessagePassing, check_reduction, global_pool
 
@@ -96,13 +96,8 @@ class GNN(nn.Module):
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes config and weights atomically (temp file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"format": FORMAT, "config": self.config,
-                   "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        save_atomic({"format": FORMAT, "config": self.config,
+                     "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}, path)
 
 
 class GCN(GNN):
@@ -116,15 +111,7 @@ class GCN(GNN):
 
 def load_gnn(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> GNN:
     """Rebuilds a model written by ``GNN.save``; raises ValueError for a missing or foreign file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"graph network file '{path}' does not exist")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for truncated or foreign files
-        raise ValueError(f"graph network file '{path}' is not readable: {type(error).__name__}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"'{path}' is not a reprl graph network file")
+    payload = load_tagged(path, FORMAT, "graph network file", map_location)
     model = GNN(**payload["config"])
     model.load_state_dict(payload["state_dict"])
     return model

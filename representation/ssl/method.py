@@ -8,7 +8,6 @@ After training, ``method.encoder`` is what an agent uses (hand it over with
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +16,7 @@ from tqdm.auto import tqdm
 
 from representation.augmentations import Augmentation, default_augmentation
 from representation.encoders import Encoder
+from representation.files import load_tagged, save_atomic
 
 CHECKPOINT_FORMAT = "reprl-ssl-v1"
 
@@ -108,25 +108,12 @@ class SSLMethod(nn.Module):
 
         The optimiser state is not kept: a resumed ``fit`` starts a fresh Adam.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"format": CHECKPOINT_FORMAT, "method": type(self).__name__,
-                   "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}
-        temporary = path.with_name(path.name + ".tmp")
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
+        save_atomic({"format": CHECKPOINT_FORMAT, "method": type(self).__name__,
+                     "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()}}, path)
 
     def load(self, path: str | os.PathLike) -> SSLMethod:
         """Loads weights written by ``save`` into this method, built the same way; returns self."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"SSL checkpoint '{path}' does not exist")
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises several types for truncated or foreign files
-            raise ValueError(f"SSL checkpoint '{path}' is not readable: {type(error).__name__}") from None
-        if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"'{path}' is not a reprl SSL checkpoint")
+        payload = load_tagged(path, CHECKPOINT_FORMAT, "SSL checkpoint")
         if payload["method"] != type(self).__name__:
             raise ValueError(f"'{path}' holds a {payload['method']} method, not {type(self).__name__}")
         try:

@@ -55,7 +55,7 @@ def test_load_refuses_other_classes_and_other_files(tmp_path) -> None:
     with pytest.raises(ValueError, match="not a reprl generative model file"):
         GenerativeModel.load(tmp_path / "other.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not readable"):
+    with pytest.raises(ValueError, match="corrupt"):
         GenerativeModel.load(tmp_path / "junk.pt")
 
 

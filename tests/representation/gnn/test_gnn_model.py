@@ -25,7 +25,7 @@ def test_load_rejects_missing_and_foreign_files(tmp_path):
     with pytest.raises(ValueError, match="not a reprl graph network file"):
         load_gnn(tmp_path / "other.pt")
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not readable"):
+    with pytest.raises(ValueError, match="corrupt"):
         load_gnn(tmp_path / "garbage.pt")
 
 

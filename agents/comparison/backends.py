@@ -1,0 +1,152 @@
+"""Where the runs of a grid execute: a local process pool, or Ray tasks on a cluster.
+
+Both call ``execute_run`` once per task and yield outcomes as runs finish. A run's own failure
+comes back as an outcome; a worker that dies (killed, out of memory, a crash in native code) is
+handled by the backend: its runs are started again, resuming from their last checkpoint.
+
+Ray and storage: every task writes its run folder under the same absolute ``OUT/runs`` path on
+the node it runs on. With ``OUT`` on storage every node shares (NFS, a cluster file system) that
+is all, and unfinished runs resume on any node. Without shared storage each task also sends its
+config.json, metrics.jsonl and summary.json back and the driver writes them into its own
+``OUT/runs``, so the report is complete; checkpoints then stay on the worker nodes, and
+resuming a run needs it to land on the same node again (or shared storage).
+"""
+from __future__ import annotations
+
+import multiprocessing
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from agents.comparison.execution import RunOutcome, execute_run, failed, write_returned_files
+from agents.comparison.grid import RunTask
+
+RunFunction = Callable[[RunTask], RunOutcome]
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """Workers forked from a fork server that has imported torch and the agents once, so no
+    worker pays the seconds of imports and a pool rebuilt after a worker died starts at once.
+    A forked child inherits no torch threads or open files: the fork server never ran any.
+    ``torch._dynamo`` is preloaded too because the first optimiser step imports it (about 2 s
+    per process). ``spawn`` where there is no fork server (Windows)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["agents.comparison.execution", "torch._dynamo"])
+    return context
+
+
+class LocalBackend:
+    """``workers`` processes, each training one run at a time.
+
+    A dead worker breaks a ``ProcessPoolExecutor`` and fails every future in it, so at most
+    ``workers`` tasks are submitted at a time (all of them running), and after a break the runs
+    that were in flight go to a fresh pool; a run in flight at ``max_worker_deaths`` breaks is
+    reported failed rather than retried forever.
+    """
+
+    def __init__(self, workers: int, run_fn: RunFunction = execute_run, max_worker_deaths: int = 2):
+        if workers < 1:
+            raise ValueError(f"--workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.run_fn = run_fn
+        self.max_worker_deaths = max_worker_deaths
+
+    def run(self, tasks: list[RunTask]) -> Iterator[RunOutcome]:
+        pending = deque(tasks)
+        deaths: Counter[str] = Counter()
+        while pending:
+            yield from self._run_pool(pending, deaths)
+
+    def _run_pool(self, pending: deque[RunTask], deaths: Counter[str]) -> Iterator[RunOutcome]:
+        """Runs tasks of ``pending`` in one pool until none are left or a worker dies."""
+        width = min(self.workers, len(pending))
+        pool = ProcessPoolExecutor(max_workers=width, mp_context=worker_context())
+        in_flight: dict[Future, RunTask] = {}
+        broken = False
+        try:
+            while in_flight or (pending and not broken):
+                while pending and not broken and len(in_flight) < width:
+                    task = pending.popleft()
+                    try:
+                        in_flight[pool.submit(self.run_fn, task)] = task
+                    except BrokenProcessPool:
+                        pending.appendleft(task)
+                        broken = True
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = in_flight.pop(future)
+                    if isinstance(future.exception(), BrokenProcessPool):
+                        broken = True
+                        outcome = self._after_worker_death(task, pending, deaths)
+                    else:
+                        outcome = _result(future, task)
+                    if outcome is not None:
+                        yield outcome
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _after_worker_death(self, task: RunTask, pending: deque[RunTask],
+                            deaths: Counter[str]) -> RunOutcome | None:
+        """Puts ``task`` back at the front of ``pending``, or fails it after too many deaths."""
+        deaths[task.run_dir] += 1
+        if deaths[task.run_dir] >= self.max_worker_deaths:
+            attempts = f"{deaths[task.run_dir]} of {self.max_worker_deaths} attempts"
+            return failed(task, f"its worker process died ({attempts})")
+        pending.appendleft(task)
+        return None
+
+
+def _result(future: Future, task: RunTask) -> RunOutcome:
+    try:
+        return future.result()
+    except Exception as error:  # e.g. the outcome could not be sent back
+        return failed(task, f"{type(error).__name__}: {error}")
+
+
+class RayBackend:
+    """One Ray task per run, each asking for ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs.
+
+    Connects to ``address`` (``auto``: the cluster this machine belongs to; ``HOST:PORT``), or
+    starts a local instance when ``address`` is None and Ray is not initialised yet. Ray
+    retries a task whose worker died ``max_retries`` times; the retry resumes from the run's
+    checkpoint.
+    """
+
+    def __init__(self, address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
+                 run_fn: RunFunction = execute_run, max_retries: int = 1):
+        if cpus_per_run <= 0 or gpus_per_run < 0:
+            raise ValueError(f"--cpus-per-run must be > 0 and --gpus-per-run >= 0, got {cpus_per_run}, {gpus_per_run}")
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("the ray backend needs Ray: pip install 'ray[default]'") from None
+        self.ray = ray
+        self.address = address
+        self.cpus_per_run = cpus_per_run
+        self.gpus_per_run = gpus_per_run
+        self.run_fn = run_fn
+        self.max_retries = max_retries
+
+    def run(self, tasks: list[RunTask]) -> Iterator[RunOutcome]:
+        ray = self.ray
+        if not ray.is_initialized():
+            ray.init(address=self.address)
+        remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
+                            max_retries=self.max_retries)(self.run_fn)
+        refs = {remote.remote(task): task for task in tasks}
+        try:
+            while refs:
+                (ref,), _ = ray.wait(list(refs), num_returns=1)
+                task = refs.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except ray.exceptions.RayError as error:
+                    outcome = failed(task, f"{type(error).__name__}: {str(error).splitlines()[0]}")
+                write_returned_files(outcome)
+                yield outcome
+        finally:
+            for ref in refs:
+                ray.cancel(ref)

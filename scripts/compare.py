@@ -1,0 +1,162 @@
+"""Compare agents over environments and seeds, then report with confidence intervals.
+
+  python scripts/compare.py --agents dqn,ppo --envs CartPole-v1,Acrobot-v1 --seeds 5 \\
+      --steps 100000 --set eval_every=5000 --set ppo.learning_rate=3e-4 --out cmp/classic
+
+Every (agent, env, seed) is an ordinary run folder OUT/runs/<env>__<agent>__seed<k>/ (the same
+files as scripts/train.py writes), trained by --workers local processes or by Ray tasks
+(--backend ray, --address auto or HOST:PORT; see agents/comparison/backends.py for storage).
+Afterwards OUT/summary.md, summary.json, curves.png and aggregate.png compare the agents
+(Agarwal et al. 2021: IQM, optimality gap, probability of improvement, performance profiles).
+
+Running the same command again skips finished runs and resumes unfinished ones from their
+checkpoint.pt, with the checkpoint's settings (only --steps may grow). Pairs an agent cannot
+handle (dqn on continuous actions) are listed and skipped. The exit status is 1 if any run
+failed (its traceback is in its folder's error.log), 2 for bad arguments.
+
+--set key=value applies to every agent, --set agent.key=value to one; values are JSON where
+they parse as JSON, else strings. --config FILE (.toml, or .yaml with PyYAML) holds the same
+fields under the flags' long names (agents, envs, seeds, steps, out, workers, backend,
+address, gpus_per_run, cpus_per_run, and set: a table with agent sub-tables, or a list of
+"key=value"); flags given on the command line win. --report OUT rebuilds the report only.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from agents.cli import ArgumentParser, fail
+from agents.comparison.backends import LocalBackend, RayBackend
+from agents.comparison.execution import Backend, run_all
+from agents.comparison.grid import (Plan, load_experiment_file, overrides_from_table, parse_names,
+                                    parse_overrides, parse_seeds, plan_grid)
+from agents.comparison.report import write_report
+from agents.registry import AGENTS
+
+DEFAULT_SEEDS = 5
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="compare.py", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    grid = parser.add_argument_group("grid")
+    grid.add_argument("--agents", help=f"comma-separated agents: {', '.join(sorted(AGENTS))}")
+    grid.add_argument("--envs", help="comma-separated environment ids")
+    grid.add_argument("--seeds", help=f"a count N (seeds 0..N-1) or a comma-separated list (default: {DEFAULT_SEEDS})")
+    grid.add_argument("--steps", type=int, help="environment steps per run (default: each agent's default)")
+    grid.add_argument("--set", action="append", default=[], metavar="[AGENT.]KEY=VALUE",
+                      help="a setting for every agent, or for AGENT only (repeatable)")
+    grid.add_argument("--config", metavar="FILE", help="experiment file (.toml or .yaml) with these fields")
+    grid.add_argument("--out", help="output folder: runs/ and the report")
+    execution = parser.add_argument_group("execution")
+    execution.add_argument("--backend", choices=("local", "ray"), help="local process pool or Ray (default: local)")
+    execution.add_argument("--workers", type=int, help="local processes (default: number of CPU cores)")
+    execution.add_argument("--address", help="Ray cluster: auto or HOST:PORT (default: a local Ray instance)")
+    execution.add_argument("--cpus-per-run", type=float, help="CPUs per run; also its torch threads (default: 1)")
+    execution.add_argument("--gpus-per-run", type=float, help="GPUs per Ray task, e.g. 0.25 (default: 0); "
+                           "add --set device=cuda")
+    execution.add_argument("--no-progress", action="store_true", help="no overall progress bar")
+    parser.add_argument("--report", metavar="OUT", help="only rebuild OUT's report from OUT/runs")
+    return parser
+
+
+def experiment_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The experiment file's fields with the flags given on the command line on top."""
+    fields = load_experiment_file(args.config) if args.config else {}
+    for name in ("agents", "envs", "seeds", "steps", "out", "workers", "backend", "address",
+                 "gpus_per_run", "cpus_per_run"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
+    for name in ("agents", "envs", "out"):
+        if name not in fields:
+            raise ValueError(f"--{name} is required (on the command line or in --config)")
+    return fields
+
+
+def set_assignments(fields: dict[str, Any], cli: list[str], agents: list[str]) -> list[str]:
+    """``--set`` strings: the file's ``set`` (table or list), then the command line's."""
+    from_file = fields.get("set", [])
+    if isinstance(from_file, dict):
+        from_file = overrides_from_table(from_file, agents)
+    elif not (isinstance(from_file, list) and all(isinstance(item, str) for item in from_file)):
+        raise ValueError("'set' must be a table of settings or a list of \"key=value\" strings")
+    steps = [f"steps={int(fields['steps'])}"] if fields.get("steps") is not None else []
+    return steps + from_file + cli
+
+
+def make_backend(fields: dict[str, Any]) -> Backend:
+    backend = fields.get("backend", "local")
+    cpus, gpus = float(fields.get("cpus_per_run", 1)), float(fields.get("gpus_per_run", 0))
+    if backend == "ray":
+        return RayBackend(fields.get("address"), cpus, gpus)
+    if backend != "local":
+        raise ValueError(f"backend must be local or ray, got '{backend}'")
+    if gpus or fields.get("address"):
+        raise ValueError("--gpus-per-run and --address need --backend ray")
+    workers = fields.get("workers")
+    return LocalBackend(int(workers) if workers is not None else os.cpu_count() or 1)
+
+
+def plan(fields: dict[str, Any], cli_sets: list[str]) -> Plan:
+    agents = parse_names(fields["agents"], "agents")
+    envs = parse_names(fields["envs"], "envs")
+    seeds = parse_seeds(fields.get("seeds", DEFAULT_SEEDS))
+    overrides = parse_overrides(set_assignments(fields, cli_sets, agents), agents)
+    threads = max(1, int(float(fields.get("cpus_per_run", 1))))
+    # without shared storage a Ray task's files must come back; on one machine it costs little
+    return_files = fields.get("backend", "local") == "ray"
+    return plan_grid(agents, envs, seeds, overrides, Path(fields["out"]) / "runs", threads, return_files)
+
+
+def print_plan(grid: Plan) -> None:
+    total = len(grid.tasks) + len(grid.finished)
+    resumed = len(grid.resumed)
+    print(f"{total} runs: {len(grid.finished)} finished (skipped), {resumed} to resume, "
+          f"{len(grid.tasks) - resumed} new")
+    for agent, env, reason in grid.incompatible:
+        print(f"skipped {agent} on {env}: {reason}")
+
+
+def report(out: Path) -> dict:
+    summary = write_report(out / "runs", out)
+    print(f"report of {summary['settings']['num_runs']} runs: {out / 'summary.md'}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.report:
+            if args.agents or args.envs or args.config:
+                raise ValueError("--report rebuilds a report only: give it without a grid")
+            report(Path(args.report))
+            return 0
+        fields = experiment_fields(args)
+        backend = make_backend(fields)
+        grid = plan(fields, args.set)
+    except ValueError as error:
+        fail(str(error))
+    print_plan(grid)
+    try:
+        outcomes = run_all(grid.tasks, backend, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    failures = [outcome for outcome in outcomes if not outcome.ok]
+    try:
+        report(Path(fields["out"]))
+    except ValueError as error:
+        print(f"no report: {error}", file=sys.stderr)
+        return 1
+    if failures:
+        print(f"{len(failures)} of {len(outcomes)} runs failed (see error.log in their folders); "
+              "run the same command again to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
