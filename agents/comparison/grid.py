@@ -117,7 +117,7 @@ def _coerce(value: Any, text: str, kind: str, where: str) -> Any:
         return float(value)
     if kind == "int" and isinstance(value, float) and value.is_integer():
         return int(value)
-    expected = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict}[kind]
+    expected = {"int": int, "float": float, "bool": bool, "str": str, "dict": dict}.get(kind, object)
     if not isinstance(value, expected) or (kind != "bool" and isinstance(value, bool)):
         raise ValueError(f"{where} expects {kind}, got {json.dumps(value)}")
     return value
