@@ -15,6 +15,11 @@ def _scaled(obs: Tensor) -> Tensor:
     return obs.float() / 255.0 if obs.dtype == torch.uint8 else obs.float()
 
 
+def _require_image(observation_space: spaces.Space, name: str) -> None:
+    if not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3):
+        raise ValueError(f"the {name} encoder needs [C, H, W] image observations, got {observation_space}")
+
+
 def _conv_output_dim(net: nn.Module, shape: Sequence[int]) -> int:
     with torch.no_grad():
         return int(net(torch.zeros(1, *shape)).shape[1])
@@ -25,6 +30,7 @@ class NatureCNN(Encoder):
 
     def __init__(self, observation_space: spaces.Box, features_dim: int = 512):
         super().__init__()
+        _require_image(observation_space, "nature")
         channels = observation_space.shape[0]
         self.convs = nn.Sequential(
             nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(),
@@ -54,6 +60,7 @@ class ImpalaCNN(Encoder):
 
     def __init__(self, observation_space: spaces.Box, channels: Sequence[int] = (16, 32, 32), features_dim: int = 256):
         super().__init__()
+        _require_image(observation_space, "impala")
         layers: list[nn.Module] = []
         in_channels = observation_space.shape[0]
         for out_channels in channels:

@@ -1,0 +1,43 @@
+"""The actor-critic network every policy-gradient agent shares: any encoder, policy and value heads."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gymnasium import spaces
+from torch import Tensor, nn
+
+from agents.networks import build_encoder, linear, orthogonal_init, policy_head
+
+if TYPE_CHECKING:
+    from agents.on_policy import OnPolicyConfig
+
+
+class ActorCritic(nn.Module):
+    """Policy and value heads on one shared encoder or on two encoders of the same kind."""
+
+    def __init__(self, config: OnPolicyConfig, observation_space: spaces.Space, action_space: spaces.Space):
+        super().__init__()
+        self.encoder = build_encoder(config, observation_space)
+        pretrained = bool(config.encoder_checkpoint)
+        if not pretrained:
+            orthogonal_init(self.encoder)
+        self.critic_encoder = None
+        if not config.shared_encoder:
+            self.critic_encoder = build_encoder(config, observation_space, load_checkpoint=False)
+            if pretrained:
+                self.critic_encoder.load_state_dict(self.encoder.state_dict())
+            else:
+                orthogonal_init(self.critic_encoder)
+        self.policy = policy_head(self.encoder.out_dim, action_space, config.log_std_init)
+        self.value_head = linear(self.encoder.out_dim, 1, gain=1.0)
+
+    def value(self, obs: Tensor, features: Tensor | None = None) -> Tensor:
+        if self.critic_encoder is not None:
+            features = self.critic_encoder(obs)
+        elif features is None:
+            features = self.encoder(obs)
+        return self.value_head(features).squeeze(-1)
+
+    def forward(self, obs: Tensor):
+        features = self.encoder(obs)
+        return self.policy(features), self.value(obs, features)

@@ -1,0 +1,107 @@
+"""What every on-policy agent shares: its settings, and collecting [T, N] rollouts for it.
+
+PPO, A2C, TRPO and REINFORCE differ only in the advantage estimate and the policy step
+(``train_on_rollout``); acting, storage, GAE and the truncation bootstrap live here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from torch import Tensor
+
+from agents.actor_critic import ActorCritic
+from agents.config import AgentConfig, option
+from agents.networks import BoxClipper
+from replay.rollout_buffer import RolloutBuffer
+
+
+@dataclass
+class OnPolicyConfig(AgentConfig):
+    learning_rate: float = option(2.5e-4, "Adam learning rate", positive=True)
+    anneal_lr: bool = option(True, "decay the learning rate linearly to 0 over --steps")
+    adam_eps: float = option(1e-5, "Adam epsilon", positive=True)
+    num_steps: int = option(128, "steps per environment in each rollout", positive=True)
+    gamma: float = option(0.99, "discount factor", bounds=(0.0, 1.0))
+    gae_lambda: float = option(0.95, "GAE lambda (1: Monte-Carlo, 0: one-step TD)", bounds=(0.0, 1.0))
+    norm_adv: bool = option(True, "normalise advantages within each minibatch")
+    ent_coef: float = option(0.01, "entropy bonus coefficient", bounds=(0.0, float("inf")))
+    vf_coef: float = option(0.5, "value loss coefficient", bounds=(0.0, float("inf")))
+    max_grad_norm: float = option(0.5, "gradient clipping by global norm (0: off)", bounds=(0.0, float("inf")))
+    shared_encoder: bool = option(False, "actor and critic share one encoder (usual for pixels)")
+    log_std_init: float = option(0.0, "initial log standard deviation of Gaussian policies")
+
+
+class OnPolicyRollouts:
+    """Runner hooks for agents with ``self.net`` (an ``ActorCritic``) and ``train_on_rollout()``."""
+
+    config: OnPolicyConfig
+    net: ActorCritic
+    optimizer: torch.optim.Optimizer
+
+    def init_actor_critic(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        self.net = ActorCritic(self.config, observation_space, action_space).to(self.device)
+        self.clip_action = BoxClipper(action_space, self.device) if isinstance(action_space, spaces.Box) else None
+        self.buffer: RolloutBuffer | None = None
+        self.iteration = 0
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, explore: bool = True) -> Tensor:
+        dist = self.net.policy(self.net.encoder(obs))
+        action = dist.sample() if explore else self.net.policy.mode(dist)
+        return self.clip_action(action) if self.clip_action is not None else action
+
+    def progress_remaining(self) -> float:
+        """1 at the start of training, 0 at ``config.steps``: the linear schedules' factor."""
+        cfg = self.config
+        total_iterations = max(cfg.steps // (cfg.num_steps * self.buffer.num_envs), 1)
+        return max(1.0 - self.iteration / total_iterations, 0.0)
+
+    def anneal_learning_rate(self) -> None:
+        if self.config.anneal_lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.learning_rate * self.progress_remaining()
+
+    def train_on_rollout(self) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def setup_training(self, num_envs: int) -> None:
+        self.buffer = RolloutBuffer(self.config.num_steps, num_envs, self.observation_space, self.action_space,
+                                    self.device)
+
+    @torch.no_grad()
+    def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        dist, value = self.net(obs)
+        action = dist.sample()
+        env_action = self.clip_action(action) if self.clip_action is not None else action
+        return action, env_action, {"log_prob": dist.log_prob(action), "value": value}
+
+    @torch.no_grad()
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, extras) -> None:
+        final_value = self.net.value(next_obs) if bool(truncated.any()) else None
+        self.buffer.add(obs, action, extras["log_prob"], extras["value"], reward, terminated, truncated, final_value)
+
+    def after_step(self, next_obs: Tensor, step: int) -> dict[str, Tensor] | None:
+        if self.buffer.step < self.buffer.num_steps:
+            return None
+        with torch.no_grad():
+            self.buffer.finish(self.net.value(next_obs), self.config.gamma, self.config.gae_lambda)
+        metrics = self.train_on_rollout()
+        self.iteration += 1
+        values, returns = self.buffer.value.flatten(), self.buffer.returns.flatten()
+        metrics["losses/explained_variance"] = 1 - (returns - values).var() / returns.var().clamp_min(1e-8)
+        metrics["charts/learning_rate"] = torch.tensor(self.optimizer.param_groups[0]["lr"])
+        self.buffer.reset()
+        return metrics
+
+    def at_boundary(self) -> bool:
+        return self.buffer is None or self.buffer.step == 0
+
+    def training_state(self, include_buffer: bool = True) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "iteration": self.iteration}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iteration = state["iteration"]
