@@ -26,6 +26,8 @@ class Agent(nn.Module):
 
     name: ClassVar[str]
     config_class: ClassVar[type[AgentConfig]]
+    #: Tuned settings by env id, env family or preset name (see ``agents.presets``).
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: AgentConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__()

@@ -25,6 +25,12 @@ class AgentConfig:
     encoder_options: dict = option({}, 'encoder constructor options as JSON, e.g. \'{"hidden_sizes": [64, 64]}\'')
     encoder_checkpoint: str = option("", "encoder file to start from (written by scripts/pretrain.py or an agent)")
     freeze_encoder: bool = option(False, "keep the encoder's weights fixed (heads still train)")
+    aux: str = option("none", "auxiliary representation objectives on the agent's encoder, comma-separated: curl, deepmdp, dbc")
+    aux_coef: float = option(1.0, "weight of the auxiliary losses", bounds=(0.0, float("inf")))
+    aux_mode: str = option("joint", "joint: added to the agent's loss; separate: own optimiser step every --aux-every updates",
+                           choices=("joint", "separate"))
+    aux_every: int = option(1, "updates between auxiliary steps in separate mode", positive=True)
+    aux_options: dict = option({}, 'options of the auxiliary objectives as JSON, e.g. \'{"curl": {"tau": 0.05}}\'')
     env_options: dict = option({}, 'options for make_env as JSON, e.g. \'{"episodic_life": true}\' for Atari')
     vectorization: str = option("sync", "gymnasium vector mode for non-Atari envs: sync or async")
     backend: str = option("auto", "environment implementation: auto, gymnasium or torch (torch-native classic control)")

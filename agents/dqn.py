@@ -59,6 +59,18 @@ class DQN(Agent):
     name = "dqn"
     config_class = DQNConfig
     config: DQNConfig
+    # rl-baselines3-zoo's tuned CartPole values; CleanRL's dqn_atari.py for Atari
+    # (Mnih et al. 2015, Extended Data Table 1).
+    presets = {
+        "classic": dict(num_envs=1, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000,
+                        gamma=0.99, target_update_interval=10, train_frequency=256, gradient_steps=128,
+                        exploration_fraction=0.16, start_e=1.0, end_e=0.04, max_grad_norm=10.0, torch_threads=1,
+                        encoder_options={"hidden_sizes": [256, 256], "activation": "relu"}),
+        "atari": dict(num_envs=1, learning_rate=1e-4, batch_size=32, buffer_size=1_000_000, learning_starts=80_000,
+                      gamma=0.99, target_update_interval=1_000, train_frequency=4, gradient_steps=1,
+                      exploration_fraction=0.1, start_e=1.0, end_e=0.01, encoder="nature", eval_every=250_000,
+                      checkpoint_every=250_000, log_every=10_000, env_options={"episodic_life": True}),
+    }
 
     def __init__(self, config: DQNConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__(config, observation_space, action_space)

@@ -28,6 +28,27 @@ class PPO(OnPolicyRollouts, Agent):
     name = "ppo"
     config_class = PPOConfig
     config: PPOConfig
+    # rl-baselines3-zoo's tuned values for classic control and Pendulum, CleanRL's
+    # ppo_atari.py for Atari (Schulman et al. 2017, Table 5), SB3's MuJoCo defaults for Box.
+    presets = {
+        "classic": dict(num_envs=8, num_steps=32, num_minibatches=1, update_epochs=20, gamma=0.98,
+                        gae_lambda=0.8, ent_coef=0.0, learning_rate=1e-3, anneal_lr=True, clip_coef=0.2,
+                        anneal_clip=True, clip_vloss=False, shared_encoder=False,
+                        torch_threads=1, encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"}),
+        "atari": dict(num_envs=8, num_steps=128, num_minibatches=4, update_epochs=4, gamma=0.99, gae_lambda=0.95,
+                      ent_coef=0.01, learning_rate=2.5e-4, anneal_lr=True, clip_coef=0.1, anneal_clip=False,
+                      clip_vloss=True, shared_encoder=True, encoder="nature", eval_every=100_000,
+                      checkpoint_every=100_000, log_every=10_000, env_options={"episodic_life": True}),
+        "box": dict(num_envs=1, num_steps=2048, num_minibatches=32, update_epochs=10, gamma=0.99, gae_lambda=0.95,
+                    ent_coef=0.0, learning_rate=3e-4, anneal_lr=True, clip_coef=0.2, clip_vloss=True,
+                    shared_encoder=False, normalize_obs=True, normalize_reward=True, torch_threads=1,
+                    encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"}),
+        "Pendulum-v1": dict(num_envs=4, num_steps=1024, num_minibatches=64, update_epochs=10, gamma=0.9,
+                            gae_lambda=0.95, ent_coef=0.0, learning_rate=1e-3, anneal_lr=True, clip_coef=0.2,
+                            clip_vloss=False, shared_encoder=False, normalize_obs=False, normalize_reward=False,
+                            torch_threads=1,
+                            encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"}),
+    }
 
     def __init__(self, config: PPOConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__(config, observation_space, action_space)

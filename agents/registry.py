@@ -1,14 +1,21 @@
-"""Agents by name, for the command line and for loading saved agents."""
+"""Agents by name, for the command line and for loading saved agents.
+
+Entries are ``module:Class`` paths imported on first use, so listing the agents is cheap and
+each family lives in its own module.
+"""
 from __future__ import annotations
 
-from agents.base import Agent
-from agents.dqn import DQN
-from agents.ppo import PPO
+from importlib import import_module
 
-AGENTS: dict[str, type[Agent]] = {"dqn": DQN, "ppo": PPO}
+AGENTS: dict[str, str] = {
+    "dqn": "agents.dqn:DQN",
+    "ppo": "agents.ppo:PPO",
+}
 
 
-def agent_class(name: str) -> type[Agent]:
+def agent_class(name: str):
+    """The ``Agent`` subclass registered as ``name``; ValueError for unknown names."""
     if name not in AGENTS:
         raise ValueError(f"unknown agent '{name}' (choose from {', '.join(sorted(AGENTS))})")
-    return AGENTS[name]
+    module, cls = AGENTS[name].split(":")
+    return getattr(import_module(module), cls)

@@ -25,7 +25,7 @@ def build_parser(agent_name: str | None) -> ArgumentParser:
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
     if agent_name in AGENTS:
-        add_config_flags(parser.add_argument_group(f"{agent_name} settings"), AGENTS[agent_name].config_class)
+        add_config_flags(parser.add_argument_group(f"{agent_name} settings"), agent_class(agent_name).config_class)
     return parser
 
 
