@@ -1,9 +1,16 @@
-"""DQN (Mnih et al. 2015) with its variants as flags of one agent.
+"""DQN (Mnih et al. 2015) and its improvements as flags of one agent, up to a full Rainbow.
 
-The target line is the same for every variant: ``y = r + discount * (1 - terminated) * q_next``,
-where the buffer supplies the n-step ``r`` and ``discount = gamma ** k`` (Sutton & Barto 2018,
-eq. 7.1) and ``double`` only changes which network picks the argmax in ``q_next``
-(van Hasselt et al. 2016, eq. 4).
+Every variant shares one target line: the value of the next state is the expectation of the
+target network's Q (or return distribution) under a distribution over next actions,
+``y = r + discount * (1 - terminated) * sum_a' pi(a' | s') Q_target(s', a')``, where
+- ``target=q_learning``: pi is greedy w.r.t. the target net, or the online net with ``double``
+  (van Hasselt et al. 2016, eq. 4);
+- ``target=sarsa``: pi puts all mass on the action the behaviour policy took next;
+- ``target=expected_sarsa``: pi is the epsilon-greedy behaviour policy (Sutton & Barto 2018, eq. 6.9);
+and the buffer supplies the n-step ``r`` and ``discount = gamma ** k`` (Sutton & Barto 2018,
+eq. 7.1). ``distributional`` (C51) applies the same mixture to return distributions and projects
+it onto the support (Bellemare et al. 2017); ``prioritized`` only changes how the buffer samples,
+the loss is always weighted by ``batch.weights`` and priorities are always reported back.
 """
 from __future__ import annotations
 
@@ -17,7 +24,9 @@ from torch import Tensor, nn
 
 from agents.base import Agent
 from agents.config import AgentConfig, option
+from agents.c51 import project_distribution
 from agents.networks import build_encoder
+from agents.q_heads import QHead
 from envs import is_atari
 from replay import Batch
 from replay.replay_buffer import ReplayBuffer
@@ -32,6 +41,24 @@ class DQNConfig(AgentConfig):
     gamma: float = option(0.99, "discount factor", bounds=(0.0, 1.0))
     n_step: int = option(1, "rewards summed before bootstrapping (n-step returns)", positive=True)
     double: bool = option(False, "Double DQN: the online net picks the next action, the target net values it")
+    target: str = option("q_learning", "bootstrap target: q_learning (max), sarsa (the next action taken) or "
+                         "expected_sarsa (expectation under the epsilon-greedy policy)",
+                         choices=("q_learning", "sarsa", "expected_sarsa"))
+    dueling: bool = option(False, "dueling head: separate value and advantage streams")
+    dueling_aggregation: str = option("mean", "how the advantage stream is centred: mean or max",
+                                      choices=("mean", "max"))
+    noisy: bool = option(False, "NoisyNet head for exploration (epsilon is then 0)")
+    noisy_sigma0: float = option(0.5, "initial NoisyNet noise scale sigma_0", positive=True)
+    head_hidden: int = option(0, "hidden units in each head stream (0: a single linear layer)", bounds=(0, 10**6))
+    prioritized: bool = option(False, "proportional prioritized replay")
+    priority_alpha: float = option(0.6, "priority exponent alpha", bounds=(0.0, 10.0))
+    priority_beta: float = option(0.4, "initial importance-sampling exponent beta, annealed to 1 over --steps",
+                                  bounds=(0.0, 1.0))
+    priority_eps: float = option(1e-6, "added to |TD error| before the exponent", bounds=(0.0, 1.0))
+    distributional: bool = option(False, "C51: learn a categorical return distribution")
+    atoms: int = option(51, "atoms of the return distribution", bounds=(2, 10_000))
+    v_min: float = option(-10.0, "smallest return on the support")
+    v_max: float = option(10.0, "largest return on the support")
     tau: float = option(1.0, "target update rate: 1 copies the online net, < 1 Polyak-averages", bounds=(0.0, 1.0))
     target_update_interval: int = option(1_000, "environment steps between target-network updates", positive=True)
     train_frequency: int = option(4, "environment steps between training rounds", positive=True)
@@ -46,21 +73,31 @@ class DQNConfig(AgentConfig):
 
 
 class QNetwork(nn.Module):
-    def __init__(self, encoder: nn.Module, num_actions: int):
+    """Encoder plus ``QHead``; ``q_values`` is the expectation over atoms when distributional."""
+
+    def __init__(self, encoder: nn.Module, num_actions: int, config: DQNConfig):
         super().__init__()
         self.encoder = encoder
-        self.head = nn.Linear(encoder.out_dim, num_actions)
+        self.head = QHead(encoder.out_dim, num_actions, dueling=config.dueling,
+                          aggregation=config.dueling_aggregation, noisy=config.noisy, sigma0=config.noisy_sigma0,
+                          atoms=config.atoms if config.distributional else 1, hidden=config.head_hidden)
+        self.register_buffer("support", torch.linspace(config.v_min, config.v_max, config.atoms))
 
-    def forward(self, obs: Tensor) -> Tensor:
-        return self.head(self.encoder(obs))
+    def forward(self, obs: Tensor, noise: bool = True) -> Tensor:
+        """Q-values ``[B, A]``, or logits ``[B, A, atoms]`` when distributional."""
+        return self.head(self.encoder(obs), noise)
+
+    def q_values(self, obs: Tensor, noise: bool = True) -> Tensor:
+        out = self(obs, noise)
+        return out if out.dim() == 2 else (out.softmax(-1) * self.support).sum(-1)
 
 
 class DQN(Agent):
     name = "dqn"
     config_class = DQNConfig
     config: DQNConfig
-    # rl-baselines3-zoo's tuned CartPole values; CleanRL's dqn_atari.py for Atari
-    # (Mnih et al. 2015, Extended Data Table 1).
+    # rl-baselines3-zoo's tuned CartPole values; CleanRL's dqn_atari.py for Atari (Mnih et al. 2015,
+    # Extended Data Table 1); Rainbow's Atari values from Hessel et al. 2018, Table 1 and appendix.
     presets = {
         "classic": dict(num_envs=1, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000,
                         gamma=0.99, target_update_interval=10, train_frequency=256, gradient_steps=128,
@@ -70,59 +107,111 @@ class DQN(Agent):
                       gamma=0.99, target_update_interval=1_000, train_frequency=4, gradient_steps=1,
                       exploration_fraction=0.1, start_e=1.0, end_e=0.01, encoder="nature", eval_every=250_000,
                       checkpoint_every=250_000, log_every=10_000, env_options={"episodic_life": True}),
+        "rainbow:atari": dict(num_envs=1, learning_rate=6.25e-5, adam_eps=1.5e-4, batch_size=32, buffer_size=1_000_000,
+                              learning_starts=20_000, gamma=0.99, n_step=3, target_update_interval=8_000,
+                              train_frequency=4, gradient_steps=1, double=True, dueling=True, noisy=True,
+                              noisy_sigma0=0.5, prioritized=True, priority_alpha=0.5, priority_beta=0.4,
+                              distributional=True, atoms=51, v_min=-10.0, v_max=10.0, head_hidden=512,
+                              max_grad_norm=10.0, loss="huber", encoder="nature", eval_every=250_000,
+                              checkpoint_every=250_000, log_every=10_000, env_options={"episodic_life": True}),
+        # CartPole's returns reach 100 with gamma = 0.99, hence the support; the rest as "classic".
+        "rainbow:classic": dict(num_envs=1, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000,
+                                learning_starts=1_000, gamma=0.99, n_step=3, target_update_interval=10,
+                                train_frequency=256, gradient_steps=128, double=True, dueling=True, noisy=True,
+                                prioritized=True, priority_alpha=0.5, priority_beta=0.4, distributional=True,
+                                atoms=51, v_min=0.0, v_max=100.0, max_grad_norm=10.0, torch_threads=1,
+                                encoder_options={"hidden_sizes": [256, 256], "activation": "relu"}),
     }
 
     def __init__(self, config: DQNConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__(config, observation_space, action_space)
         if not isinstance(action_space, spaces.Discrete):
             raise ValueError(f"dqn needs a discrete action space, got {action_space}")
+        if config.distributional and not config.v_min < config.v_max:
+            raise ValueError(f"v_min must be below v_max, got {config.v_min} and {config.v_max}")
         self.num_actions = int(action_space.n)
-        self.q = QNetwork(build_encoder(config, observation_space), self.num_actions).to(self.device)
+        self.q = QNetwork(build_encoder(config, observation_space), self.num_actions, config).to(self.device)
         self.q_target = QNetwork(build_encoder(config, observation_space, load_checkpoint=False),
-                                 self.num_actions).to(self.device)
+                                 self.num_actions, config).to(self.device)
         self.q_target.load_state_dict(self.q.state_dict())
         self.q_target.requires_grad_(False)
         self.optimizer = torch.optim.Adam([p for p in self.q.parameters() if p.requires_grad],
                                           lr=config.learning_rate, eps=config.adam_eps,
                                           fused=self.device.type in ("cpu", "cuda"))
         self.buffer: ReplayBuffer | None = None
+        self.step = 0
         self._since_train = 0
         self._since_target = 0
 
     # ------------------------------------------------------------------------ acting
     def epsilon(self, step: int) -> float:
         cfg = self.config
+        if cfg.noisy:
+            return 0.0
         duration = max(cfg.exploration_fraction * cfg.steps, 1.0)
         return max(cfg.end_e, cfg.start_e + (cfg.end_e - cfg.start_e) * step / duration)
 
     @torch.no_grad()
     def act(self, obs: Tensor, explore: bool = True, epsilon: float | None = None) -> Tensor:
-        greedy = self.q(obs).argmax(dim=1)
-        eps = self.config.end_e if epsilon is None else epsilon
+        """Greedy actions (``explore=False``: without NoisyNet noise), else epsilon-greedy."""
+        if explore and self.config.noisy:
+            self.q.head.reset_noise()
+        greedy = self.q.q_values(obs, noise=explore).argmax(dim=1)
+        eps = self.epsilon(self.step) if epsilon is None else epsilon
         if not explore or eps <= 0.0:
             return greedy
         random_actions = torch.randint(self.num_actions, greedy.shape, device=greedy.device)
         return torch.where(torch.rand(greedy.shape, device=greedy.device) < eps, random_actions, greedy)
 
     # ---------------------------------------------------------------------- learning
+    def next_action_probs(self, batch: Batch, next_q_target: Tensor) -> Tensor:
+        """pi(a' | s') ``[B, A]`` that the target line averages the next values over."""
+        chooser = self.q.q_values(batch.next_obs) if self.config.double else next_q_target
+        greedy = nn.functional.one_hot(chooser.argmax(dim=1), self.num_actions).float()
+        if self.config.target == "q_learning":
+            return greedy
+        eps = self.epsilon(self.step)
+        expected = greedy * (1.0 - eps) + eps / self.num_actions
+        if self.config.target == "expected_sarsa":
+            return expected
+        # SARSA: the action taken next; where the window ended by truncation none was taken at
+        # the final observation (the buffer marks it -1), so the policy's expectation stands in.
+        taken = batch.next_action.long()
+        sarsa = nn.functional.one_hot(taken.clamp(min=0), self.num_actions).float()
+        return torch.where((taken >= 0)[:, None], sarsa, expected)
+
+    @torch.no_grad()
     def td_target(self, batch: Batch) -> Tensor:
-        with torch.no_grad():
-            next_q_target = self.q_target(batch.next_obs)
-            if self.config.double:
-                next_action = self.q(batch.next_obs).argmax(dim=1, keepdim=True)
-                next_q = next_q_target.gather(1, next_action).squeeze(1)
-            else:
-                next_q = next_q_target.max(dim=1).values
-            return batch.reward + batch.discount * (1.0 - batch.terminated) * next_q
+        """Scalar targets ``[B]``, or target distributions ``[B, atoms]`` when distributional."""
+        if self.config.noisy:
+            self.q_target.head.reset_noise()
+        out = self.q_target(batch.next_obs)
+        if not self.config.distributional:
+            probs = self.next_action_probs(batch, out)
+            return batch.reward + batch.discount * (1.0 - batch.terminated) * (probs * out).sum(1)
+        next_dist = out.softmax(-1)
+        probs = self.next_action_probs(batch, (next_dist * self.q_target.support).sum(-1))
+        mixture = (probs[..., None] * next_dist).sum(1)
+        return project_distribution(mixture, batch.reward, batch.discount, batch.terminated, self.q_target.support)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        q = self.q(batch.obs).gather(1, batch.action.long().view(-1, 1)).squeeze(1)
+        if self.config.noisy:
+            self.q.head.reset_noise()
         target = self.td_target(batch)
-        td_error = q - target
-        if self.config.loss == "huber":
-            per_sample = F.smooth_l1_loss(q, target, reduction="none")
+        out = self.q(batch.obs)
+        action = batch.action.long().view(-1, 1)
+        if self.config.distributional:
+            log_probs = out.log_softmax(-1).gather(1, action[..., None].expand(-1, 1, out.shape[-1])).squeeze(1)
+            per_sample = -(target * log_probs).sum(-1)  # cross-entropy: the KL up to a constant
+            priority = per_sample.detach()
+            q = (log_probs.exp() * self.q.support).sum(-1)
         else:
-            per_sample = 0.5 * td_error.square()
+            q = out.gather(1, action).squeeze(1)
+            if self.config.loss == "huber":
+                per_sample = F.smooth_l1_loss(q, target, reduction="none")
+            else:
+                per_sample = 0.5 * (q - target).square()
+            priority = (q - target).detach().abs()
         loss = (batch.weights * per_sample).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -130,7 +219,7 @@ class DQN(Agent):
             nn.utils.clip_grad_norm_(self.q.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         if self.buffer is not None:
-            self.buffer.update_priorities(batch.indices, td_error.detach().abs())
+            self.buffer.update_priorities(batch.indices, priority)
         return {"losses/td_loss": loss.detach(), "losses/q_values": q.detach().mean()}
 
     @torch.no_grad()
@@ -142,18 +231,26 @@ class DQN(Agent):
         for target, online in zip(self.q_target.parameters(), self.q.parameters()):
             target.lerp_(online, tau)
 
+    def priority_beta(self) -> float:
+        """Importance-sampling exponent, annealed linearly to 1 (Schaul et al. 2016, sec. 3.4)."""
+        beta0 = self.config.priority_beta
+        return beta0 + (1.0 - beta0) * min(1.0, self.step / max(self.config.steps, 1))
+
     # ------------------------------------------------------------------- runner hooks
     def setup_training(self, num_envs: int) -> None:
         cfg = self.config
         frame_stack = self.observation_space.shape[0] if is_atari(cfg.env) else 1
         self.buffer = ReplayBuffer(cfg.buffer_size, num_envs, self.observation_space, self.action_space,
-                                   self.device, frame_stack=frame_stack, n_step=cfg.n_step, gamma=cfg.gamma)
+                                   self.device, frame_stack=frame_stack, n_step=cfg.n_step, gamma=cfg.gamma,
+                                   prioritized=cfg.prioritized, alpha=cfg.priority_alpha,
+                                   priority_eps=cfg.priority_eps)
 
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        self.step = step
         if step < self.config.learning_starts:
             action = torch.randint(self.num_actions, (obs.shape[0],), device=obs.device)
         else:
-            action = self.act(obs, explore=True, epsilon=self.epsilon(step))
+            action = self.act(obs, explore=True)
         return action, action, {}
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated, extras) -> None:
@@ -161,6 +258,7 @@ class DQN(Agent):
 
     def after_step(self, next_obs: Tensor, step: int) -> dict[str, Tensor] | None:
         cfg = self.config
+        self.step = step
         metrics = None
         num_envs = next_obs.shape[0]
         if step > cfg.learning_starts:
@@ -168,7 +266,7 @@ class DQN(Agent):
             while self._since_train >= cfg.train_frequency:
                 self._since_train -= cfg.train_frequency
                 for _ in range(cfg.gradient_steps):
-                    metrics = self.update(self.buffer.sample(cfg.batch_size))
+                    metrics = self.update(self.buffer.sample(cfg.batch_size, beta=self.priority_beta()))
         self._since_target += num_envs
         if self._since_target >= cfg.target_update_interval:
             self._since_target %= cfg.target_update_interval
@@ -179,7 +277,7 @@ class DQN(Agent):
 
     def training_state(self, include_buffer: bool = True) -> dict[str, Any]:
         state = {"optimizer": self.optimizer.state_dict(), "since_train": self._since_train,
-                 "since_target": self._since_target}
+                 "since_target": self._since_target, "step": self.step}
         if include_buffer and self.config.checkpoint_replay and self.buffer is not None:
             state["buffer"] = self.buffer.state_dict()
         return state
@@ -187,5 +285,6 @@ class DQN(Agent):
     def load_training_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self._since_train, self._since_target = state["since_train"], state["since_target"]
+        self.step = state["step"]
         if "buffer" in state and self.buffer is not None:
             self.buffer.load_state_dict(state["buffer"])

@@ -67,6 +67,10 @@ class OnPolicyRollouts:
     def train_on_rollout(self) -> dict[str, Tensor]:
         raise NotImplementedError
 
+    def advantage_lambda(self) -> float:
+        """The lambda ``finish`` runs GAE with (A2C's ``td`` and ``nstep`` advantages fix it)."""
+        return self.config.gae_lambda
+
     def setup_training(self, num_envs: int) -> None:
         self.buffer = RolloutBuffer(self.config.num_steps, num_envs, self.observation_space, self.action_space,
                                     self.device)
@@ -87,7 +91,7 @@ class OnPolicyRollouts:
         if self.buffer.step < self.buffer.num_steps:
             return None
         with torch.no_grad():
-            self.buffer.finish(self.net.value(next_obs), self.config.gamma, self.config.gae_lambda)
+            self.buffer.finish(self.net.value(next_obs), self.config.gamma, self.advantage_lambda())
         metrics = self.train_on_rollout()
         self.iteration += 1
         values, returns = self.buffer.value.flatten(), self.buffer.returns.flatten()

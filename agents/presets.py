@@ -31,6 +31,8 @@ def preset_values(agent_cls, env_id: str, preset: str) -> dict[str, Any]:
         return {}
     if preset == "auto":
         return dict(table.get(env_id) or table.get(env_family(env_id), {}))
+    if f"{preset}:{env_family(env_id)}" in table:  # a named preset with values per env family
+        return dict(table[f"{preset}:{env_family(env_id)}"])
     if preset not in table:
         raise ValueError(f"unknown preset '{preset}' for {agent} (choose from auto, none, {', '.join(table)})")
     return dict(table[preset])

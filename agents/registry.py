@@ -10,6 +10,13 @@ from importlib import import_module
 AGENTS: dict[str, str] = {
     "dqn": "agents.dqn:DQN",
     "ppo": "agents.ppo:PPO",
+    "a2c": "agents.a2c:A2C",
+    "trpo": "agents.trpo:TRPO",
+    "reinforce": "agents.reinforce:REINFORCE",
+    "sac": "agents.sac:SAC",
+    "qlearning": "agents.tabular:QLearning",
+    "sarsa": "agents.tabular:SARSA",
+    "expected_sarsa": "agents.tabular:ExpectedSARSA",
 }
 
 

@@ -194,13 +194,18 @@ class ReplayBuffer:
                                self.truncated[rows, envs], self.gamma)
         last_row = (step + window.length - 1) % self.rows
         after_row = (step + window.length) % self.rows
+        next_action = self.action[after_row, env]
+        if not next_action.is_floating_point():
+            # No action is ever taken at a truncated episode's final observation: mark it -1.
+            truncated_end = self.truncated[last_row, env].view(-1, *([1] * (next_action.dim() - 1)))
+            next_action = torch.where(truncated_end, torch.full_like(next_action, -1), next_action)
         return Batch(obs=self.frames.stacks(env, self.obs_pos[step % self.rows, env]),
                      action=self.action[step % self.rows, env],
                      reward=window.reward,
                      next_obs=self.frames.stacks(env, self.obs_pos[last_row, env] + 1),
                      terminated=window.terminated, discount=window.discount, weights=weights,
                      indices=step * self.num_envs + env,
-                     next_action=self.action[after_row, env])
+                     next_action=next_action)
 
     def update_priorities(self, indices: Tensor, priorities: Tensor) -> None:
         """Store ``(|p| + eps)^alpha`` for the sampled ``indices`` (from ``Batch.indices``).

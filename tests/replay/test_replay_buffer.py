@@ -34,6 +34,8 @@ def _check_batch(batch, traj, buffer, gamma):
         assert batch.discount[i].item() == pytest.approx(want["discount"], rel=1e-6)
         if not want["window_ended"]:
             assert batch.next_action[i] == want["next_action"]
+        elif not want["terminated"]:  # truncated: no action is taken at the final observation
+            assert batch.next_action[i] == -1
 
 
 @pytest.mark.parametrize("stack,n_step,prioritized", [(4, 1, False), (4, 3, False), (1, 3, False),

@@ -1,0 +1,89 @@
+"""Q-value heads: plain or dueling, deterministic or noisy, scalar or distributional.
+
+One head covers DQN's variants: ``dueling`` splits it into value and advantage streams
+(Wang et al. 2016, eq. 9 with the mean, eq. 8 with the max), ``noisy`` swaps its linear layers
+for factorised Gaussian NoisyNet layers (Fortunato et al. 2018, eq. 10-11) and ``atoms > 1``
+makes it output a categorical return distribution per action (Bellemare et al. 2017).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+class NoisyLinear(nn.Module):
+    """``y = (mu_w + sigma_w * eps_w) x + mu_b + sigma_b * eps_b`` with factorised noise
+    ``eps_w = f(eps_out) f(eps_in)^T``, ``f(x) = sgn(x) sqrt|x|`` (Fortunato et al. 2018, sec. 3)."""
+
+    def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        bound = 1.0 / math.sqrt(in_features)
+        self.weight_mu = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+        self.bias_mu = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
+        self.weight_sigma = nn.Parameter(torch.full((out_features, in_features), sigma0 / math.sqrt(in_features)))
+        self.bias_sigma = nn.Parameter(torch.full((out_features,), sigma0 / math.sqrt(in_features)))
+        self.register_buffer("eps_in", torch.zeros(in_features))
+        self.register_buffer("eps_out", torch.zeros(out_features))
+
+    @staticmethod
+    def _scaled_noise(size: int, device: torch.device) -> Tensor:
+        x = torch.randn(size, device=device)
+        return x.sign() * x.abs().sqrt()
+
+    def reset_noise(self) -> None:
+        self.eps_in.copy_(self._scaled_noise(self.in_features, self.eps_in.device))
+        self.eps_out.copy_(self._scaled_noise(self.out_features, self.eps_out.device))
+
+    def forward(self, x: Tensor, noise: bool = True) -> Tensor:
+        if not noise:
+            return nn.functional.linear(x, self.weight_mu, self.bias_mu)
+        weight = self.weight_mu + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
+        return nn.functional.linear(x, weight, self.bias_mu + self.bias_sigma * self.eps_out)
+
+
+class _Linear(nn.Linear):
+    def forward(self, x: Tensor, noise: bool = True) -> Tensor:  # same call shape as NoisyLinear
+        return super().forward(x)
+
+
+class QHead(nn.Module):
+    """Features ``[B, F]`` to Q-values ``[B, A]``, or to logits ``[B, A, atoms]`` when distributional."""
+
+    def __init__(self, in_dim: int, num_actions: int, *, dueling: bool = False, aggregation: str = "mean",
+                 noisy: bool = False, sigma0: float = 0.5, atoms: int = 1, hidden: int = 0):
+        super().__init__()
+        self.num_actions, self.atoms, self.dueling, self.aggregation = num_actions, atoms, dueling, aggregation
+
+        def layer(i: int, o: int) -> nn.Module:
+            return NoisyLinear(i, o, sigma0) if noisy else _Linear(i, o)
+
+        def stream(out: int) -> nn.ModuleList:
+            return nn.ModuleList([layer(in_dim, hidden), layer(hidden, out)] if hidden else [layer(in_dim, out)])
+
+        self.advantage = stream(num_actions * atoms)
+        self.value = stream(atoms) if dueling else None
+
+    @staticmethod
+    def _run(stream: nn.ModuleList, x: Tensor, noise: bool) -> Tensor:
+        for i, layer in enumerate(stream):
+            x = layer(x, noise)
+            if i < len(stream) - 1:
+                x = torch.relu(x)
+        return x
+
+    def forward(self, features: Tensor, noise: bool = True) -> Tensor:
+        batch = features.shape[0]
+        out = self._run(self.advantage, features, noise).view(batch, self.num_actions, self.atoms)
+        if self.value is not None:
+            value = self._run(self.value, features, noise).view(batch, 1, self.atoms)
+            baseline = out.mean(1, keepdim=True) if self.aggregation == "mean" else out.max(1, keepdim=True).values
+            out = value + out - baseline
+        return out.squeeze(-1) if self.atoms == 1 else out
+
+    def reset_noise(self) -> None:
+        for module in self.modules():
+            if isinstance(module, NoisyLinear):
+                module.reset_noise()
