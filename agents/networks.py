@@ -97,3 +97,43 @@ class BoxClipper:
 
     def __call__(self, action: Tensor) -> Tensor:
         return torch.maximum(torch.minimum(action, self.high), self.low)
+
+
+def mlp(in_dim: int, hidden_sizes: list[int] | tuple[int, ...], out_dim: int) -> nn.Sequential:
+    """ReLU layers of ``hidden_sizes`` then a linear output: the heads of off-policy agents."""
+    layers: list[nn.Module] = []
+    for size in hidden_sizes:
+        layers += [nn.Linear(in_dim, int(size)), nn.ReLU()]
+        in_dim = int(size)
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class TanhGaussianHead(nn.Module):
+    """Diagonal Gaussian with state-dependent mean and log-std, squashed into ``[-1, 1]^d`` by tanh
+    (Haarnoja et al. 2018, "Soft Actor-Critic", appendix C).
+
+    ``sample`` returns the squashed action and its log-density, corrected by the tanh Jacobian
+    (eq. 21): ``log pi(a|s) = log N(u; mu, sigma) - sum_i log(1 - tanh(u_i)^2)``, with
+    ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))`` for numerical stability. Scaling the
+    action to the env's bounds is left to the caller, so the density is that of ``[-1, 1]^d``.
+    """
+
+    LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # as in the authors' code and Stable-Baselines3
+
+    def __init__(self, in_dim: int, action_dim: int):
+        super().__init__()
+        self.mean = nn.Linear(in_dim, action_dim)
+        self.log_std = nn.Linear(in_dim, action_dim)
+
+    def forward(self, features: Tensor) -> Normal:
+        """The Gaussian before squashing."""
+        log_std = self.log_std(features).clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+        return Normal(self.mean(features), log_std.exp(), validate_args=False)
+
+    def sample(self, features: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        """``(tanh(u), log pi(tanh(u)|s))`` with ``u`` reparameterised (or the mean when deterministic)."""
+        gaussian = self(features)
+        u = gaussian.mean if deterministic else gaussian.rsample()
+        log_jacobian = 2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))
+        return torch.tanh(u), (gaussian.log_prob(u) - log_jacobian).sum(-1)
