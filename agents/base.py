@@ -37,6 +37,7 @@ class Agent(nn.Module):
         self.observation_space = observation_space
         self.action_space = action_space
         self.device = torch.device(config.device)
+        self.aux = None  # auxiliary representation objectives, attached by the agent on its encoder
 
     # ----------------------------------------------------------------- what users call
     def act(self, obs: Tensor, explore: bool = True) -> Tensor:
@@ -96,6 +97,25 @@ class Agent(nn.Module):
         agent = agent_cls(config, space_from_dict(payload["observation_space"]), space_from_dict(payload["action_space"]))
         agent.load_state_dict(payload["model"])
         return agent
+
+    # ------------------------------------------- auxiliary objectives (--aux), any agent
+    def attach_auxiliary(self, encoder: nn.Module) -> list[nn.Parameter]:
+        """Builds ``config.aux`` on ``encoder``; returns the parameters the agent's optimiser
+        must also train (joint mode)."""
+        from agents.auxiliary import Auxiliary
+
+        self.aux = Auxiliary.from_config(self.config, encoder, self.observation_space, self.action_space, self.device)
+        return self.aux.parameters_for_agent_optimizer() if self.aux is not None else []
+
+    def auxiliary_loss(self, batch: Batch) -> tuple[Tensor | float, dict[str, Tensor]]:
+        """The weighted auxiliary loss to add to the agent's loss before backward (joint mode)."""
+        return (0.0, {}) if self.aux is None else self.aux.joint_loss(batch)
+
+    def auxiliary_after_step(self, batch: Batch, metrics: dict[str, Tensor]) -> None:
+        """After the agent's optimiser step: the separate-mode step and momentum encoders."""
+        if self.aux is not None:
+            metrics.update(self.aux.separate_step(batch) or {})
+            self.aux.after_update()
 
     # ------------------------------------------------------------ what the Runner calls
     def setup_training(self, num_envs: int) -> None:

@@ -107,6 +107,10 @@ class DQN(Agent):
                       gamma=0.99, target_update_interval=1_000, train_frequency=4, gradient_steps=1,
                       exploration_fraction=0.1, start_e=1.0, end_e=0.01, encoder="nature", eval_every=250_000,
                       checkpoint_every=250_000, log_every=10_000, env_options={"episodic_life": True}),
+        # Pixel observations of a small task (e.g. reprl/DistractorCartPole-v0): Atari's DQN, shorter.
+        "pixels": dict(num_envs=1, learning_rate=1e-4, batch_size=32, buffer_size=100_000, learning_starts=10_000,
+                       gamma=0.99, target_update_interval=1_000, train_frequency=4, gradient_steps=1,
+                       exploration_fraction=0.1, start_e=1.0, end_e=0.01, encoder="nature"),
         "rainbow:atari": dict(num_envs=1, learning_rate=6.25e-5, adam_eps=1.5e-4, batch_size=32, buffer_size=1_000_000,
                               learning_starts=20_000, gamma=0.99, n_step=3, target_update_interval=8_000,
                               train_frequency=4, gradient_steps=1, double=True, dueling=True, noisy=True,
@@ -135,8 +139,8 @@ class DQN(Agent):
                                  self.num_actions, config).to(self.device)
         self.q_target.load_state_dict(self.q.state_dict())
         self.q_target.requires_grad_(False)
-        self.optimizer = torch.optim.Adam([p for p in self.q.parameters() if p.requires_grad],
-                                          lr=config.learning_rate, eps=config.adam_eps,
+        trainable = [p for p in self.q.parameters() if p.requires_grad] + self.attach_auxiliary(self.q.encoder)
+        self.optimizer = torch.optim.Adam(trainable, lr=config.learning_rate, eps=config.adam_eps,
                                           fused=self.device.type in ("cpu", "cuda"))
         self.buffer: ReplayBuffer | None = None
         self.step = 0
@@ -213,14 +217,16 @@ class DQN(Agent):
                 per_sample = 0.5 * (q - target).square()
             priority = (q - target).detach().abs()
         loss = (batch.weights * per_sample).mean()
+        aux_loss, metrics = self.auxiliary_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + aux_loss).backward()
         if self.config.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.q.parameters(), self.config.max_grad_norm)
+            nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.config.max_grad_norm)
         self.optimizer.step()
+        self.auxiliary_after_step(batch, metrics)
         if self.buffer is not None:
             self.buffer.update_priorities(batch.indices, priority)
-        return {"losses/td_loss": loss.detach(), "losses/q_values": q.detach().mean()}
+        return {"losses/td_loss": loss.detach(), "losses/q_values": q.detach().mean(), **metrics}
 
     @torch.no_grad()
     def update_target(self) -> None:
@@ -235,6 +241,17 @@ class DQN(Agent):
         """Importance-sampling exponent, annealed linearly to 1 (Schaul et al. 2016, sec. 3.4)."""
         beta0 = self.config.priority_beta
         return beta0 + (1.0 - beta0) * min(1.0, self.step / max(self.config.steps, 1))
+
+    def training_batches(self):
+        """One batch per gradient step of a training round. Uniform samples are i.i.d. and the
+        buffer does not change within a round, so they are drawn in one call (a large saving for
+        small networks); prioritized ones are drawn one by one, after each priority update."""
+        cfg = self.config
+        if not cfg.prioritized:
+            yield from self.buffer.sample(cfg.batch_size * cfg.gradient_steps).chunk(cfg.gradient_steps)
+            return
+        for _ in range(cfg.gradient_steps):
+            yield self.buffer.sample(cfg.batch_size, beta=self.priority_beta())
 
     # ------------------------------------------------------------------- runner hooks
     def setup_training(self, num_envs: int) -> None:
@@ -265,8 +282,8 @@ class DQN(Agent):
             self._since_train += num_envs
             while self._since_train >= cfg.train_frequency:
                 self._since_train -= cfg.train_frequency
-                for _ in range(cfg.gradient_steps):
-                    metrics = self.update(self.buffer.sample(cfg.batch_size, beta=self.priority_beta()))
+                for batch in self.training_batches():
+                    metrics = self.update(batch)
         self._since_target += num_envs
         if self._since_target >= cfg.target_update_interval:
             self._since_target %= cfg.target_update_interval

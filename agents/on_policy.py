@@ -73,7 +73,7 @@ class OnPolicyRollouts:
 
     def setup_training(self, num_envs: int) -> None:
         self.buffer = RolloutBuffer(self.config.num_steps, num_envs, self.observation_space, self.action_space,
-                                    self.device)
+                                    self.device, store_next_obs=self.aux is not None and self.aux.needs_next_obs)
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
@@ -85,7 +85,8 @@ class OnPolicyRollouts:
     @torch.no_grad()
     def observe(self, obs, action, reward, next_obs, terminated, truncated, extras) -> None:
         final_value = self.net.value(next_obs) if bool(truncated.any()) else None
-        self.buffer.add(obs, action, extras["log_prob"], extras["value"], reward, terminated, truncated, final_value)
+        self.buffer.add(obs, action, extras["log_prob"], extras["value"], reward, terminated, truncated, final_value,
+                        next_obs=next_obs if self.buffer.store_next_obs else None)
 
     def after_step(self, next_obs: Tensor, step: int) -> dict[str, Tensor] | None:
         if self.buffer.step < self.buffer.num_steps:

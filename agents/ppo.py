@@ -39,6 +39,10 @@ class PPO(OnPolicyRollouts, Agent):
                       ent_coef=0.01, learning_rate=2.5e-4, anneal_lr=True, clip_coef=0.1, anneal_clip=False,
                       clip_vloss=True, shared_encoder=True, encoder="nature", eval_every=100_000,
                       checkpoint_every=100_000, log_every=10_000, env_options={"episodic_life": True}),
+        # Pixel observations of a small task (e.g. reprl/DistractorCartPole-v0): the Atari settings.
+        "pixels": dict(num_envs=8, num_steps=128, num_minibatches=4, update_epochs=4, gamma=0.99, gae_lambda=0.95,
+                       ent_coef=0.01, learning_rate=2.5e-4, anneal_lr=True, clip_coef=0.1, clip_vloss=True,
+                       shared_encoder=True, encoder="nature"),
         "box": dict(num_envs=1, num_steps=2048, num_minibatches=32, update_epochs=10, gamma=0.99, gae_lambda=0.95,
                     ent_coef=0.0, learning_rate=3e-4, anneal_lr=True, clip_coef=0.2, clip_vloss=True,
                     shared_encoder=False, normalize_obs=True, normalize_reward=True, torch_threads=1,
@@ -53,8 +57,8 @@ class PPO(OnPolicyRollouts, Agent):
     def __init__(self, config: PPOConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__(config, observation_space, action_space)
         self.init_actor_critic(observation_space, action_space)
-        self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad],
-                                          lr=config.learning_rate, eps=config.adam_eps,
+        trainable = [p for p in self.net.parameters() if p.requires_grad] + self.attach_auxiliary(self.net.encoder)
+        self.optimizer = torch.optim.Adam(trainable, lr=config.learning_rate, eps=config.adam_eps,
                                           fused=self.device.type in ("cpu", "cuda"))
 
     def update(self, batch: Batch, clip_coef: float | None = None) -> dict[str, Tensor]:
@@ -75,17 +79,19 @@ class PPO(OnPolicyRollouts, Agent):
             value_loss = 0.5 * (value - batch.returns).square().mean()
         entropy = dist.entropy().mean()
         loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
+        aux_loss, metrics = self.auxiliary_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + aux_loss).backward()
         if cfg.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], cfg.max_grad_norm)
         self.optimizer.step()
+        self.auxiliary_after_step(batch, metrics)
         with torch.no_grad():  # Schulman's unbiased, low-variance KL estimator (k3)
             approx_kl = ((ratio - 1) - log_ratio).mean()
             clip_fraction = ((ratio - 1).abs() > clip_coef).float().mean()
         return {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
                 "losses/entropy": entropy.detach(), "losses/approx_kl": approx_kl,
-                "losses/clipfrac": clip_fraction}
+                "losses/clipfrac": clip_fraction, **metrics}
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         cfg = self.config

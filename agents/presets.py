@@ -11,14 +11,18 @@ from typing import Any
 import gymnasium as gym
 
 from envs import is_atari
+from representation.encoders import is_image_space
 
 def env_family(env_id: str) -> str:
-    """``atari``, ``box`` (continuous actions) or ``classic`` (discrete actions, vector obs)."""
+    """``atari``, ``box`` (continuous actions), ``pixels`` (discrete actions, image observations)
+    or ``classic`` (discrete actions, vector observations)."""
     if is_atari(env_id):
         return "atari"
     env = gym.make(env_id)
     try:
-        return "box" if isinstance(env.action_space, gym.spaces.Box) else "classic"
+        if isinstance(env.action_space, gym.spaces.Box):
+            return "box"
+        return "pixels" if is_image_space(env.observation_space) else "classic"
     finally:
         env.close()
 

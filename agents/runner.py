@@ -125,12 +125,16 @@ class Runner:
     def _checkpoint(self, env: VecEnv, obs: torch.Tensor, step: int, elapsed: float) -> None:
         payload = self.agent.payload()
         payload["training"] = self.agent.training_state()
+        if self.agent.aux is not None:
+            payload["training"]["aux"] = self.agent.aux.training_state()
         payload["runner"] = {"step": step, "elapsed": elapsed, "obs": obs.cpu(), "env": env.state_dict(),
                              "rng": rng_state()}
         save_atomic(payload, self.run_dir / CHECKPOINT)
 
     def _restore(self, env: VecEnv, payload: dict[str, Any]) -> tuple[int, float, torch.Tensor]:
         self.agent.load_training_state(payload["training"])
+        if self.agent.aux is not None:
+            self.agent.aux.load_training_state(payload["training"]["aux"])
         runner = payload["runner"]
         obs = env.reset(seed=self.config.seed)
         env.load_state_dict(runner["env"])

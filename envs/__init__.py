@@ -9,3 +9,4 @@ gym.register_envs(ale_py)
 
 __all__ = ["make_env", "VecEnv", "is_atari", "check_env_id"]
 import envs.graph_nav  # noqa: E402,F401  (registers reprl/GraphNav-v0)
+import envs.distractor  # noqa: E402,F401  (registers reprl/DistractorCartPole-v0)

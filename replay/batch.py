@@ -32,6 +32,11 @@ class Batch:
     returns: Tensor | None = None
     next_action: Tensor | None = None
 
+    def chunk(self, chunks: int) -> list["Batch"]:
+        """Splits along the batch dimension into ``chunks`` equal batches (e.g. one per gradient step)."""
+        parts = {f.name: getattr(self, f.name).chunk(chunks) for f in fields(self) if getattr(self, f.name) is not None}
+        return [Batch(**{name: tensors[i] for name, tensors in parts.items()}) for i in range(chunks)]
+
     def to(self, device) -> "Batch":
         return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
                                 if getattr(self, f.name) is not None})
