@@ -70,7 +70,7 @@ class A2C(OnPolicyRollouts, Agent):
     def __init__(self, config: A2CConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__(config, observation_space, action_space)
         self.init_actor_critic(observation_space, action_space)
-        params = [p for p in self.net.parameters() if p.requires_grad]
+        params = [p for p in self.net.parameters() if p.requires_grad] + self.attach_auxiliary(self.net.encoder)
         if config.optimizer == "rmsprop":
             self.optimizer = torch.optim.RMSprop(params, lr=config.learning_rate, alpha=config.rmsprop_alpha,
                                                  eps=config.adam_eps)
@@ -90,13 +90,15 @@ class A2C(OnPolicyRollouts, Agent):
         value_loss = 0.5 * (value - batch.returns).square().mean()
         entropy = dist.entropy().mean()
         loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
+        aux_loss, metrics = self.auxiliary_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + aux_loss).backward()
         if cfg.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], cfg.max_grad_norm)
         self.optimizer.step()
+        self.auxiliary_after_step(batch, metrics)
         return {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
-                "losses/entropy": entropy.detach()}
+                "losses/entropy": entropy.detach(), **metrics}
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         self.anneal_learning_rate()

@@ -44,10 +44,12 @@ def save_gif(frames: list[np.ndarray], path: Path, fps: int = 30) -> None:
 
 
 @torch.no_grad()
-def evaluate(agent, env: VecEnv, video_path: Path | None = None, max_steps: int = 200_000) -> np.ndarray:
-    """Runs each env's first episode to its end with the greedy policy; returns the scores.
+def evaluate(agent, env: VecEnv, video_path: Path | None = None, max_steps: int = 27_000) -> np.ndarray:
+    """Runs each env's first episode with the greedy policy; returns the scores.
 
-    The env is reseeded every time, so evaluations do not depend on what came before them.
+    The env is reseeded every time, so evaluations do not depend on what came before them. An
+    episode still running after ``max_steps`` (Atari's 108,000-frame cap; a greedy policy that
+    loops in an env without a time limit) is scored with the rewards it collected so far.
     """
     obs = env.reset(seed=agent.config.seed + EVAL_SEED_OFFSET)
     done = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
@@ -58,10 +60,9 @@ def evaluate(agent, env: VecEnv, video_path: Path | None = None, max_steps: int 
             frame = _frame(env, obs)
             if frame is not None:
                 frames.append(frame)
-        obs, _, _, _, info = env.step(agent.act(obs, explore=False))
-        newly = info["episode_done"] & ~done
-        returns = torch.where(newly, info["episode_return"], returns)
-        done |= newly
+        obs, reward, _, _, info = env.step(agent.act(obs, explore=False))
+        returns += reward * ~done
+        done |= info["episode_done"]
         if bool(done.all()):
             break
     if frames:

@@ -90,8 +90,8 @@ class REINFORCE(OnPolicyRollouts, Agent):
     def __init__(self, config: REINFORCEConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__(config, observation_space, action_space)
         self.init_actor_critic(observation_space, action_space)
-        self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad],
-                                          lr=config.learning_rate, eps=config.adam_eps)
+        trainable = [p for p in self.net.parameters() if p.requires_grad] + self.attach_auxiliary(self.net.encoder)
+        self.optimizer = torch.optim.Adam(trainable, lr=config.learning_rate, eps=config.adam_eps)
 
     # ------------------------------------------------------------------ collection
     def setup_training(self, num_envs: int) -> None:
@@ -161,13 +161,15 @@ class REINFORCE(OnPolicyRollouts, Agent):
         value_loss = 0.5 * (value - batch.returns).square().mean()
         if cfg.baseline == "value":
             loss = loss + cfg.vf_coef * value_loss
+        aux_loss, metrics = self.auxiliary_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + aux_loss).backward()
         if cfg.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], cfg.max_grad_norm)
         self.optimizer.step()
+        self.auxiliary_after_step(batch, metrics)
         return {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
-                "losses/entropy": entropy.detach()}
+                "losses/entropy": entropy.detach(), **metrics}
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         self.anneal_learning_rate()

@@ -131,10 +131,11 @@ class SAC(Agent):
         self.to(self.device)
         self.log_alpha = nn.Parameter(torch.tensor(math.log(config.alpha), device=self.device),
                                       requires_grad=config.autotune)  # log-space keeps alpha > 0
-        self.actor_optimizer = torch.optim.Adam(self.actor_parameters(), lr=config.learning_rate)
-        self.critic_optimizer = torch.optim.Adam([p for p in self.critic.parameters() if p.requires_grad],
-                                                 lr=config.learning_rate)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.learning_rate)
+        fused = self.device.type in ("cpu", "cuda")
+        self.actor_optimizer = torch.optim.Adam(self.actor_parameters(), lr=config.learning_rate, fused=fused)
+        critic_params = [p for p in self.critic.parameters() if p.requires_grad] + self.attach_auxiliary(self.encoder)
+        self.critic_optimizer = torch.optim.Adam(critic_params, lr=config.learning_rate, fused=fused)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.learning_rate, fused=fused)
         self.buffer: ReplayBuffer | None = None
         self._since_train = 0
         self._updates = 0
@@ -210,14 +211,22 @@ class SAC(Agent):
         else:
             q1, q2 = self.critic(batch.obs, batch.action)
         critic_loss = 0.5 * ((q1 - target).square().mean() + (q2 - target).square().mean())
-        self._step(self.critic_optimizer, critic_loss)
+        aux_loss, aux_metrics = self.auxiliary_loss(batch)  # objectives shape the critics' encoder (DBC)
+        self._step(self.critic_optimizer, critic_loss + aux_loss)
+        self.auxiliary_after_step(batch, aux_metrics)
+        metrics.update(aux_metrics)
 
         if self.num_actions:
             with torch.no_grad():
                 q = torch.min(*self.critic(batch.obs))
             actor_loss = (probs * (alpha * log_probs - q)).sum(-1).mean()
         else:
+            critic_params = self.critic_optimizer.param_groups[0]["params"]
+            for p in critic_params:  # the actor's gradient flows through the critics, not into them
+                p.requires_grad_(False)
             actor_loss = (alpha * log_prob - torch.min(*self.critic(batch.obs, action))).mean()
+            for p in critic_params:
+                p.requires_grad_(True)
         self._step(self.actor_optimizer, actor_loss)
 
         self._updates += 1

@@ -71,13 +71,13 @@ class TabularTD:
         "CliffWalking-v1": dict(num_envs=1, learning_rate=0.5, lr_schedule="constant", gamma=1.0,
                                 exploration="epsilon_greedy", start_e=0.1, end_e=0.1, steps=20_000,
                                 eval_every=0, eval_episodes=1, log_every=1_000, torch_threads=1),
-        "FrozenLake-v1": dict(num_envs=8, learning_rate=0.1, lr_schedule="linear", final_learning_rate=0.01,
+        "FrozenLake-v1": dict(num_envs=16, learning_rate=0.2, lr_schedule="linear", final_learning_rate=0.01,
                               gamma=0.99, exploration="epsilon_greedy", start_e=1.0, end_e=0.05,
-                              exploration_fraction=0.5, steps=200_000, eval_every=50_000, eval_episodes=100,
-                              log_every=10_000, torch_threads=1),
+                              exploration_fraction=0.5, steps=50_000, eval_every=10_000, eval_episodes=100,
+                              log_every=5_000, torch_threads=1),
         "Taxi-v4": dict(num_envs=8, learning_rate=0.5, lr_schedule="linear", final_learning_rate=0.1, gamma=0.99,
                         exploration="epsilon_greedy", start_e=1.0, end_e=0.05, exploration_fraction=0.5,
-                        steps=200_000, eval_every=50_000, eval_episodes=20, log_every=10_000, torch_threads=1),
+                        steps=100_000, eval_every=25_000, eval_episodes=20, log_every=5_000, torch_threads=1),
     }
 
     def __init__(self, config: TabularConfig, observation_space: spaces.Space, action_space: spaces.Space):
@@ -85,8 +85,13 @@ class TabularTD:
         for kind, space in (("observation", observation_space), ("action", action_space)):
             if not isinstance(space, spaces.Discrete):
                 raise ValueError(f"{self.name} needs a discrete {kind} space (a finite table), got {space}")
+        if config.normalize_obs:
+            raise ValueError(f"{self.name} indexes its table by the raw state: --normalize-obs does not apply")
+        if config.aux != "none":
+            raise ValueError(f"{self.name} has no encoder for auxiliary objectives: --aux does not apply")
         self.obs_start, self.action_start = int(observation_space.start), int(action_space.start)
         self.num_actions = int(action_space.n)
+        # A buffer, not a parameter: no autograd anywhere, and it travels in state_dict / checkpoints.
         self.register_buffer("q_table", torch.full((int(observation_space.n), self.num_actions),
                                                    float(config.initial_q), device=self.device))
         self._pending: dict[str, Tensor] | None = None  # the transition waiting for its update
@@ -117,7 +122,6 @@ class TabularTD:
     def state_index(self, obs: Tensor) -> Tensor:
         return obs.long() - self.obs_start
 
-    @torch.no_grad()
     def act(self, obs: Tensor, explore: bool = True, step: int | None = None) -> Tensor:
         """Greedy actions (first best action on ties), or behaviour-policy draws at ``step``.
 
@@ -142,7 +146,6 @@ class TabularTD:
             raise ValueError("a SARSA update needs batch.next_action, the action taken in the next state")
         return q_next.gather(1, batch.next_action.long().unsqueeze(1)).squeeze(1)
 
-    @torch.no_grad()
     def update(self, batch: Batch, step: int = 0) -> dict[str, Tensor]:
         """One batched TD update of the table with the schedules at ``step``.
 
@@ -152,7 +155,8 @@ class TabularTD:
         states, actions = self.state_index(batch.obs), batch.action.long()
         discount = self.config.gamma if batch.discount is None else batch.discount
         not_done = 1.0 - batch.terminated.to(self.q_table.dtype)
-        target = batch.reward + discount * not_done * self.next_state_value(batch, step)
+        reward = batch.reward.to(self.q_table.dtype)
+        target = reward + discount * not_done * self.next_state_value(batch, step)
         q = self.q_table[states, actions]
         self.apply_td_updates(states * self.num_actions + actions, target, self.learning_rate(step))
         return {"losses/td_error": (target - q).abs().mean(), "losses/q_values": q.mean()}
@@ -175,7 +179,6 @@ class TabularTD:
     def setup_training(self, num_envs: int) -> None:
         self._pending, self._metrics = None, None
 
-    @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         states = self.state_index(obs)
         action = sample_actions(self.policy_probs(self.q_table[states], step))
@@ -189,7 +192,7 @@ class TabularTD:
         ``s'``, a policy draw at ``s'`` where it did not (truncation, or fresh episodes after a
         resume); terminations ignore it."""
         p = self._pending
-        went_on = ~p["ended"] & (self.state_index(obs) == self.state_index(p["next_obs"]))
+        went_on = ~p["ended"] & (obs == p["next_obs"])
         drawn = sample_actions(self.policy_probs(self.q_table[self.state_index(p["next_obs"])], step))
         return Batch(obs=p["obs"], action=p["action"], reward=p["reward"], next_obs=p["next_obs"],
                      terminated=p["terminated"], next_action=torch.where(went_on, action, drawn))

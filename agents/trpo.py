@@ -86,6 +86,8 @@ class TRPO(OnPolicyRollouts, Agent):
                               if p.requires_grad]
         critic_params = [p for m in (self.net.critic_encoder, self.net.value_head) for p in m.parameters()
                          if p.requires_grad]
+        # Auxiliary objectives shape the critic's encoder: the policy moves only by trust-region steps.
+        critic_params += self.attach_auxiliary(self.net.critic_encoder)
         self.optimizer = torch.optim.Adam(critic_params, lr=config.learning_rate, eps=config.adam_eps)
 
     def surrogate(self, batch: Batch, advantage: Tensor) -> tuple[Tensor, Distribution]:
@@ -94,6 +96,19 @@ class TRPO(OnPolicyRollouts, Agent):
         ratio = (dist.log_prob(batch.action) - batch.log_prob).exp()
         return (ratio * advantage).mean() + self.config.ent_coef * dist.entropy().mean(), dist
 
+    def fisher_vector_product(self, obs: Tensor) -> Callable[[Tensor], Tensor]:
+        """``v -> (F + damping I) v`` at the current policy, F the Hessian of the mean
+        ``KL(pi_current || pi_theta)`` on ``obs``, by double backprop (appendix C.1)."""
+        params = self.policy_params
+        dist = self.net.policy(self.net.encoder(obs))
+        kl = kl_divergence(_detached(dist), dist).mean()
+        kl_gradient = parameters_to_vector(torch.autograd.grad(kl, params, create_graph=True))
+
+        def product(vector: Tensor) -> Tensor:
+            hessian_vector = torch.autograd.grad(kl_gradient @ vector, params, retain_graph=True)
+            return parameters_to_vector(hessian_vector) + self.config.cg_damping * vector
+        return product
+
     def policy_step(self, batch: Batch) -> dict[str, Tensor]:
         cfg, params = self.config, self.policy_params
         advantage = batch.advantage
@@ -101,14 +116,8 @@ class TRPO(OnPolicyRollouts, Agent):
             advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
         objective, dist = self.surrogate(batch, advantage)
         old_dist = _detached(dist)
-        gradient = parameters_to_vector(torch.autograd.grad(objective, params, retain_graph=True))
-        kl_gradient = parameters_to_vector(torch.autograd.grad(kl_divergence(old_dist, dist).mean(), params,
-                                                               create_graph=True))
-
-        def fisher_vector_product(vector: Tensor) -> Tensor:
-            product = torch.autograd.grad(kl_gradient @ vector, params, retain_graph=True)
-            return parameters_to_vector(product) + cfg.cg_damping * vector
-
+        gradient = parameters_to_vector(torch.autograd.grad(objective, params))
+        fisher_vector_product = self.fisher_vector_product(batch.obs)
         direction = conjugate_gradient(fisher_vector_product, gradient, cfg.cg_iters)
         curvature = direction @ fisher_vector_product(direction)
         full_step = direction * torch.sqrt(2.0 * cfg.max_kl / curvature.clamp_min(1e-12))
@@ -133,12 +142,14 @@ class TRPO(OnPolicyRollouts, Agent):
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One critic gradient step on ``batch``: ``(V(s) - R)^2 / 2``."""
         value_loss = 0.5 * (self.net.value(batch.obs) - batch.returns).square().mean()
+        aux_loss, metrics = self.auxiliary_loss(batch)
         self.optimizer.zero_grad(set_to_none=True)
-        value_loss.backward()
+        (value_loss + aux_loss).backward()
         if self.config.max_grad_norm > 0:
             nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.config.max_grad_norm)
         self.optimizer.step()
-        return {"losses/value_loss": value_loss.detach()}
+        self.auxiliary_after_step(batch, metrics)
+        return {"losses/value_loss": value_loss.detach(), **metrics}
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         cfg = self.config

@@ -16,21 +16,22 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_cases import atari_cases, learning_cases  # noqa: E402
+from bench_cases import atari_cases, learning_cases, pg_cases  # noqa: E402
 
 LEARNING = list(learning_cases.CASES)
+POLICY_GRADIENT = list(pg_cases.CASES)
 OTHER = ["atari_rollout", "replay_memory", "per_sample", "torch_env"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", default=",".join(LEARNING + OTHER),
-                        help=f"comma-separated cases (default: all): {', '.join(LEARNING + OTHER)}")
+    parser.add_argument("--cases", default=",".join(LEARNING + POLICY_GRADIENT + OTHER),
+                        help=f"comma-separated cases (default: all): {', '.join(LEARNING + POLICY_GRADIENT + OTHER)}")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for both sides (default: 2)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the cases run, measures nothing")
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
-    unknown = sorted(set(cases) - set(LEARNING + OTHER))
+    unknown = sorted(set(cases) - set(LEARNING + POLICY_GRADIENT + OTHER))
     if unknown:
         parser.error(f"unknown case(s): {', '.join(unknown)}")
     torch.set_num_threads(args.threads)
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in learning_cases.run(learning, args.quick,
                                   lambda case, sps: atari_cases.ceiling(case, sps, args.quick)):
         emit(row)
+    names = [c for c in cases if c in POLICY_GRADIENT]
+    if names:
+        for row in pg_cases.run(args.quick, names):
+            emit(row)
     if "atari_rollout" in cases:
         for row in atari_cases.run(args.quick):
             emit(row)

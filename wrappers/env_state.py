@@ -28,7 +28,7 @@ def _capture(value: Any) -> Any:
         return value
     if isinstance(value, np.generic):
         return value.item()
-    if isinstance(value, np.ndarray) and value.dtype != object:
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufc":  # numbers only; maps etc. never change
         return {"__ndarray__": torch.from_numpy(value.copy()), "dtype": str(value.dtype)}
     if isinstance(value, np.random.Generator):
         return {"__rng__": value.bit_generator.state}

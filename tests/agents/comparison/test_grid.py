@@ -81,7 +81,7 @@ def test_overrides_global_and_per_agent_with_typed_values():
     ("learning_rat=0.1", "unknown dqn setting 'learning_rat'"),
     ("batch_size=32", "unknown ppo setting 'batch_size' .*agent.key=value"),
     ("ppo.batch_size=32", "unknown ppo setting 'batch_size'"),
-    ("sac.learning_rate=0.1", "'sac' is not an agent of this grid \\(agents: dqn, ppo\\)"),
+    ("nope.learning_rate=0.1", "'nope' is not an agent of this grid \\(agents: a2c, dqn, "),
     ("seed=3", "the grid sets 'seed'"),
     ("ppo.env=Pong", "the grid sets 'env'"),
     ("eval_every=often", "--set eval_every expects int, got \"often\""),
@@ -178,8 +178,8 @@ def test_plan_rejects_bad_configs_and_envs(tmp_path):
         plan_grid(["ppo"], ["CartPole-v1"], [0], parse_overrides(["learning_rate=-1"], ["ppo"]), tmp_path)
     with pytest.raises(ValueError, match="NoSuchEnv"):
         plan_grid(["ppo"], ["NoSuchEnv-v0"], [0], Overrides(), tmp_path)
-    with pytest.raises(ValueError, match="unknown agent 'sac'"):
-        plan_grid(["sac"], ["CartPole-v1"], [0], Overrides(), tmp_path)
+    with pytest.raises(ValueError, match="unknown agent 'nope'"):
+        plan_grid(["nope"], ["CartPole-v1"], [0], Overrides(), tmp_path)
 
 
 def test_returned_files_are_written_only_where_the_run_is_missing(tmp_path):
