@@ -52,9 +52,16 @@ class Runner:
         self.resume = resume
 
     def run(self) -> dict[str, Any]:
+        threads = torch.get_num_threads()
+        if self.config.torch_threads:
+            torch.set_num_threads(self.config.torch_threads)
+        try:
+            return self._run()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(self) -> dict[str, Any]:
         agent, cfg = self.agent, self.config
-        if cfg.torch_threads:
-            torch.set_num_threads(cfg.torch_threads)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps({"agent": agent.name, **cfg.to_dict()}, indent=2) + "\n")
         env = make_train_env(cfg)

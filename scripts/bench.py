@@ -12,8 +12,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_cases import atari_cases, learning_cases, pg_cases  # noqa: E402
@@ -27,14 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", default=",".join(LEARNING + POLICY_GRADIENT + OTHER),
                         help=f"comma-separated cases (default: all): {', '.join(LEARNING + POLICY_GRADIENT + OTHER)}")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for both sides (default: 2)")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the cases run, measures nothing")
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
     unknown = sorted(set(cases) - set(LEARNING + POLICY_GRADIENT + OTHER))
     if unknown:
         parser.error(f"unknown case(s): {', '.join(unknown)}")
-    torch.set_num_threads(args.threads)
 
     def emit(row: dict) -> None:
         print(json.dumps(row), flush=True)

@@ -14,11 +14,17 @@ checkpoint.pt, with the checkpoint's settings (only --steps may grow). Pairs an 
 handle (dqn on continuous actions) are listed and skipped. The exit status is 1 if any run
 failed (its traceback is in its folder's error.log), 2 for bad arguments.
 
---set key=value applies to every agent, --set agent.key=value to one; values are JSON where
-they parse as JSON, else strings. --config FILE (.toml, or .yaml with PyYAML) holds the same
-fields under the flags' long names (agents, envs, seeds, steps, out, workers, backend,
-address, gpus_per_run, cpus_per_run, and set: a table with agent sub-tables, or a list of
-"key=value"); flags given on the command line win. --report OUT rebuilds the report only.
+--variant adds a named variant as a column of its own: a known name (dqn+double, dqn+dueling,
+dqn+noisy, dqn+prioritized, dqn+nstep, dqn+c51, rainbow) or NAME=AGENT:key=value,key=value,
+e.g. --variant dqn+double=dqn:double=true --variant 'rainbow=dqn:preset="rainbow"'. Its runs
+are OUT/runs/<env>__<variant>__seed<k>/ and its settings win over --set.
+
+--set key=value applies to every agent, --set agent.key=value to one (and to its variants);
+values are JSON where they parse as JSON, else strings. --config FILE (.toml, or .yaml with
+PyYAML) holds the same fields under the flags' long names (agents, envs, seeds, steps, out,
+workers, backend, address, gpus_per_run, cpus_per_run, variants: a list of --variant strings,
+and set: a table with agent sub-tables, or a list of "key=value"); flags given on the command
+line win (and --variant / --set add to the file's). --report OUT rebuilds the report only.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from agents.comparison.execution import Backend, run_all
 from agents.comparison.grid import (Plan, load_experiment_file, overrides_from_table, parse_names,
                                     parse_overrides, parse_seeds, plan_grid)
 from agents.comparison.report import write_report
+from agents.comparison.variants import CATALOGUE, parse_variant, variant_agents
 from agents.registry import AGENTS
 
 DEFAULT_SEEDS = 5
@@ -44,6 +51,9 @@ def build_parser() -> ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     grid = parser.add_argument_group("grid")
     grid.add_argument("--agents", help=f"comma-separated agents: {', '.join(sorted(AGENTS))}")
+    grid.add_argument("--variant", action="append", default=[], metavar="NAME[=AGENT:KEY=VALUE,...]",
+                      help=f"a named variant as a column of its own (repeatable): {', '.join(CATALOGUE)}, "
+                           "or defined here")
     grid.add_argument("--envs", help="comma-separated environment ids")
     grid.add_argument("--seeds", help=f"a count N (seeds 0..N-1) or a comma-separated list (default: {DEFAULT_SEEDS})")
     grid.add_argument("--steps", type=int, help="environment steps per run (default: each agent's default)")
@@ -70,10 +80,19 @@ def experiment_fields(args: argparse.Namespace) -> dict[str, Any]:
                  "gpus_per_run", "cpus_per_run"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
-    for name in ("agents", "envs", "out"):
+    fields["variants"] = _string_list(fields.get("variants", []), "variants") + args.variant
+    if "agents" not in fields and not fields["variants"]:
+        raise ValueError("--agents or --variant is required (on the command line or in --config)")
+    for name in ("envs", "out"):
         if name not in fields:
             raise ValueError(f"--{name} is required (on the command line or in --config)")
     return fields
+
+
+def _string_list(value: Any, what: str) -> list[str]:
+    if not (isinstance(value, list) and all(isinstance(item, str) for item in value)):
+        raise ValueError(f"'{what}' must be a list of strings")
+    return value
 
 
 def set_assignments(fields: dict[str, Any], cli: list[str], agents: list[str]) -> list[str]:
@@ -101,14 +120,17 @@ def make_backend(fields: dict[str, Any]) -> Backend:
 
 
 def plan(fields: dict[str, Any], cli_sets: list[str]) -> Plan:
-    agents = parse_names(fields["agents"], "agents")
+    agents = parse_names(fields["agents"], "agents") if "agents" in fields else []
+    variants = [parse_variant(text) for text in fields.get("variants", [])]
     envs = parse_names(fields["envs"], "envs")
     seeds = parse_seeds(fields.get("seeds", DEFAULT_SEEDS))
-    overrides = parse_overrides(set_assignments(fields, cli_sets, agents), agents)
+    built = variant_agents(agents, variants)
+    overrides = parse_overrides(set_assignments(fields, cli_sets, built), built)
     threads = max(1, int(float(fields.get("cpus_per_run", 1))))
     # without shared storage a Ray task's files must come back; on one machine it costs little
     return_files = fields.get("backend", "local") == "ray"
-    return plan_grid(agents, envs, seeds, overrides, Path(fields["out"]) / "runs", threads, return_files)
+    return plan_grid(agents, envs, seeds, overrides, Path(fields["out"]) / "runs", threads, return_files,
+                     variants)
 
 
 def print_plan(grid: Plan) -> None:
@@ -120,34 +142,24 @@ def print_plan(grid: Plan) -> None:
         print(f"skipped {agent} on {env}: {reason}")
 
 
-def report(out: Path) -> dict:
-    summary = write_report(out / "runs", out)
+def report(out: Path, factors: dict[str, Any] | None = None) -> dict:
+    summary = write_report(out / "runs", out, factors=factors)
     print(f"report of {summary['settings']['num_runs']} runs: {out / 'summary.md'}")
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        if args.report:
-            if args.agents or args.envs or args.config:
-                raise ValueError("--report rebuilds a report only: give it without a grid")
-            report(Path(args.report))
-            return 0
-        fields = experiment_fields(args)
-        backend = make_backend(fields)
-        grid = plan(fields, args.set)
-    except ValueError as error:
-        fail(str(error))
+def run_and_report(grid: Plan, backend: Backend, out: Path, progress: bool,
+                   factors: dict[str, Any] | None = None) -> int:
+    """Runs the grid's tasks, then writes OUT's report; the exit status (0, 1 or 130)."""
     print_plan(grid)
     try:
-        outcomes = run_all(grid.tasks, backend, progress=not args.no_progress)
+        outcomes = run_all(grid.tasks, backend, progress=progress)
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume", file=sys.stderr)
         return 130
     failures = [outcome for outcome in outcomes if not outcome.ok]
     try:
-        report(Path(fields["out"]))
+        report(out, factors)
     except ValueError as error:
         print(f"no report: {error}", file=sys.stderr)
         return 1
@@ -156,6 +168,22 @@ def main(argv: list[str] | None = None) -> int:
               "run the same command again to retry them", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        if args.report:
+            if args.agents or args.variant or args.envs or args.config:
+                raise ValueError("--report rebuilds a report only: give it without a grid")
+            report(Path(args.report))
+            return 0
+        fields = experiment_fields(args)
+        backend = make_backend(fields)
+        grid = plan(fields, args.set)
+    except ValueError as error:
+        fail(str(error))
+    return run_and_report(grid, backend, Path(fields["out"]), progress=not args.no_progress)
 
 
 if __name__ == "__main__":

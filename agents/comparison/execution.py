@@ -2,10 +2,11 @@
 
 ``execute_run`` is what a worker process (local pool or Ray) does for one task: resume from the
 run folder's ``checkpoint.pt`` when there is one, else build the agent fresh; train through the
-ordinary ``Runner`` with its progress bar off. A failing run never raises out of it: the error
-comes back as a one-line message (with the traceback in ``RUN_DIR/error.log``) so the other
-runs go on. ``run_all`` consumes any backend's stream of outcomes, printing one line per run
-under an overall progress bar.
+ordinary ``Runner`` with its progress bar off; a variant's name then goes into the run's
+``config.json`` (after the run: the Runner writes that file afresh at every start and resume).
+A failing run never raises out of it: the error comes back as a one-line message (with the
+traceback in ``RUN_DIR/error.log``) so the other runs go on. ``run_all`` consumes any
+backend's stream of outcomes, printing one line per run under an overall progress bar.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
 from agents.comparison.grid import RunTask
+from agents.comparison.variants import record_variant
 from agents.registry import agent_class
 from agents.runner import CHECKPOINT, Runner
 
@@ -69,6 +71,8 @@ def execute_run(task: RunTask) -> RunOutcome:
     resumed = (run_dir / CHECKPOINT).is_file()
     try:
         summary = _build_runner(task, run_dir).run()
+        if task.variant is not None:
+            record_variant(run_dir, task.variant)
     except Exception as error:  # any failure of this run is reported; the grid goes on
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / ERROR_LOG).write_text(traceback.format_exc())

@@ -2,29 +2,37 @@
 
 Settings reach every run in this order (later wins): the agent's dataclass defaults, the
 published preset for the environment (``agents.presets``), the grid's thread count, global
-``--set key=value`` overrides, then per-agent ``--set agent.key=value`` overrides. Every key
-and every resulting config is checked here, before anything trains, so a typo costs no compute.
+``--set key=value`` overrides, per-agent ``--set agent.key=value`` overrides, then the settings
+of a named variant (``agents.comparison.variants``). Every key and every resulting config is
+checked here, before anything trains, so a typo costs no compute.
 
-Each task runs in its own ordinary run folder ``OUT/runs/<env>__<agent>__seed<k>/``. Planning
-sorts the tasks by what is on disk: a folder with ``summary.json`` is finished and skipped, one
-with only ``checkpoint.pt`` is resumed by the worker, anything else starts fresh. An agent that
-cannot be built for an environment (DQN on continuous actions) is listed, not run.
+Each task runs in its own ordinary run folder ``OUT/runs/<env>__<name>__seed<k>/``, where the
+name is the agent's, or the variant's. Planning sorts the tasks by what is on disk: a folder
+with ``summary.json`` (and, for a variant, the variant's name recorded in ``config.json``) is
+finished and skipped, one with only ``checkpoint.pt`` is resumed by the worker, anything else
+starts fresh. An agent that cannot be built for an environment (DQN on continuous actions) is
+listed, not run.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from agents.comparison.runs import VARIANT_KEY
 from agents.presets import resolve_config
 from agents.registry import AGENTS, agent_class
 from agents.runner import CHECKPOINT
 
+if TYPE_CHECKING:
+    from agents.comparison.variants import Variant
+
 RESERVED_KEYS = ("env", "seed")  # set by the grid itself: --envs, --seeds
-EXPERIMENT_KEYS = ("agents", "envs", "seeds", "steps", "set", "out", "workers", "backend", "address",
-                   "gpus_per_run", "cpus_per_run")
+EXPERIMENT_KEYS = ("agents", "variants", "envs", "seeds", "steps", "set", "out", "workers", "backend",
+                   "address", "gpus_per_run", "cpus_per_run")
 
 
 @dataclass(frozen=True)
@@ -37,10 +45,16 @@ class RunTask:
     run_dir: str
     settings: dict[str, Any]     # the fully resolved config, as ``config.to_dict()``
     return_files: bool = False   # send config/metrics/summary back (cluster without shared storage)
+    variant: str | None = None   # the named variant this run belongs to; None for a plain agent
+
+    @property
+    def name(self) -> str:
+        """The run's column in the report: the variant's name, else the agent's."""
+        return self.variant or self.agent
 
     @property
     def label(self) -> str:
-        return f"{self.agent} {self.env} seed {self.seed}"
+        return f"{self.name} {self.env} seed {self.seed}"
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,17 @@ def _coerce(value: Any, text: str, kind: str, where: str) -> Any:
     if not isinstance(value, expected) or (kind != "bool" and isinstance(value, bool)):
         raise ValueError(f"{where} expects {kind}, got {json.dumps(value)}")
     return value
+
+
+def parse_setting(agent: str, name: str, text: str, where: str) -> Any:
+    """One ``name=text`` setting of ``agent``, typed as its config field; ``where`` starts the
+    error message. ValueError for a key the grid sets itself or the agent does not have."""
+    if name in RESERVED_KEYS:
+        raise ValueError(f"{where}: the grid sets '{name}' (use --{name}s)")
+    kind = _field_types(agent).get(name)
+    if kind is None:
+        raise ValueError(f"{where}: unknown {agent} setting '{name}'")
+    return _coerce(parse_value(text), text, kind, where)
 
 
 def parse_overrides(assignments: list[str], agents: list[str]) -> Overrides:
@@ -204,35 +229,59 @@ def load_experiment_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def run_name(agent: str, env: str, seed: int) -> str:
-    return f"{env.replace('/', '_')}__{agent}__seed{seed}"
+def run_name(name: str, env: str, seed: int) -> str:
+    """The run folder's name; ``name`` is the agent's, or the variant's."""
+    return f"{env.replace('/', '_')}__{name}__seed{seed}"
+
+
+def is_finished(run_dir: Path, variant: str | None) -> bool:
+    """``summary.json`` exists and, for a variant, ``config.json`` records its name (the worker
+    records it right after the run; a run stopped in between finishes again on resume)."""
+    if not (run_dir / "summary.json").is_file():
+        return False
+    if variant is None:
+        return True
+    try:
+        return json.loads((run_dir / "config.json").read_text()).get(VARIANT_KEY) == variant
+    except (OSError, ValueError):
+        return False
 
 
 def plan_grid(agents: list[str], envs: list[str], seeds: list[int], overrides: Overrides,
-              runs_dir: str | Path, threads: int = 1, return_files: bool = False) -> Plan:
+              runs_dir: str | Path, threads: int = 1, return_files: bool = False,
+              variants: Sequence[Variant] = ()) -> Plan:
     """Resolves and checks every config of the grid, then sorts its runs by what is on disk.
 
-    Raises ValueError (before anything runs) for an unknown agent or env, or a setting that
-    fails its config's validation; a pair whose agent cannot be built for the env's spaces
-    goes to ``Plan.incompatible`` with the agent's own message.
+    ``agents`` run with the settings above; each of ``variants`` is a column of its own, with
+    its agent's settings and then its own on top.
+
+    Raises ValueError (before anything runs) for an unknown agent or env, a name given twice,
+    or a setting that fails its config's validation; a pair whose agent cannot be built for the
+    env's spaces goes to ``Plan.incompatible`` with the agent's own message.
     """
+    columns = [(agent, agent, {}, None) for agent in agents]
+    columns += [(variant.name, variant.agent, variant.settings, variant.name) for variant in variants]
+    names = [name for name, *_ in columns]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"agents or variants listed twice: {', '.join(repeated)}")
     runs_dir = Path(runs_dir).resolve()
     tasks, finished, incompatible = [], [], []
-    for agent in agents:
+    for name, agent, own_settings, variant in columns:
         agent_cls = agent_class(agent)
         for env in envs:
             settings = {"torch_threads": threads, **overrides.common, **overrides.per_agent.get(agent, {}),
-                        "env": env}
+                        **own_settings, "env": env}
             config = resolve_config(agent_cls, settings)
             config.validate()
             try:
                 agent_cls.from_env(env, **config.to_dict())
             except ValueError as error:
-                incompatible.append((agent, env, str(error)))
+                incompatible.append((name, env, str(error)))
                 continue
             for seed in seeds:
                 config.seed = seed
-                run_dir = runs_dir / run_name(agent, env, seed)
-                task = RunTask(agent, env, seed, str(run_dir), config.to_dict(), return_files)
-                (finished if (run_dir / "summary.json").is_file() else tasks).append(task)
+                run_dir = runs_dir / run_name(name, env, seed)
+                task = RunTask(agent, env, seed, str(run_dir), config.to_dict(), return_files, variant)
+                (finished if is_finished(run_dir, variant) else tasks).append(task)
     return Plan(tasks, finished, incompatible)

@@ -36,6 +36,28 @@ def _per_env_section(summary: dict) -> list[str]:
             "training).", "", *_table(header, rows), ""]
 
 
+def _factor_section(summary: dict) -> list[str]:
+    """One row per cell of a factorial grid of variants (``write_report(factors=...)``) and env;
+    a cell with no finished run on an env says so."""
+    factors = summary["factors"]
+    confidence = f"{summary['settings']['confidence']:.0%}"
+    header = ["env", *factors["names"], "seeds", f"final return mean [{confidence} CI]", "steps",
+              "wall time (s)"]
+    rows = []
+    for env, agents in summary["per_env"].items():
+        for cell in factors["cells"]:
+            row = agents.get(cell["variant"])
+            if row is None:
+                rows.append([env, *cell["levels"], "0", "not run", "—", "—"])
+                continue
+            rows.append([env, *cell["levels"], str(len(row["seeds"])), _interval(row["final_return_mean_ci"]),
+                         _number(row["steps_mean"], 0), _number(row["wall_time_s_mean"], 1)])
+    return [f"## {' x '.join(factors['names'])}", "",
+            "Final evaluation return: mean over seeds with its stratified-bootstrap confidence interval "
+            "(seeds resampled); steps and wall time are means over seeds.", "",
+            *_table(header, rows), ""]
+
+
 def _normalization_section(summary: dict) -> list[str]:
     rows = [[env, n["method"], _number(n["low"]), _number(n["high"])]
             for env, n in summary["normalization"].items()]
@@ -75,6 +97,8 @@ def render_markdown(summary: dict) -> str:
     lines = ["# Agent comparison", "",
              f"Agents: {', '.join(summary['agents'])}; envs: {', '.join(summary['envs'])}.",
              f"Settings: {settings}.", ""]
+    if "factors" in summary:
+        lines += _factor_section(summary)
     lines += _per_env_section(summary) + _normalization_section(summary)
     lines += _aggregate_section(summary)
     return "\n".join(lines)

@@ -1,10 +1,11 @@
 """Finished runs -> every number of a comparison (``compare``) and its files (``write_report``).
 
-The numbers: per environment and agent, the final evaluation return over seeds and the
-normalised area under the learning curve; across environments, on normalised scores, IQM /
-mean / median / optimality gap per agent, the probability of improvement of every agent over
-every other and performance profiles, all with stratified-bootstrap confidence intervals
-(Agarwal et al. 2021). The same runs and ``rng_seed`` give byte-identical summary files.
+The numbers: per environment and agent, the final evaluation return over seeds (mean and IQM
+with bootstrap confidence intervals) and the normalised area under the learning curve; across
+environments, on normalised scores, IQM / mean / median / optimality gap per agent, the
+probability of improvement of every agent over every other and performance profiles, all with
+stratified-bootstrap confidence intervals (Agarwal et al. 2021). The same runs and ``rng_seed``
+give byte-identical summary files.
 """
 from __future__ import annotations
 
@@ -47,12 +48,15 @@ def _per_env(groups: Mapping[RunKey, list[Run]], normalized: Mapping[RunKey, np.
         aucs = np.array([normalized_auc(run.curve_steps, run.curve_returns) for run in runs])
         iqm = bootstrap_interval(aggregate_iqm, [returns], rng=rng, reps=reps,
                                  confidence=confidence)
+        mean = bootstrap_interval(aggregate_mean, [returns], rng=rng, reps=reps,
+                                  confidence=confidence)
         table.setdefault(env, {})[agent] = {
             "seeds": [run.seed for run in runs],
             "steps_mean": _jsonable(np.mean([run.steps for run in runs])),
             "final_return_mean": _jsonable(returns.mean()),
             "final_return_std": _jsonable(returns.std()),
             "final_return_iqm": _interval_json(iqm),
+            "final_return_mean_ci": _interval_json(mean),
             "normalized_score_mean": _jsonable(normalized[(agent, env)].mean()),
             "auc_mean": _jsonable(aucs.mean()),
             "auc_std": _jsonable(aucs.std()),
@@ -129,9 +133,13 @@ def curve_bands(runs: Sequence[Run], *, rng: np.random.Generator, reps: int = 20
 def write_report(runs: str | Path | Iterable[str | Path], out_dir: str | Path,
                  rng_seed: int = 0, *, reps: int = 2000, confidence: float = 0.95,
                  bounds: Mapping[str, tuple[float, float]] | None = None,
-                 metric: str = EVAL_METRIC) -> dict:
+                 metric: str = EVAL_METRIC, factors: Mapping | None = None) -> dict:
     """Writes summary.json, summary.md, curves.png and aggregate.png into ``out_dir`` for the
     runs of a folder of runs (or of a list of run folders); returns summary.json's content.
+
+    ``factors`` describes a factorial grid of variants, ``{"names": ["encoder", "aux"],
+    "cells": [{"variant": "nature+curl", "levels": ["nature", "curl"]}, ...]}``: it is kept in
+    summary.json and summary.md opens with one row per cell, in the order given.
 
     The bootstrap of the summary and the one of the curve bands draw from two independent
     streams of ``rng_seed``, so the numbers do not depend on whether the plots are drawn.
@@ -141,6 +149,8 @@ def write_report(runs: str | Path | Iterable[str | Path], out_dir: str | Path,
     summary = compare(loaded, rng=np.random.default_rng(summary_seed), reps=reps,
                       confidence=confidence, bounds=bounds)
     summary["settings"].update({"rng_seed": rng_seed, "metric": metric})
+    if factors is not None:
+        summary["factors"] = {"names": list(factors["names"]), "cells": list(factors["cells"])}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(

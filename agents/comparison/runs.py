@@ -1,6 +1,7 @@
 """Finished runs on disk -> tidy arrays: final returns per seed and evaluation learning curves.
 
-A run is a folder ``runs/<name>/`` holding ``config.json`` (``agent``, ``env``, ``seed``),
+A run is a folder ``runs/<name>/`` holding ``config.json`` (``agent``, ``env``, ``seed``, and
+``variant`` for a run of a named variant: the report's column, in place of ``agent``),
 ``metrics.jsonl`` (one JSON object per logging step with ``step``, ``time`` and metric names)
 and ``summary.json`` (the final evaluation). A run counts as finished once ``summary.json``
 exists, so a folder of runs may hold runs still in progress: they are left out.
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 EVAL_METRIC = "eval/return_mean"
+VARIANT_KEY = "variant"  # config.json key naming a run's variant (agents.comparison.variants)
 _SUMMARY_KEYS = ("env", "agent", "seed", "steps", "eval_return_mean", "eval_return_std",
                  "wall_time_s", "sps")
 
@@ -26,7 +28,7 @@ class Run:
     """One finished run: its identity, final evaluation and evaluation learning curve."""
 
     name: str
-    agent: str
+    agent: str                  # the report's column: the variant's name, else the agent's
     env: str
     seed: int
     steps: int
@@ -91,8 +93,8 @@ def load_run(run_dir: str | Path, metric: str = EVAL_METRIC) -> Run:
     if steps.size == 0 or steps[-1] < final_step:
         steps = np.append(steps, final_step)
         returns = np.append(returns, final_return)
-    return Run(name=run_dir.name, agent=str(config["agent"]), env=str(config["env"]),
-               seed=int(config["seed"]), steps=final_step, final_return=final_return,
+    return Run(name=run_dir.name, agent=str(config.get(VARIANT_KEY, config["agent"])),
+               env=str(config["env"]), seed=int(config["seed"]), steps=final_step, final_return=final_return,
                final_return_std=float(summary["eval_return_std"]),
                wall_time_s=float(summary["wall_time_s"]), sps=float(summary["sps"]),
                curve_steps=steps, curve_returns=returns)

@@ -15,14 +15,15 @@ import torch
 from agents import DQN, PPO
 
 # Hyperparameters shared by both sides: rl-baselines3-zoo's tuned CartPole values, CleanRL's Atari ones.
-PPO_CARTPOLE = dict(num_envs=8, num_steps=32, num_minibatches=1, update_epochs=20, gamma=0.98, gae_lambda=0.8,
+# Small MLPs run fastest on one thread, CNNs use both cores; each side gets the same count.
+PPO_CARTPOLE = dict(torch_threads=1, num_envs=8, num_steps=32, num_minibatches=1, update_epochs=20, gamma=0.98, gae_lambda=0.8,
                     ent_coef=0.0, learning_rate=1e-3, clip_coef=0.2)
-DQN_CARTPOLE = dict(num_envs=1, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000,
+DQN_CARTPOLE = dict(torch_threads=1, num_envs=1, learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1_000,
                     gamma=0.99, target_update_interval=10, train_frequency=256, gradient_steps=128,
                     exploration_fraction=0.16, end_e=0.04)
-PPO_PONG = dict(num_envs=8, num_steps=128, num_minibatches=4, update_epochs=4, gamma=0.99, gae_lambda=0.95,
+PPO_PONG = dict(torch_threads=2, num_envs=8, num_steps=128, num_minibatches=4, update_epochs=4, gamma=0.99, gae_lambda=0.95,
                 ent_coef=0.01, learning_rate=2.5e-4, clip_coef=0.1)
-DQN_PONG = dict(num_envs=1, learning_rate=1e-4, batch_size=32, buffer_size=100_000, learning_starts=2_000,
+DQN_PONG = dict(torch_threads=2, num_envs=1, learning_rate=1e-4, batch_size=32, buffer_size=100_000, learning_starts=2_000,
                 gamma=0.99, target_update_interval=1_000, train_frequency=4, gradient_steps=1,
                 exploration_fraction=0.1, end_e=0.01)
 
@@ -51,6 +52,7 @@ def sb3_sps(kind: str, env_id: str, steps: int, hp: dict[str, Any]) -> float:
     from stable_baselines3 import DQN as SB3DQN
     from stable_baselines3 import PPO as SB3PPO
 
+    torch.set_num_threads(hp["torch_threads"])
     env = _sb3_env(env_id, hp["num_envs"])
     policy = "CnnPolicy" if "Pong" in env_id else "MlpPolicy"
     if kind == "ppo":
@@ -88,7 +90,7 @@ def run(names: list[str], quick: bool = False, ceiling: Callable[[str], dict] | 
             theirs = sb3_sps(kind, env_id, steps, hp)
         except ImportError:
             theirs = None
-        row = {"case": name, "steps": steps, "torch_threads": torch.get_num_threads(), "reprl_sps": round(ours, 1),
+        row = {"case": name, "steps": steps, "torch_threads": hp["torch_threads"], "reprl_sps": round(ours, 1),
                "sb3_sps": None if theirs is None else round(theirs, 1),
                "ratio": None if theirs is None else round(ours / theirs, 3)}
         if ceiling is not None and "pong" in name:

@@ -14,9 +14,9 @@ from agents.sac import SAC
 from bench_cases.learning_cases import reprl_sps
 
 # rl-baselines3-zoo a2c.yml (CartPole-v1) on SB3's A2C defaults; sac.yml (Pendulum-v1) on SB3's SAC defaults.
-A2C_CARTPOLE = dict(num_envs=8, num_steps=5, gamma=0.99, gae_lambda=1.0, ent_coef=0.0, vf_coef=0.5,
+A2C_CARTPOLE = dict(torch_threads=1, num_envs=8, num_steps=5, gamma=0.99, gae_lambda=1.0, ent_coef=0.0, vf_coef=0.5,
                     learning_rate=7e-4, max_grad_norm=0.5)
-SAC_PENDULUM = dict(num_envs=1, learning_rate=1e-3, buffer_size=1_000_000, batch_size=256, learning_starts=100,
+SAC_PENDULUM = dict(torch_threads=1, num_envs=1, learning_rate=1e-3, buffer_size=1_000_000, batch_size=256, learning_starts=100,
                     gamma=0.99, tau=0.005, train_frequency=1, gradient_steps=1)
 
 CASES: dict[str, tuple[type, str, str, dict[str, Any], int]] = {
@@ -30,6 +30,7 @@ def sb3_sps(kind: str, env_id: str, steps: int, hp: dict[str, Any]) -> float:
     from stable_baselines3 import SAC as SB3SAC
     from stable_baselines3.common.env_util import make_vec_env
 
+    torch.set_num_threads(hp["torch_threads"])
     env = make_vec_env(env_id, n_envs=hp["num_envs"], seed=0)
     if kind == "a2c":
         model = SB3A2C("MlpPolicy", env, n_steps=hp["num_steps"], gamma=hp["gamma"], gae_lambda=hp["gae_lambda"],
@@ -55,6 +56,6 @@ def run(quick: bool = False, names: list[str] | None = None) -> Iterator[dict]:
             theirs = sb3_sps(kind, env_id, steps, hp)
         except ImportError:
             theirs = None
-        yield {"case": name, "steps": steps, "torch_threads": torch.get_num_threads(), "reprl_sps": round(ours, 1),
+        yield {"case": name, "steps": steps, "torch_threads": hp["torch_threads"], "reprl_sps": round(ours, 1),
                "sb3_sps": None if theirs is None else round(theirs, 1),
                "ratio": None if theirs is None else round(ours / theirs, 3)}
