@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     learning = [c for c in cases if c in LEARNING]
     for row in learning_cases.run(learning, args.quick,
-                                  lambda case, sps: atari_cases.ceiling(case, sps, args.quick)):
+                                  lambda case, sps, steps: atari_cases.ceiling(case, sps, steps, args.quick)):
         emit(row)
     names = [c for c in cases if c in POLICY_GRADIENT]
     if names:

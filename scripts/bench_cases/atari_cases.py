@@ -76,7 +76,7 @@ def network_seconds(batch: int, backward: bool, repeats: int) -> float:
     return _time(step, repeats)
 
 
-def ceiling(case: str, measured_sps: float, quick: bool = False) -> dict:
+def ceiling(case: str, measured_sps: float, steps: int, quick: bool = False) -> dict:
     reps = 3 if quick else 20
     if case == "ppo_pong":  # per iteration: T acting passes at N, E*M updates at T*N/M, T env steps
         num_envs, num_steps, minibatches, epochs = 8, 128, 4, 4
@@ -84,10 +84,14 @@ def ceiling(case: str, measured_sps: float, quick: bool = False) -> dict:
         seconds = num_steps * (network_seconds(num_envs, False, reps) + env_seconds) + \
             minibatches * epochs * network_seconds(num_envs * num_steps // minibatches, True, reps)
         sps = num_steps * num_envs / seconds
-    else:  # dqn_pong, per env step: one acting pass at 1, a quarter update at 32, one env step
+    else:  # dqn_pong: random warm-up steps cost one env step; later ones also an acting pass at 1
+        # and a quarter update at 32 (train_frequency 4)
+        from bench_cases.learning_cases import CASES
+
+        warmup = CASES[case][3]["learning_starts"]
         env_seconds = 1 / raw_env_sps(1, 100 if quick else 1000)
-        seconds = network_seconds(1, False, reps * 5) + env_seconds + network_seconds(32, True, reps) / 4
-        sps = 1 / seconds
+        learning_seconds = network_seconds(1, False, reps * 5) + env_seconds + network_seconds(32, True, reps) / 4
+        sps = steps / (warmup * env_seconds + (steps - warmup) * learning_seconds)
     return {"ceiling_sps": round(sps, 1), "fraction_of_ceiling": round(measured_sps / sps, 3)}
 
 

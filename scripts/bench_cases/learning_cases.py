@@ -80,11 +80,11 @@ CASES: dict[str, tuple[type, str, str, dict[str, Any], int]] = {
 }
 
 
-def run(names: list[str], quick: bool = False, ceiling: Callable[[str], dict] | None = None) -> Iterator[dict]:
+def run(names: list[str], quick: bool = False, ceiling: Callable[[str, float, int], dict] | None = None) -> Iterator[dict]:
     for name in names:
         agent_cls, kind, env_id, hp, steps = CASES[name]
         if quick:
-            steps = max(steps // 20, 2 * hp["num_envs"] * hp.get("num_steps", 1))
+            steps = max(steps // 20, 2 * hp["num_envs"] * hp.get("num_steps", 1), 2 * hp.get("learning_starts", 0))
         ours = reprl_sps(agent_cls, env_id, steps, hp)
         try:
             theirs = sb3_sps(kind, env_id, steps, hp)
@@ -94,5 +94,5 @@ def run(names: list[str], quick: bool = False, ceiling: Callable[[str], dict] | 
                "sb3_sps": None if theirs is None else round(theirs, 1),
                "ratio": None if theirs is None else round(ours / theirs, 3)}
         if ceiling is not None and "pong" in name:
-            row.update(ceiling(name, ours))
+            row.update(ceiling(name, ours, steps))
         yield row
