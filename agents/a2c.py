@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from gymnasium import spaces
-from torch import Tensor, nn
+from torch import Tensor
 
 from agents.base import Agent
 from agents.config import option
@@ -90,13 +90,7 @@ class A2C(OnPolicyRollouts, Agent):
         value_loss = 0.5 * (value - batch.returns).square().mean()
         entropy = dist.entropy().mean()
         loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
-        aux_loss, metrics = self.auxiliary_loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        (loss + aux_loss).backward()
-        if cfg.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], cfg.max_grad_norm)
-        self.optimizer.step()
-        self.auxiliary_after_step(batch, metrics)
+        metrics = self.optimizer_step(self.optimizer, loss, batch, cfg.max_grad_norm)
         return {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
                 "losses/entropy": entropy.detach(), **metrics}
 

@@ -107,6 +107,20 @@ class Agent(nn.Module):
         self.aux = Auxiliary.from_config(self.config, encoder, self.observation_space, self.action_space, self.device)
         return self.aux.parameters_for_agent_optimizer() if self.aux is not None else []
 
+    def optimizer_step(self, optimizer: torch.optim.Optimizer, loss: Tensor, batch: Batch | None,
+                       max_grad_norm: float) -> dict[str, Tensor]:
+        """Backward of ``loss`` (plus the joint auxiliary loss on ``batch``), gradient clipping by
+        global norm, the step, then the separate auxiliary step; returns the auxiliary metrics."""
+        aux_loss, metrics = self.auxiliary_loss(batch) if batch is not None else (0.0, {})
+        optimizer.zero_grad(set_to_none=True)
+        (loss + aux_loss).backward()
+        if max_grad_norm > 0:
+            nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], max_grad_norm)
+        optimizer.step()
+        if batch is not None:
+            self.auxiliary_after_step(batch, metrics)
+        return metrics
+
     def auxiliary_loss(self, batch: Batch) -> tuple[Tensor | float, dict[str, Tensor]]:
         """The weighted auxiliary loss to add to the agent's loss before backward (joint mode)."""
         return (0.0, {}) if self.aux is None else self.aux.joint_loss(batch)

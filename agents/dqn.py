@@ -217,13 +217,7 @@ class DQN(Agent):
                 per_sample = 0.5 * (q - target).square()
             priority = (q - target).detach().abs()
         loss = (batch.weights * per_sample).mean()
-        aux_loss, metrics = self.auxiliary_loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        (loss + aux_loss).backward()
-        if self.config.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.config.max_grad_norm)
-        self.optimizer.step()
-        self.auxiliary_after_step(batch, metrics)
+        metrics = self.optimizer_step(self.optimizer, loss, batch, self.config.max_grad_norm)
         if self.buffer is not None:
             self.buffer.update_priorities(batch.indices, priority)
         return {"losses/td_loss": loss.detach(), "losses/q_values": q.detach().mean(), **metrics}

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 from gymnasium import spaces
-from torch import Tensor, nn
+from torch import Tensor
 
 from agents.base import Agent
 from agents.config import option
@@ -79,13 +79,7 @@ class PPO(OnPolicyRollouts, Agent):
             value_loss = 0.5 * (value - batch.returns).square().mean()
         entropy = dist.entropy().mean()
         loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
-        aux_loss, metrics = self.auxiliary_loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        (loss + aux_loss).backward()
-        if cfg.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], cfg.max_grad_norm)
-        self.optimizer.step()
-        self.auxiliary_after_step(batch, metrics)
+        metrics = self.optimizer_step(self.optimizer, loss, batch, cfg.max_grad_norm)
         with torch.no_grad():  # Schulman's unbiased, low-variance KL estimator (k3)
             approx_kl = ((ratio - 1) - log_ratio).mean()
             clip_fraction = ((ratio - 1).abs() > clip_coef).float().mean()

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 from gymnasium import spaces
-from torch import Tensor, nn
+from torch import Tensor
 
 from agents.base import Agent
 from agents.config import option
@@ -161,13 +161,7 @@ class REINFORCE(OnPolicyRollouts, Agent):
         value_loss = 0.5 * (value - batch.returns).square().mean()
         if cfg.baseline == "value":
             loss = loss + cfg.vf_coef * value_loss
-        aux_loss, metrics = self.auxiliary_loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        (loss + aux_loss).backward()
-        if cfg.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], cfg.max_grad_norm)
-        self.optimizer.step()
-        self.auxiliary_after_step(batch, metrics)
+        metrics = self.optimizer_step(self.optimizer, loss, batch, cfg.max_grad_norm)
         return {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
                 "losses/entropy": entropy.detach(), **metrics}
 

@@ -211,10 +211,8 @@ class SAC(Agent):
         else:
             q1, q2 = self.critic(batch.obs, batch.action)
         critic_loss = 0.5 * ((q1 - target).square().mean() + (q2 - target).square().mean())
-        aux_loss, aux_metrics = self.auxiliary_loss(batch)  # objectives shape the critics' encoder (DBC)
-        self._step(self.critic_optimizer, critic_loss + aux_loss)
-        self.auxiliary_after_step(batch, aux_metrics)
-        metrics.update(aux_metrics)
+        # Auxiliary objectives (DBC, ...) shape the critics' encoder, so they ride on the critic step.
+        metrics.update(self.optimizer_step(self.critic_optimizer, critic_loss, batch, cfg.max_grad_norm))
 
         if self.num_actions:
             with torch.no_grad():
@@ -227,7 +225,7 @@ class SAC(Agent):
             actor_loss = (alpha * log_prob - torch.min(*self.critic(batch.obs, action))).mean()
             for p in critic_params:
                 p.requires_grad_(True)
-        self._step(self.actor_optimizer, actor_loss)
+        self.optimizer_step(self.actor_optimizer, actor_loss, None, cfg.max_grad_norm)
 
         self._updates += 1
         if self._updates % cfg.target_update_interval == 0:
@@ -236,14 +234,6 @@ class SAC(Agent):
                         "losses/q_values": q1.detach().mean(), "losses/entropy": entropy.detach().mean(),
                         "losses/alpha": alpha})
         return metrics
-
-    def _step(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
-                                     self.config.max_grad_norm)
-        optimizer.step()
 
     @torch.no_grad()
     def update_target(self) -> None:

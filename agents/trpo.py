@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 from gymnasium import spaces
-from torch import Tensor, nn
+from torch import Tensor
 from torch.distributions import Categorical, Distribution, Independent, Normal, kl_divergence
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
@@ -142,13 +142,7 @@ class TRPO(OnPolicyRollouts, Agent):
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One critic gradient step on ``batch``: ``(V(s) - R)^2 / 2``."""
         value_loss = 0.5 * (self.net.value(batch.obs) - batch.returns).square().mean()
-        aux_loss, metrics = self.auxiliary_loss(batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        (value_loss + aux_loss).backward()
-        if self.config.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.config.max_grad_norm)
-        self.optimizer.step()
-        self.auxiliary_after_step(batch, metrics)
+        metrics = self.optimizer_step(self.optimizer, value_loss, batch, self.config.max_grad_norm)
         return {"losses/value_loss": value_loss.detach(), **metrics}
 
     def train_on_rollout(self) -> dict[str, Tensor]:
