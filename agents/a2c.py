@@ -83,9 +83,7 @@ class A2C(OnPolicyRollouts, Agent):
     def update(self, batch: Batch) -> dict[str, Tensor]:
         cfg = self.config
         dist, value = self.net(batch.obs)
-        advantage = batch.advantage
-        if cfg.norm_adv and advantage.numel() > 1:
-            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        advantage = self.normalized_advantage(batch.advantage)
         policy_loss = -(advantage * dist.log_prob(batch.action)).mean()
         value_loss = 0.5 * (value - batch.returns).square().mean()
         entropy = dist.entropy().mean()

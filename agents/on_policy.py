@@ -53,6 +53,13 @@ class OnPolicyRollouts:
         action = dist.sample() if explore else self.net.policy.mode(dist)
         return self.clip_action(action) if self.clip_action is not None else action
 
+    def normalized_advantage(self, advantage: Tensor) -> Tensor:
+        """Advantages standardised within the batch when ``norm_adv`` (a variance reduction all
+        four agents offer; Engstrom et al. 2020 list it among PPO's implementation details)."""
+        if not self.config.norm_adv or advantage.numel() < 2:
+            return advantage
+        return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+
     def progress_remaining(self) -> float:
         """1 at the start of training, 0 at ``config.steps``: the linear schedules' factor."""
         cfg = self.config

@@ -68,9 +68,7 @@ class PPO(OnPolicyRollouts, Agent):
         log_prob = dist.log_prob(batch.action)
         log_ratio = log_prob - batch.log_prob
         ratio = log_ratio.exp()
-        advantage = batch.advantage
-        if cfg.norm_adv and advantage.numel() > 1:
-            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        advantage = self.normalized_advantage(batch.advantage)
         policy_loss = torch.max(-advantage * ratio, -advantage * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
         if cfg.clip_vloss:
             clipped = batch.value + (value - batch.value).clamp(-clip_coef, clip_coef)

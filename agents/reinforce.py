@@ -152,9 +152,7 @@ class REINFORCE(OnPolicyRollouts, Agent):
         """One step on ``-mean_t(log pi(a_t|s_t) * advantage_t)`` (plus the value baseline's loss)."""
         cfg = self.config
         dist, value = self.net(batch.obs)
-        advantage = batch.advantage
-        if cfg.norm_adv and advantage.numel() > 1:
-            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        advantage = self.normalized_advantage(batch.advantage)
         policy_loss = -(advantage * dist.log_prob(batch.action)).mean()
         entropy = dist.entropy().mean()
         loss = policy_loss - cfg.ent_coef * entropy

@@ -111,9 +111,7 @@ class TRPO(OnPolicyRollouts, Agent):
 
     def policy_step(self, batch: Batch) -> dict[str, Tensor]:
         cfg, params = self.config, self.policy_params
-        advantage = batch.advantage
-        if cfg.norm_adv and advantage.numel() > 1:
-            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        advantage = self.normalized_advantage(batch.advantage)
         objective, dist = self.surrogate(batch, advantage)
         old_dist = _detached(dist)
         gradient = parameters_to_vector(torch.autograd.grad(objective, params))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from envs.vec_env import VecEnv
+from envs.vec_env import VecEnv, to_device
 
 _SUFFIX = re.compile(r"(NoFrameskip)?-v\d+$")
 
@@ -58,33 +58,26 @@ class AtariVecEnv(VecEnv):
         self.single_observation_space = self.env.single_observation_space
         self.single_action_space = self.env.single_action_space
         self._lives = np.zeros(num_envs, dtype=np.int32)
-        self._pinned = self.device.type == "cuda"
-
-    def _to_device(self, array: np.ndarray) -> Tensor:
-        tensor = torch.from_numpy(array)
-        if self._pinned:
-            tensor = tensor.pin_memory()
-        return tensor.to(self.device, non_blocking=True)
 
     def reset(self, seed: int | None = None) -> Tensor:
         obs, info = self.env.reset(seed=self._seed if seed is None else seed)
         self._lives = info["lives"].copy()
-        return self._to_device(obs)
+        return to_device(obs, self.device)
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action.to("cpu", torch.int64).numpy())
         # A life loss keeps the game going (lives drop); a game over resets it (lives refill).
         game_over = terminated & (info["lives"] >= self._lives)
         self._lives = info["lives"].copy()
-        next_obs = self._to_device(obs)
+        next_obs = to_device(obs, self.device)
         ended = terminated | truncated
         if "final_obs" in info and ended.any():
-            final_obs = self._to_device(np.where(ended[:, None, None, None], info["final_obs"], obs))
+            final_obs = to_device(np.where(ended[:, None, None, None], info["final_obs"], obs), self.device)
         else:
             final_obs = next_obs
-        return (next_obs, self._to_device(reward.astype(np.float32)), self._to_device(terminated),
-                self._to_device(truncated),
-                {"final_obs": final_obs, "episode_end": self._to_device(game_over | truncated)})
+        return (next_obs, to_device(reward.astype(np.float32), self.device), to_device(terminated, self.device),
+                to_device(truncated, self.device),
+                {"final_obs": final_obs, "episode_end": to_device(game_over | truncated, self.device)})
 
     def close(self) -> None:
         self.env.close()

@@ -4,8 +4,20 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import Tensor
+
+
+def to_device(array: np.ndarray, device: torch.device, dtype: torch.dtype | None = None) -> Tensor:
+    """A numpy array from an env as a tensor on ``device``: through pinned host memory and a
+    non-blocking copy when the device is a GPU, so the copy overlaps with host work."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if dtype is not None:
+        tensor = tensor.to(dtype)
+    if device.type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
 
 
 class VecEnv:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from envs.vec_env import VecEnv
+from envs.vec_env import VecEnv, to_device
 from wrappers.env_state import get_env_state, set_env_state
 
 
@@ -29,34 +29,25 @@ class GymVecEnv(VecEnv):
         self._seed = seed
         self._action_dtype = self.single_action_space.dtype
         self._obs_dtype = torch.float32 if self.single_observation_space.dtype == np.float64 else None
-        self._pinned = self.device.type == "cuda"
         # Pure-Python envs in this process can be snapshotted; async workers cannot.
         self.resumable = vectorization == "sync"
 
-    def _to_device(self, array: np.ndarray, dtype: torch.dtype | None = None) -> Tensor:
-        tensor = torch.from_numpy(np.ascontiguousarray(array))
-        if dtype is not None:
-            tensor = tensor.to(dtype)
-        if self._pinned:
-            tensor = tensor.pin_memory()
-        return tensor.to(self.device, non_blocking=True)
-
     def reset(self, seed: int | None = None) -> Tensor:
         obs, _ = self.env.reset(seed=self._seed if seed is None else seed)
-        return self._to_device(obs, self._obs_dtype)
+        return to_device(obs, self.device, self._obs_dtype)
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action.cpu().numpy().astype(self._action_dtype, copy=False))
-        next_obs = self._to_device(obs, self._obs_dtype)
+        next_obs = to_device(obs, self.device, self._obs_dtype)
         if "_final_obs" in info and info["_final_obs"].any():
             final = obs.copy()
             ended = np.flatnonzero(info["_final_obs"])
             final[ended] = np.stack(info["final_obs"][ended])
-            final_obs = self._to_device(final, self._obs_dtype)
+            final_obs = to_device(final, self.device, self._obs_dtype)
         else:
             final_obs = next_obs
-        return (next_obs, self._to_device(reward, torch.float32), self._to_device(terminated),
-                self._to_device(truncated), {"final_obs": final_obs})
+        return (next_obs, to_device(reward, self.device, torch.float32), to_device(terminated, self.device),
+                to_device(truncated, self.device), {"final_obs": final_obs})
 
     def render(self) -> list[np.ndarray] | None:
         frames = self.env.render()

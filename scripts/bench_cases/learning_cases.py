@@ -80,14 +80,17 @@ CASES: dict[str, tuple[type, str, str, dict[str, Any], int]] = {
 }
 
 
-def run(names: list[str], quick: bool = False, ceiling: Callable[[str, float, int], dict] | None = None) -> Iterator[dict]:
+def run(names: list[str], quick: bool = False, ceiling: Callable[[str, float, int], dict] | None = None,
+        cases: dict | None = None, sb3: Callable[[str, str, int, dict], float] | None = None) -> Iterator[dict]:
+    """Both sides of each case in ``names`` (from ``cases``, timed for SB3 by ``sb3``)."""
+    cases, sb3 = cases or CASES, sb3 or sb3_sps
     for name in names:
-        agent_cls, kind, env_id, hp, steps = CASES[name]
+        agent_cls, kind, env_id, hp, steps = cases[name]
         if quick:
             steps = max(steps // 20, 2 * hp["num_envs"] * hp.get("num_steps", 1), 2 * hp.get("learning_starts", 0))
         ours = reprl_sps(agent_cls, env_id, steps, hp)
         try:
-            theirs = sb3_sps(kind, env_id, steps, hp)
+            theirs = sb3(kind, env_id, steps, hp)
         except ImportError:
             theirs = None
         row = {"case": name, "steps": steps, "torch_threads": hp["torch_threads"], "reprl_sps": round(ours, 1),

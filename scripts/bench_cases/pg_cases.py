@@ -11,7 +11,7 @@ import torch
 
 from agents.a2c import A2C
 from agents.sac import SAC
-from bench_cases.learning_cases import reprl_sps
+from bench_cases import learning_cases
 
 # rl-baselines3-zoo a2c.yml (CartPole-v1) on SB3's A2C defaults; sac.yml (Pendulum-v1) on SB3's SAC defaults.
 A2C_CARTPOLE = dict(torch_threads=1, num_envs=8, num_steps=5, gamma=0.99, gae_lambda=1.0, ent_coef=0.0, vf_coef=0.5,
@@ -47,15 +47,4 @@ def sb3_sps(kind: str, env_id: str, steps: int, hp: dict[str, Any]) -> float:
 
 
 def run(quick: bool = False, names: list[str] | None = None) -> Iterator[dict]:
-    for name in names or list(CASES):
-        agent_cls, kind, env_id, hp, steps = CASES[name]
-        if quick:
-            steps = max(steps // 20, 2 * hp["num_envs"] * hp.get("num_steps", 1), 2 * hp.get("learning_starts", 0))
-        ours = reprl_sps(agent_cls, env_id, steps, hp)
-        try:
-            theirs = sb3_sps(kind, env_id, steps, hp)
-        except ImportError:
-            theirs = None
-        yield {"case": name, "steps": steps, "torch_threads": hp["torch_threads"], "reprl_sps": round(ours, 1),
-               "sb3_sps": None if theirs is None else round(theirs, 1),
-               "ratio": None if theirs is None else round(ours / theirs, 3)}
+    return learning_cases.run(names or list(CASES), quick, cases=CASES, sb3=sb3_sps)
