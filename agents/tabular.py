@@ -38,6 +38,7 @@ from agents.config import AgentConfig, option
 from agents.exploration import boltzmann_probs, epsilon_greedy_probs, linear_schedule, sample_actions
 from replay import Batch
 
+
 @dataclass
 class TabularConfig(AgentConfig):
     env: str = option("CliffWalking-v1", "Gymnasium id with a Discrete observation space (FrozenLake-v1, Taxi-v4, ...)")
