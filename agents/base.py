@@ -91,11 +91,12 @@ class Agent(nn.Module):
         if cls is not Agent and not issubclass(agent_cls, cls):
             raise ValueError(f"the file holds a {payload['agent']} agent, not a {cls.name} agent")
         config = agent_cls.config_class.from_dict(payload["config"])
-        config.encoder_checkpoint = ""  # the weights below already hold the encoder
+        encoder_file, config.encoder_checkpoint = config.encoder_checkpoint, ""  # the weights below hold it
         if device is not None:
             config.device = device
         agent = agent_cls(config, space_from_dict(payload["observation_space"]), space_from_dict(payload["action_space"]))
         agent.load_state_dict(payload["model"])
+        config.encoder_checkpoint = encoder_file  # kept as the record of where the encoder came from
         return agent
 
     # ------------------------------------------- auxiliary objectives (--aux), any agent
