@@ -41,3 +41,8 @@ class ActorCritic(nn.Module):
     def forward(self, obs: Tensor):
         features = self.encoder(obs)
         return self.policy(features), self.value(obs, features)
+
+    def dist_inputs_and_value(self, obs: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
+        """``forward`` with the policy as the tensors its distribution is built from."""
+        features = self.encoder(obs)
+        return self.policy.dist_inputs(features), self.value(obs, features)

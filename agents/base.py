@@ -28,6 +28,8 @@ class Agent(nn.Module):
     config_class: ClassVar[type[AgentConfig]]
     #: Tuned settings by env id, env family or preset name (see ``agents.presets``).
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Independent runs trained together (``agents.multi_seed``); envs per seed = num_envs / num_seeds.
+    num_seeds: int = 1
 
     def __init__(self, config: AgentConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__()
@@ -94,7 +96,14 @@ class Agent(nn.Module):
         encoder_file, config.encoder_checkpoint = config.encoder_checkpoint, ""  # the weights below hold it
         if device is not None:
             config.device = device
-        agent = agent_cls(config, space_from_dict(payload["observation_space"]), space_from_dict(payload["action_space"]))
+        observation_space = space_from_dict(payload["observation_space"])
+        action_space = space_from_dict(payload["action_space"])
+        if "seeds" in payload:
+            from agents.multi_seed import build_multi_seed
+
+            agent = build_multi_seed(agent_cls, config, observation_space, action_space, payload["seeds"])
+        else:
+            agent = agent_cls(config, observation_space, action_space)
         agent.load_state_dict(payload["model"])
         config.encoder_checkpoint = encoder_file  # kept as the record of where the encoder came from
         return agent
@@ -114,13 +123,17 @@ class Agent(nn.Module):
         global norm, the step, then the separate auxiliary step; returns the auxiliary metrics."""
         aux_loss, metrics = self.auxiliary_loss(batch) if batch is not None else (0.0, {})
         optimizer.zero_grad(set_to_none=True)
-        (loss + aux_loss).backward()
+        (loss + aux_loss).sum().backward()  # a sum over seeds when K seeds are stacked
         if max_grad_norm > 0:
-            nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], max_grad_norm)
+            self.clip_gradients(optimizer, max_grad_norm)
         optimizer.step()
         if batch is not None:
             self.auxiliary_after_step(batch, metrics)
         return metrics
+
+    def clip_gradients(self, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> None:
+        """Scales the gradients of ``optimizer``'s parameters to global L2 norm <= ``max_grad_norm``."""
+        nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], max_grad_norm)
 
     def auxiliary_loss(self, batch: Batch) -> tuple[Tensor | float, dict[str, Tensor]]:
         """The weighted auxiliary loss to add to the agent's loss before backward (joint mode)."""
@@ -149,6 +162,10 @@ class Agent(nn.Module):
     def after_step(self, next_obs: Tensor, step: int) -> dict[str, Tensor] | None:
         """Runs the updates due at ``step``; returns their metrics, or None if none ran."""
         raise NotImplementedError
+
+    def seed_agents(self) -> list["Agent"]:
+        """The agent of each seed, as a plain single-seed agent (evaluated and saved per seed)."""
+        return [self]
 
     def at_boundary(self) -> bool:
         """Whether a checkpoint taken now captures everything (e.g. no half-filled rollout)."""

@@ -54,7 +54,15 @@ class CategoricalHead(nn.Module):
         self.logits = linear(in_dim, int(action_space.n), gain=0.01)
 
     def forward(self, features: Tensor) -> Categorical:
-        return Categorical(logits=self.logits(features), validate_args=False)
+        return self.distribution(*self.dist_inputs(features))
+
+    def dist_inputs(self, features: Tensor) -> tuple[Tensor]:
+        """The tensors the distribution is built from (what batched copies of the head return)."""
+        return (self.logits(features),)
+
+    @staticmethod
+    def distribution(logits: Tensor) -> Categorical:
+        return Categorical(logits=logits, validate_args=False)
 
     @staticmethod
     def mode(dist: Categorical) -> Tensor:
@@ -71,9 +79,16 @@ class GaussianHead(nn.Module):
         self.log_std = nn.Parameter(torch.full((dim,), float(log_std_init)))
 
     def forward(self, features: Tensor) -> Independent:
+        return self.distribution(*self.dist_inputs(features))
+
+    def dist_inputs(self, features: Tensor) -> tuple[Tensor, Tensor]:
+        """The tensors the distribution is built from (what batched copies of the head return)."""
         mean = self.mean(features)
-        return Independent(Normal(mean, self.log_std.expand_as(mean).exp(), validate_args=False), 1,
-                           validate_args=False)
+        return mean, self.log_std.expand_as(mean)
+
+    @staticmethod
+    def distribution(mean: Tensor, log_std: Tensor) -> Independent:
+        return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
 
     @staticmethod
     def mode(dist: Independent) -> Tensor:

@@ -56,14 +56,14 @@ class OnPolicyRollouts:
     def normalized_advantage(self, advantage: Tensor) -> Tensor:
         """Advantages standardised within the batch when ``norm_adv`` (a variance reduction all
         four agents offer; Engstrom et al. 2020 list it among PPO's implementation details)."""
-        if not self.config.norm_adv or advantage.numel() < 2:
+        if not self.config.norm_adv or advantage.shape[-1] < 2:
             return advantage
-        return (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        return (advantage - advantage.mean(-1, keepdim=True)) / (advantage.std(-1, keepdim=True) + 1e-8)
 
     def progress_remaining(self) -> float:
         """1 at the start of training, 0 at ``config.steps``: the linear schedules' factor."""
         cfg = self.config
-        total_iterations = max(cfg.steps // (cfg.num_steps * self.buffer.num_envs), 1)
+        total_iterations = max(cfg.steps // (cfg.num_steps * self.buffer.num_envs // self.num_seeds), 1)
         return max(1.0 - self.iteration / total_iterations, 0.0)
 
     def anneal_learning_rate(self) -> None:
@@ -89,9 +89,17 @@ class OnPolicyRollouts:
         env_action = self.clip_action(action) if self.clip_action is not None else action
         return action, env_action, {"log_prob": dist.log_prob(action), "value": value}
 
+    def state_value(self, obs: Tensor) -> Tensor:
+        """V(obs) ``[N]`` for bootstrapping."""
+        return self.net.value(obs)
+
     @torch.no_grad()
     def observe(self, obs, action, reward, next_obs, terminated, truncated, extras) -> None:
-        final_value = self.net.value(next_obs) if bool(truncated.any()) else None
+        # On the CPU, reading whether any episode was truncated costs nothing and saves a
+        # forward pass on most steps; elsewhere the value is computed unconditionally, so the
+        # step never waits for the device.
+        final_value = (self.state_value(next_obs) if obs.device.type != "cpu" or bool(truncated.any())
+                       else None)
         self.buffer.add(obs, action, extras["log_prob"], extras["value"], reward, terminated, truncated, final_value,
                         next_obs=next_obs if self.buffer.store_next_obs else None)
 
@@ -99,11 +107,10 @@ class OnPolicyRollouts:
         if self.buffer.step < self.buffer.num_steps:
             return None
         with torch.no_grad():
-            self.buffer.finish(self.net.value(next_obs), self.config.gamma, self.advantage_lambda())
+            self.buffer.finish(self.state_value(next_obs), self.config.gamma, self.advantage_lambda())
         metrics = self.train_on_rollout()
         self.iteration += 1
-        values, returns = self.buffer.value.flatten(), self.buffer.returns.flatten()
-        metrics["losses/explained_variance"] = 1 - (returns - values).var() / returns.var().clamp_min(1e-8)
+        metrics["losses/explained_variance"] = self.buffer.explained_variance()
         metrics["charts/learning_rate"] = torch.tensor(self.optimizer.param_groups[0]["lr"])
         self.buffer.reset()
         return metrics

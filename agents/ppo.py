@@ -47,6 +47,14 @@ class PPO(OnPolicyRollouts, Agent):
                     ent_coef=0.0, learning_rate=3e-4, anneal_lr=True, clip_coef=0.2, clip_vloss=True,
                     shared_encoder=False, normalize_obs=True, normalize_reward=True, torch_threads=1,
                     encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"}),
+        # Thousands of torch-native envs (--preset parallel): short rollouts, few large minibatches,
+        # a large learning rate decayed to 0. CartPole-v1 seeds 1-5 reach evaluation return >= 475
+        # within 250k-450k steps (3-5 s on one CPU thread) and end at 500 after 1M.
+        "parallel:classic": dict(backend="torch", num_envs=1024, num_steps=16, num_minibatches=8, update_epochs=2,
+                                 gamma=0.99, gae_lambda=0.95, ent_coef=0.0, learning_rate=3e-3, anneal_lr=True,
+                                 clip_coef=0.2, anneal_clip=True, clip_vloss=False, shared_encoder=False,
+                                 torch_threads=1, eval_every=50_000,
+                                 encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"}),
         "Pendulum-v1": dict(num_envs=4, num_steps=1024, num_minibatches=64, update_epochs=10, gamma=0.9,
                             gae_lambda=0.95, ent_coef=0.0, learning_rate=1e-3, anneal_lr=True, clip_coef=0.2,
                             clip_vloss=False, shared_encoder=False, normalize_obs=False, normalize_reward=False,
@@ -62,6 +70,8 @@ class PPO(OnPolicyRollouts, Agent):
                                           fused=self.device.type in ("cpu", "cuda"))
 
     def update(self, batch: Batch, clip_coef: float | None = None) -> dict[str, Tensor]:
+        """One step on ``batch``; every mean runs over the last dimension, so batches of
+        ``[K, B]`` (K seeds stepped together, ``agents.multi_seed``) give K separate losses."""
         cfg = self.config
         clip_coef = cfg.clip_coef if clip_coef is None else clip_coef
         dist, value = self.net(batch.obs)
@@ -69,18 +79,18 @@ class PPO(OnPolicyRollouts, Agent):
         log_ratio = log_prob - batch.log_prob
         ratio = log_ratio.exp()
         advantage = self.normalized_advantage(batch.advantage)
-        policy_loss = torch.max(-advantage * ratio, -advantage * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+        policy_loss = torch.max(-advantage * ratio, -advantage * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean(-1)
         if cfg.clip_vloss:
             clipped = batch.value + (value - batch.value).clamp(-clip_coef, clip_coef)
-            value_loss = 0.5 * torch.max((value - batch.returns).square(), (clipped - batch.returns).square()).mean()
+            value_loss = 0.5 * torch.max((value - batch.returns).square(), (clipped - batch.returns).square()).mean(-1)
         else:
-            value_loss = 0.5 * (value - batch.returns).square().mean()
-        entropy = dist.entropy().mean()
+            value_loss = 0.5 * (value - batch.returns).square().mean(-1)
+        entropy = dist.entropy().mean(-1)
         loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
         metrics = self.optimizer_step(self.optimizer, loss, batch, cfg.max_grad_norm)
         with torch.no_grad():  # Schulman's unbiased, low-variance KL estimator (k3)
-            approx_kl = ((ratio - 1) - log_ratio).mean()
-            clip_fraction = ((ratio - 1).abs() > clip_coef).float().mean()
+            approx_kl = ((ratio - 1) - log_ratio).mean(-1)
+            clip_fraction = ((ratio - 1).abs() > clip_coef).float().mean(-1)
         return {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
                 "losses/entropy": entropy.detach(), "losses/approx_kl": approx_kl,
                 "losses/clipfrac": clip_fraction, **metrics}

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,18 @@ from wrappers.normalize import NormalizeObservation, NormalizeReward
 CHECKPOINT = "checkpoint.pt"
 
 
-def default_run_dir(config, agent_name: str) -> Path:
+def default_run_dir(config, agent_name: str, seeds: list[int]) -> Path:
     env = config.env.replace("/", "_")
-    return Path("runs") / f"{env}__{agent_name}__{config.seed}__{int(time.time())}"
+    seed = str(seeds[0]) if len(seeds) == 1 else f"seeds{seeds[0]}-{seeds[-1]}"
+    return Path("runs") / f"{env}__{agent_name}__{seed}__{int(time.time())}"
 
 
-def make_train_env(config) -> VecEnv:
-    env = make_env(config.env, config.num_envs, seed=config.seed, device=config.device, backend=config.backend,
-                   vectorization=config.vectorization, **config.env_options)
+def make_train_env(config, seeds: list[int] | None = None) -> VecEnv:
+    """``config.num_envs`` envs, or that many per seed in the seed groups of a multi-seed run."""
+    seeds = seeds or [config.seed]
+    env = make_env(config.env, config.num_envs * len(seeds), seed=seeds[0] if len(seeds) == 1 else seeds,
+                   device=config.device, backend=config.backend, vectorization=config.vectorization,
+                   **config.env_options)
     if config.normalize_obs:
         env = NormalizeObservation(env)
     if config.normalize_reward:
@@ -41,17 +46,33 @@ class Runner:
 
     ``resume`` is the payload of a ``checkpoint.pt``; the run then continues exactly where that
     checkpoint was taken (classic-control envs restore their own state and RNG too).
+
+    A multi-seed agent (``agents.multi_seed``) trains its seeds together: ``steps`` counts each
+    seed's own env steps, and every seed gets the directory ``run_dir/seed_S`` with its config,
+    logs, evaluations, ``summary.json`` and final ``agent.pt``, while ``run_dir/checkpoint.pt``
+    holds the joint state a resume needs.
     """
 
     def __init__(self, agent, run_dir: str | os.PathLike | None = None, progress: bool = True,
                  resume: dict[str, Any] | None = None):
         self.agent = agent
         self.config = agent.config
-        self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(self.config, agent.name)
+        self.seeds: list[int] = getattr(agent, "seeds", [self.config.seed])
+        self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(self.config, agent.name, self.seeds)
         self.progress = progress
         self.resume = resume
 
+    def seed_dirs(self) -> list[Path]:
+        if len(self.seeds) == 1:
+            return [self.run_dir]
+        return [self.run_dir / f"seed_{seed}" for seed in self.seeds]
+
     def run(self) -> dict[str, Any]:
+        """Trains; returns the summary (of the first seed, for a multi-seed agent: see ``run_seeds``)."""
+        return self.run_seeds()[0]
+
+    def run_seeds(self) -> list[dict[str, Any]]:
+        """Trains; returns one summary per seed."""
         threads = torch.get_num_threads()
         if self.config.torch_threads:
             torch.set_num_threads(self.config.torch_threads)
@@ -60,26 +81,31 @@ class Runner:
         finally:
             torch.set_num_threads(threads)
 
-    def _run(self) -> dict[str, Any]:
-        agent, cfg = self.agent, self.config
+    def _run(self) -> list[dict[str, Any]]:
+        agent, cfg, seeds = self.agent, self.config, self.seeds
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps({"agent": agent.name, **cfg.to_dict()}, indent=2) + "\n")
-        env = make_train_env(cfg)
+        for seed, seed_dir in zip(seeds, self.seed_dirs()):
+            seed_dir.mkdir(parents=True, exist_ok=True)
+            (seed_dir / "config.json").write_text(
+                json.dumps({"agent": agent.name, **cfg.to_dict(), "seed": seed}, indent=2) + "\n")
+        env = make_train_env(cfg, seeds)
+        envs_per_seed = env.num_envs // len(seeds)
         agent.setup_training(env.num_envs)
         step, elapsed, obs = 0, 0.0, None
         if self.resume is not None:
             step, elapsed, obs = self._restore(env, self.resume)
         else:
             seed_everything(cfg.seed)
-            obs = env.reset(seed=cfg.seed)
+            obs = env.reset(seed=self._env_seed())
         obs_stats = env.stats if isinstance(env, NormalizeObservation) else None
-        eval_env = make_eval_env(cfg, obs_stats)
-        logger = Logger(self.run_dir, cfg.steps, start_step=step, elapsed=elapsed, progress=self.progress)
+        eval_envs = [make_eval_env(replace(cfg, seed=seed), obs_stats) for seed in seeds]
+        loggers = [Logger(seed_dir, cfg.steps, start_step=step, elapsed=elapsed, progress=self.progress and k == 0)
+                   for k, seed_dir in enumerate(self.seed_dirs())]
         start_step, start_time = step, time.perf_counter()
         next_log = (step // cfg.log_every + 1) * cfg.log_every
         next_eval = (step // cfg.eval_every + 1) * cfg.eval_every if cfg.eval_every else None
         next_checkpoint = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every if cfg.checkpoint_every else None
-        episodes = _EpisodeTally(env.device)
+        episodes = _EpisodeTally(env.device, len(seeds))
         metrics: dict[str, torch.Tensor] = {}
         try:
             while step < cfg.steps:
@@ -87,47 +113,61 @@ class Runner:
                 next_obs, reward, terminated, truncated, info = env.step(env_action)
                 agent.observe(obs, action, reward, info["final_obs"], terminated, truncated, extras)
                 obs = next_obs
-                step += env.num_envs
+                step += envs_per_seed
                 episodes.add(info)
                 update_metrics = agent.after_step(obs, step)
                 if update_metrics is not None:
                     metrics = update_metrics
-                logger.advance(env.num_envs)
+                loggers[0].advance(envs_per_seed)
                 if step >= next_log:
                     next_log += cfg.log_every * max(1, (step - next_log) // cfg.log_every + 1)
                     sps = (step - start_step) / max(time.perf_counter() - start_time, 1e-9)
-                    logger.log(step, {**{k: float(v) for k, v in metrics.items()}, **episodes.flush(),
-                                      "charts/sps": sps})
+                    for k, (logger, tally) in enumerate(zip(loggers, episodes.flush())):
+                        logger.log(step, {**_seed_metrics(metrics, k), **tally, "charts/sps": sps})
                 if next_eval is not None and step >= next_eval:
                     next_eval += cfg.eval_every * max(1, (step - next_eval) // cfg.eval_every + 1)
-                    self._evaluate(eval_env, logger, step)
+                    self._evaluate(eval_envs, loggers, step)
                 if next_checkpoint is not None and step >= next_checkpoint and agent.at_boundary():
                     next_checkpoint += cfg.checkpoint_every * max(1, (step - next_checkpoint) // cfg.checkpoint_every + 1)
-                    self._checkpoint(env, obs, step, logger.elapsed)
+                    self._checkpoint(env, obs, step, loggers[0].elapsed)
         except KeyboardInterrupt:
             if agent.at_boundary():
-                self._checkpoint(env, obs, step, logger.elapsed)
-            logger.close()
+                self._checkpoint(env, obs, step, loggers[0].elapsed)
+            for logger in loggers:
+                logger.close()
             raise
         train_sps = (step - start_step) / max(time.perf_counter() - start_time, 1e-9)
-        returns = self._evaluate(eval_env, logger, step)
-        self._checkpoint(env, obs, step, logger.elapsed)
-        summary = {"env": cfg.env, "agent": agent.name, "seed": cfg.seed, "steps": step,
-                   "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
-                   "eval_returns": [float(r) for r in returns], "wall_time_s": round(logger.elapsed, 2),
-                   "sps": round(train_sps, 1),
-                   "run_dir": str(self.run_dir)}
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        logger.close()
+        all_returns = self._evaluate(eval_envs, loggers, step)
+        self._checkpoint(env, obs, step, loggers[0].elapsed)
+        summaries = []
+        for seed, seed_dir, seed_agent, returns, logger in zip(seeds, self.seed_dirs(), agent.seed_agents(),
+                                                                 all_returns, loggers):
+            summary = {"env": cfg.env, "agent": agent.name, "seed": seed, "steps": step,
+                       "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
+                       "eval_returns": [float(r) for r in returns], "wall_time_s": round(logger.elapsed, 2),
+                       "sps": round(train_sps, 1), "run_dir": str(seed_dir)}
+            if len(seeds) > 1:
+                summary["num_seeds"] = len(seeds)
+                seed_agent.save(seed_dir / "agent.pt")
+            (seed_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            summaries.append(summary)
+            logger.close()
         env.close()
-        eval_env.close()
-        return summary
+        for eval_env in eval_envs:
+            eval_env.close()
+        return summaries
 
-    def _evaluate(self, eval_env: VecEnv, logger: Logger, step: int) -> np.ndarray:
-        video = self.run_dir / "videos" / f"eval_step_{step}.gif" if self.config.capture_video else None
-        returns = evaluate(self.agent, eval_env, video_path=video)
-        logger.log(step, {"eval/return_mean": float(np.mean(returns)), "eval/return_std": float(np.std(returns))})
-        return returns
+    def _env_seed(self) -> int | list[int]:
+        return self.seeds[0] if len(self.seeds) == 1 else self.seeds
+
+    def _evaluate(self, eval_envs: list[VecEnv], loggers: list[Logger], step: int) -> list[np.ndarray]:
+        all_returns = []
+        for seed_agent, eval_env, logger in zip(self.agent.seed_agents(), eval_envs, loggers):
+            video = logger.run_dir / "videos" / f"eval_step_{step}.gif" if self.config.capture_video else None
+            returns = evaluate(seed_agent, eval_env, video_path=video)
+            logger.log(step, {"eval/return_mean": float(np.mean(returns)), "eval/return_std": float(np.std(returns))})
+            all_returns.append(returns)
+        return all_returns
 
     def _checkpoint(self, env: VecEnv, obs: torch.Tensor, step: int, elapsed: float) -> None:
         payload = self.agent.payload()
@@ -143,7 +183,7 @@ class Runner:
         if self.agent.aux is not None:
             self.agent.aux.load_training_state(payload["training"]["aux"])
         runner = payload["runner"]
-        obs = env.reset(seed=self.config.seed)
+        obs = env.reset(seed=self._env_seed())
         env.load_state_dict(runner["env"])
         if env.resumable:
             obs = runner["obs"].to(env.device)
@@ -152,20 +192,29 @@ class Runner:
 
 
 class _EpisodeTally:
-    """Sums finished episodes' returns and lengths on the device; read once per log line."""
+    """Sums finished episodes' returns and lengths per seed on the device; read once per log line."""
 
-    def __init__(self, device: torch.device):
-        self.sums = torch.zeros(3, dtype=torch.float64, device=device)
+    def __init__(self, device: torch.device, num_seeds: int = 1):
+        self.sums = torch.zeros(num_seeds, 3, dtype=torch.float64, device=device)
 
     def add(self, info: dict[str, torch.Tensor]) -> None:
-        done = info["episode_done"]
-        self.sums += torch.stack([done.sum(), (info["episode_return"] * done).sum(),
-                                  (info["episode_length"] * done).sum()]).double()
+        done = info["episode_done"].unflatten(0, (len(self.sums), -1))
+        returns = info["episode_return"].unflatten(0, done.shape) * done
+        lengths = info["episode_length"].unflatten(0, done.shape) * done
+        self.sums += torch.stack([done.sum(1), returns.sum(1), lengths.sum(1)], dim=1).double()
 
-    def flush(self) -> dict[str, float]:
-        count, returns, lengths = self.sums.tolist()
+    def flush(self) -> list[dict[str, float]]:
+        """Per seed: mean return and length of the episodes finished since the last flush."""
+        tallies = []
+        for count, returns, lengths in self.sums.tolist():
+            tallies.append({} if count == 0 else {"charts/episodic_return": returns / count,
+                                                  "charts/episodic_length": lengths / count,
+                                                  "charts/episodes": count})
         self.sums.zero_()
-        if count == 0:
-            return {}
-        return {"charts/episodic_return": returns / count, "charts/episodic_length": lengths / count,
-                "charts/episodes": count}
+        return tallies
+
+
+def _seed_metrics(metrics: dict[str, torch.Tensor], seed_index: int) -> dict[str, float]:
+    """Seed ``seed_index``'s value of each metric (per-seed metrics are ``[K]`` tensors)."""
+    return {name: float(value[seed_index] if isinstance(value, torch.Tensor) and value.dim() else value)
+            for name, value in metrics.items()}

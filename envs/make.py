@@ -23,7 +23,7 @@ def check_env_id(env_id: str) -> None:
     raise ValueError(f"unknown environment id '{env_id}': not a registered Gymnasium id nor an Atari game")
 
 
-def make_env(env_id: str, num_envs: int = 1, *, seed: int = 0, device: str | torch.device = "cpu",
+def make_env(env_id: str, num_envs: int = 1, *, seed: int | list[int] = 0, device: str | torch.device = "cpu",
              backend: str = "auto", vectorization: str = "sync", clip_rewards: bool = True,
              render_mode: str | None = None, **env_kwargs: Any) -> VecEnv:
     """Builds ``num_envs`` copies of ``env_id`` stepping together on ``device``.
@@ -34,7 +34,8 @@ def make_env(env_id: str, num_envs: int = 1, *, seed: int = 0, device: str | tor
     signs while ``info["episode_return"]`` keeps the game score. Classic-control ids have
     torch-native versions (``backend="torch"``, chosen automatically on a GPU). Anything else
     goes through ``gym.make_vec`` (``vectorization="sync"`` or ``"async"``), ``env_kwargs``
-    passed to the env's constructor.
+    passed to the env's constructor. A list of K seeds splits a torch-native env into K seed
+    groups (``envs.torch_envs.base``), one per seed.
     """
     from wrappers.episode_stats import ClipReward, EpisodeStatistics
     from wrappers.gym_vec import GymVecEnv
@@ -46,15 +47,17 @@ def make_env(env_id: str, num_envs: int = 1, *, seed: int = 0, device: str | tor
     check_env_id(env_id)
     device = torch.device(device)
     game = atari_game_name(env_id)
-    if game is not None:
-        env: VecEnv = EpisodeStatistics(AtariVecEnv(game, num_envs, seed=seed, device=device, **env_kwargs))
-        return ClipReward(env) if clip_rewards else env
-
     if backend == "torch" or (backend == "auto" and device.type == "cuda" and render_mode is None):
         from envs.torch_envs import TORCH_ENVS, make_torch_env
 
         if backend == "torch" or env_id in TORCH_ENVS:
             return make_torch_env(env_id, num_envs, seed=seed, device=device, **env_kwargs)
+    if not isinstance(seed, int):
+        raise ValueError(f"a list of seeds (one per seed group) needs a torch-native env; '{env_id}' "
+                         f"runs on the {'ale-py' if game else 'gymnasium'} backend")
+    if game is not None:
+        env: VecEnv = EpisodeStatistics(AtariVecEnv(game, num_envs, seed=seed, device=device, **env_kwargs))
+        return ClipReward(env) if clip_rewards else env
     try:
         env = GymVecEnv(env_id, num_envs, seed=seed, device=device, vectorization=vectorization,
                         render_mode=render_mode, **env_kwargs)

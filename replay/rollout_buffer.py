@@ -90,6 +90,12 @@ class RolloutBuffer:
         self.returns = self.advantages + self.value
         self.finished = True
 
+    def explained_variance(self) -> Tensor:
+        """``1 - Var(returns - values) / Var(returns)`` over the rollout: how much of the
+        returns' variance the value estimates account for (1 is perfect, <= 0 useless)."""
+        values, returns = self.value.flatten(), self.returns.flatten()
+        return 1 - (returns - values).var() / returns.var().clamp_min(1e-8)
+
     def minibatches(self, num_minibatches: int, epochs: int,
                     generator: torch.Generator | None = None) -> Iterator[Batch]:
         """``epochs`` passes over the flattened ``T * N`` steps, each in a fresh random order,

@@ -18,7 +18,7 @@ from bench_cases import atari_cases, learning_cases, pg_cases  # noqa: E402
 
 LEARNING = list(learning_cases.CASES)
 POLICY_GRADIENT = list(pg_cases.CASES)
-OTHER = ["atari_rollout", "replay_memory", "per_sample", "torch_env"]
+OTHER = ["atari_rollout", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole", "multiseed"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
         from bench_cases import torch_env_cases
 
         for row in torch_env_cases.run(args.quick):
+            emit(row)
+    if "ppo_torch_cartpole" in cases:
+        from bench_cases import ppo_torch_cases
+
+        for row in ppo_torch_cases.run(args.quick):
+            emit(row)
+    if "multiseed" in cases:
+        from bench_cases import multiseed_cases
+
+        for row in multiseed_cases.run(args.quick):
             emit(row)
     return 0
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from agents.checkpoint import load_checkpoint
 from agents.cli import ArgumentParser, add_config_flags, explicit_settings, fail
 from agents.base import AGENT_FORMAT, Agent
+from agents.multi_seed import build_multi_seed
 from agents.presets import resolve_config
 from agents.registry import AGENTS, agent_class
 from agents.runner import CHECKPOINT, Runner
@@ -24,6 +25,9 @@ def build_parser(agent_name: str | None) -> ArgumentParser:
     parser.add_argument("--run-dir", help="where to write config, logs, checkpoints (default: runs/ENV__AGENT__SEED__TIME)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
+    parser.add_argument("--num-seeds", type=int, default=1, metavar="K",
+                        help="train seeds SEED .. SEED+K-1 together in this process (PPO on a torch-native env): "
+                             "one batched run, RUN_DIR/seed_S per seed (default: 1)")
     if agent_name in AGENTS:
         add_config_flags(parser.add_argument_group(f"{agent_name} settings"), agent_class(agent_name).config_class)
     return parser
@@ -44,18 +48,24 @@ def main(argv: list[str] | None = None) -> int:
         else:
             agent_cls = agent_class(pre.agent)
             args = build_parser(pre.agent).parse_args(argv)
+            if args.num_seeds < 1:
+                raise ValueError(f"--num-seeds must be >= 1, got {args.num_seeds}")
             config = resolve_config(agent_cls, explicit_settings(args, agent_cls.config_class))
             agent = agent_cls.from_env(config.env, **config.to_dict())
+            if args.num_seeds > 1:
+                agent = build_multi_seed(agent_cls, config, agent.observation_space, agent.action_space,
+                                         list(range(config.seed, config.seed + args.num_seeds)))
             runner = Runner(agent, run_dir=args.run_dir, progress=not args.no_progress)
-        summary = runner.run()
+        summaries = runner.run_seeds()
     except ValueError as error:
         fail(str(error))
     except KeyboardInterrupt:
         print(f"\ninterrupted: continue with --resume {runner.run_dir}", file=sys.stderr)
         return 130
-    print(f"{summary['agent']} on {summary['env']}: eval return {summary['eval_return_mean']:.1f} "
-          f"± {summary['eval_return_std']:.1f} after {summary['steps']} steps "
-          f"({summary['wall_time_s']:.0f} s, {summary['sps']:.0f} steps/s) -> {summary['run_dir']}")
+    for summary in summaries:
+        print(f"{summary['agent']} on {summary['env']} (seed {summary['seed']}): eval return "
+              f"{summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} after {summary['steps']} steps "
+              f"({summary['wall_time_s']:.0f} s, {summary['sps']:.0f} steps/s) -> {summary['run_dir']}")
     return 0
 
 

@@ -55,9 +55,9 @@ class TorchAcrobot(TorchClassicControlEnv):
         super().__init__(num_envs, **options)
         self._torques = torch.tensor(AVAILABLE_TORQUE, dtype=torch.float64, device=self.device)
 
-    def _sample_initial_state(self, out: Tensor) -> None:
+    def _sample_initial_state(self, out: Tensor, generator: torch.Generator) -> None:
         draw = torch.empty(out.shape, dtype=torch.float64, device=out.device)
-        draw.uniform_(-0.1, 0.1, generator=self.generator)
+        draw.uniform_(-0.1, 0.1, generator=generator)
         out.copy_(draw.to(torch.float32))
 
     def _derivatives(self, s: Tensor, torque: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ gymnasium's wrappers do around it: the ``TimeLimit`` truncation, same-step autor
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -37,6 +38,11 @@ class TorchClassicControlEnv(VecEnv):
     env at every step and keeps those of the envs whose episode ended, which never syncs with the
     host; off, only the ended envs draw one. The two give different (each reproducible) streams
     of reset states for one seed.
+
+    ``seed`` may also be a list of K seeds: the envs then form K equal groups, group k drawing
+    its reset states from a generator of its own seeded with ``seed[k]``, so each group behaves
+    exactly as a batch of ``num_envs / K`` envs built with that one seed (what a multi-seed run
+    needs: K independent experiments stepped as one batch).
     """
 
     resumable = True
@@ -44,7 +50,7 @@ class TorchClassicControlEnv(VecEnv):
     state_dim: ClassVar[int]
     default_max_episode_steps: ClassVar[int]
 
-    def __init__(self, num_envs: int, *, seed: int = 0, device: str | torch.device = "cpu",
+    def __init__(self, num_envs: int, *, seed: int | Sequence[int] = 0, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32, max_episode_steps: int | None = None,
                  validate_actions: bool = True, draw_resets_for_all: bool | None = None) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
@@ -61,8 +67,10 @@ class TorchClassicControlEnv(VecEnv):
         self.validate_actions = validate_actions
         self.draw_resets_for_all = (self.device.type != "cpu" if draw_resets_for_all is None
                                     else draw_resets_for_all)
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
+        seeds = _seed_list(seed)
+        if num_envs % len(seeds):
+            raise ValueError(f"num_envs ({num_envs}) must be a multiple of the number of seeds ({len(seeds)})")
+        self.generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         # Allocated once; reset() fills them, step() updates them in place.
         self._state = torch.zeros(self.state_dim, num_envs, dtype=dtype, device=self.device)
         self._fresh = torch.empty_like(self._state)
@@ -73,8 +81,9 @@ class TorchClassicControlEnv(VecEnv):
 
     # ----- what a subclass provides -------------------------------------------------------
 
-    def _sample_initial_state(self, out: Tensor) -> None:
-        """Fills ``out`` (``[state_dim, N]``) with gymnasium's reset distribution."""
+    def _sample_initial_state(self, out: Tensor, generator: torch.Generator) -> None:
+        """Fills ``out`` (``[state_dim, n]``) with gymnasium's reset distribution, drawn from
+        ``generator``."""
         raise NotImplementedError
 
     def _transition(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
@@ -88,11 +97,15 @@ class TorchClassicControlEnv(VecEnv):
 
     # ----- the VecEnv contract ------------------------------------------------------------
 
-    def reset(self, seed: int | None = None) -> Tensor:
-        """Starts fresh episodes in every env; ``seed`` reseeds the batch's generator."""
+    def reset(self, seed: int | Sequence[int] | None = None) -> Tensor:
+        """Starts fresh episodes in every env; ``seed`` (one per seed group) reseeds the generators."""
         if seed is not None:
-            self.generator.manual_seed(seed)
-        self._sample_initial_state(self._state)
+            seeds = _seed_list(seed)
+            if len(seeds) != len(self.generators):
+                raise ValueError(f"reset got {len(seeds)} seeds for {len(self.generators)} seed groups")
+            for generator, group_seed in zip(self.generators, seeds):
+                generator.manual_seed(group_seed)
+        self._draw_initial_states(self._state)
         self._elapsed_steps.zero_()
         self._episode_return.zero_()
         self._episode_length.zero_()
@@ -114,7 +127,7 @@ class TorchClassicControlEnv(VecEnv):
         if self.draw_resets_for_all:
             # Every env draws a reset state, the ended ones keep it: no host sync, and the
             # generator's stream does not depend on which episodes ended.
-            self._sample_initial_state(self._fresh)
+            self._draw_initial_states(self._fresh)
             torch.where(done, self._fresh, self._state, out=self._state)
             obs = torch.where(done.unsqueeze(1), self._observe(self._state), final_obs)
         else:
@@ -122,7 +135,7 @@ class TorchClassicControlEnv(VecEnv):
             # reset states saves most of the step's time at large N.
             ended = done.nonzero().squeeze(1)
             fresh = self._state.new_empty(self.state_dim, ended.numel())
-            self._sample_initial_state(fresh)
+            self._draw_initial_states(fresh, ended)
             self._state[:, ended] = fresh
             obs = final_obs.clone()
             obs[ended] = self._observe(fresh)
@@ -136,6 +149,21 @@ class TorchClassicControlEnv(VecEnv):
         self._episode_return.masked_fill_(done, 0.0)
         self._episode_length.masked_fill_(done, 0)
         return obs, reward, terminated, truncated, info
+
+    def _draw_initial_states(self, out: Tensor, envs: Tensor | None = None) -> None:
+        """Fills the columns of ``out`` with reset states for all envs, or for the sorted env
+        indices ``envs``; each seed group's columns come from that group's generator."""
+        if len(self.generators) == 1:
+            self._sample_initial_state(out, self.generators[0])
+            return
+        if envs is None:
+            counts = [self.num_envs // len(self.generators)] * len(self.generators)
+        else:
+            group = envs // (self.num_envs // len(self.generators))
+            counts = torch.bincount(group, minlength=len(self.generators)).tolist()
+        for generator, columns in zip(self.generators, out.split(counts, dim=1)):
+            if columns.shape[1]:
+                self._sample_initial_state(columns, generator)
 
     def _check_action(self, action: Tensor) -> Tensor:
         if not isinstance(action, Tensor):
@@ -170,7 +198,7 @@ class TorchClassicControlEnv(VecEnv):
             "elapsed_steps": self._elapsed_steps.clone(),
             "episode_return": self._episode_return.clone(),
             "episode_length": self._episode_length.clone(),
-            "generator": self.generator.get_state(),
+            "generators": [generator.get_state() for generator in self.generators],
             "has_reset": self._has_reset,
         }
 
@@ -187,8 +215,12 @@ class TorchClassicControlEnv(VecEnv):
         self._elapsed_steps.copy_(state["elapsed_steps"])
         self._episode_return.copy_(state["episode_return"])
         self._episode_length.copy_(state["episode_length"])
+        if len(state["generators"]) != len(self.generators):
+            raise ValueError(f"state_dict has {len(state['generators'])} seed groups, this env "
+                             f"{len(self.generators)}")
         try:
-            self.generator.set_state(state["generator"])
+            for generator, generator_state in zip(self.generators, state["generators"]):
+                generator.set_state(generator_state)
         except RuntimeError as error:
             raise ValueError(f"generator state does not fit a {self.device.type} generator: "
                              f"{error}") from None
@@ -197,3 +229,10 @@ class TorchClassicControlEnv(VecEnv):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs}, "
                 f"device={self.device}, dtype={self.dtype})")
+
+
+def _seed_list(seed: int | Sequence[int]) -> list[int]:
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ValueError(f"seed must be an integer or a non-empty list of integers, got {seed!r}")
+    return seeds

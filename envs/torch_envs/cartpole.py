@@ -41,8 +41,8 @@ class TorchCartPole(TorchClassicControlEnv):
         self.single_action_space = spaces.Discrete(2)
         super().__init__(num_envs, **options)
 
-    def _sample_initial_state(self, out: Tensor) -> None:
-        out.uniform_(-0.05, 0.05, generator=self.generator)
+    def _sample_initial_state(self, out: Tensor, generator: torch.Generator) -> None:
+        out.uniform_(-0.05, 0.05, generator=generator)
 
     def _transition(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         x, x_dot, theta, theta_dot = state

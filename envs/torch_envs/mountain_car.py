@@ -41,8 +41,8 @@ class _MountainCarBase(TorchClassicControlEnv):
             np.array([MAX_POSITION, MAX_SPEED], dtype=np.float32), dtype=np.float32)
         super().__init__(num_envs, **options)
 
-    def _sample_initial_state(self, out: Tensor) -> None:
-        out[0].uniform_(-0.6, -0.4, generator=self.generator)
+    def _sample_initial_state(self, out: Tensor, generator: torch.Generator) -> None:
+        out[0].uniform_(-0.6, -0.4, generator=generator)
         out[1].zero_()
 
     def _observe(self, state: Tensor) -> Tensor:

@@ -48,9 +48,9 @@ class TorchPendulum(TorchClassicControlEnv):
                                               dtype=np.float32)
         super().__init__(num_envs, **options)
 
-    def _sample_initial_state(self, out: Tensor) -> None:
-        out[0].uniform_(-math.pi, math.pi, generator=self.generator)
-        out[1].uniform_(-1.0, 1.0, generator=self.generator)
+    def _sample_initial_state(self, out: Tensor, generator: torch.Generator) -> None:
+        out[0].uniform_(-math.pi, math.pi, generator=generator)
+        out[1].uniform_(-1.0, 1.0, generator=generator)
 
     def _transition(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         theta, theta_dot = state

@@ -21,6 +21,10 @@ BAD_INPUTS = {
     "bad bool": (["--anneal-lr", "maybe"], "expected true or false"),
     "unknown encoder": (["--encoder", "transformer"], "unknown encoder 'transformer'"),
     "unknown preset": (["--preset", "turbo"], "unknown preset 'turbo'"),
+    "zero seeds": (["--num-seeds", "0"], "--num-seeds must be >= 1"),
+    "multi-seed dqn": (["--agent", "dqn", "--num-seeds", "2"], "--num-seeds trains PPO"),
+    "multi-seed atari": (["--env", "PongNoFrameskip-v4", "--num-seeds", "2"], "torch-native env"),
+    "multi-seed aux": (["--num-seeds", "2", "--aux", "curl"], "not available with --num-seeds"),
 }
 
 

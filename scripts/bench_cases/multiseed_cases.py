@@ -1,0 +1,41 @@
+"""Throughput of K seeds trained together in one process (``--num-seeds K``) against K runs of
+one seed each, one after another: PPO with its tuned CartPole settings on the torch-native env,
+both sides on the same torch threads, neither evaluating nor checkpointing while timed."""
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+
+from agents import PPO
+from agents.multi_seed import build_multi_seed
+from agents.runner import Runner
+
+CASE = "multiseed"
+ENV_ID = "CartPole-v1"
+SEEDS = (1, 4, 16)
+STEPS = 51_200  # per seed: 200 rollouts of 8 envs x 32 steps
+SETTINGS = dict(backend="torch", torch_threads=1, eval_every=0, checkpoint_every=0, eval_episodes=1,
+                log_every=10**9)
+
+
+def steps_per_second(num_seeds: int | None, steps: int) -> float:
+    """Env steps per second summed over the seeds (``None``: a plain one-seed run)."""
+    agent = PPO.from_env(ENV_ID, steps=steps, **SETTINGS)
+    if num_seeds is not None:
+        agent = build_multi_seed(PPO, agent.config, agent.observation_space, agent.action_space,
+                                 list(range(num_seeds)))
+    with tempfile.TemporaryDirectory() as run_dir:
+        summaries = Runner(agent, run_dir=run_dir, progress=False).run_seeds()
+    return summaries[0]["sps"] * len(summaries)
+
+
+def run(quick: bool = False) -> Iterator[dict]:
+    """One row per K: ``seeds``, ``sps`` (all seeds together), ``single_seed_sps`` and their ``ratio``
+    (the speed-up over running the K seeds one after another)."""
+    steps = 512 if quick else STEPS
+    single = steps_per_second(None, steps)
+    for num_seeds in (1, 2) if quick else SEEDS:
+        together = steps_per_second(num_seeds, steps)
+        yield {"case": CASE, "env": ENV_ID, "seeds": num_seeds, "steps_per_seed": steps,
+               "torch_threads": SETTINGS["torch_threads"], "sps": round(together, 1),
+               "single_seed_sps": round(single, 1), "ratio": round(together / single, 3)}

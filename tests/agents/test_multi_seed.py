@@ -1,0 +1,119 @@
+"""Multi-seed PPO: K seeds trained as one batched run compute exactly what each seed computes
+alone, write one run directory per seed, and resume exactly."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from agents import PPO
+from agents.base import AGENT_FORMAT, Agent
+from agents.checkpoint import load_checkpoint
+from agents.multi_seed import MultiSeedPPO, build_multi_seed
+from agents.runner import CHECKPOINT, Runner
+from agents.seed_stack import SeedStack
+from test_resume import Crash, crash_after
+
+SETTINGS = dict(steps=1_024, num_envs=4, num_steps=32, update_epochs=3, num_minibatches=2, eval_every=512,
+                eval_episodes=2, log_every=256, checkpoint_every=256, backend="torch")
+
+
+def multi_seed(seeds: list[int], **settings) -> MultiSeedPPO:
+    template = PPO.from_env("CartPole-v1", **{**SETTINGS, **settings})
+    return build_multi_seed(PPO, template.config, template.observation_space, template.action_space, seeds)
+
+
+def small_networks(count: int) -> list[nn.Module]:
+    networks = []
+    for seed in range(count):
+        torch.manual_seed(seed)
+        networks.append(nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2)))
+    return networks
+
+
+def test_seed_stack_runs_each_copy_on_its_own_rows():
+    networks = small_networks(3)
+    stack = SeedStack(networks)
+    inputs = torch.randn(3, 5, 3)
+    outputs = stack.call("forward", inputs)
+    for k, network in enumerate(networks):
+        assert torch.allclose(outputs[k], network(inputs[k]), atol=1e-6)
+    copy = stack.copy_into(1, small_networks(1)[0])
+    assert all(torch.equal(a, b) for a, b in zip(copy.state_dict().values(), networks[1].state_dict().values()))
+
+
+def test_seed_stack_gradients_and_clipping_are_per_copy():
+    networks = small_networks(3)
+    stack = SeedStack(networks)
+    inputs = torch.randn(3, 5, 3) * torch.tensor([1.0, 10.0, 100.0]).view(3, 1, 1)  # very different norms
+    stack.call("forward", inputs).square().mean((1, 2)).sum().backward()
+    norms = stack.clip_grad_norm_(1.0)
+    for k, network in enumerate(networks):
+        network(inputs[k]).square().mean().backward()
+        expected_norm = nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+        assert torch.allclose(norms[k], expected_norm, rtol=1e-5)
+        for stacked, own in zip(stack.stacked, network.parameters()):
+            assert torch.allclose(stacked.grad[k], own.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_each_seed_starts_from_the_weights_of_its_own_plain_run():
+    agent = multi_seed([4, 9])
+    for seed, seed_agent in zip([4, 9], agent.seed_agents()):
+        plain = PPO.from_env("CartPole-v1", **SETTINGS, seed=seed)
+        for (name, a), b in zip(plain.net.state_dict().items(), seed_agent.net.state_dict().values()):
+            assert torch.equal(a, b), name
+
+
+def test_a_seed_trained_with_others_equals_the_seed_trained_alone(tmp_path):
+    together = multi_seed([1, 2, 3])
+    summaries = Runner(together, run_dir=tmp_path / "together", progress=False).run_seeds()
+    alone = multi_seed([2])
+    (summary_alone,) = Runner(alone, run_dir=tmp_path / "alone", progress=False).run_seeds()
+    for a, b in zip(together.seed_agents()[1].state_dict().values(), alone.seed_agents()[0].state_dict().values()):
+        assert torch.equal(a, b)
+    assert summaries[1]["eval_returns"] == summary_alone["eval_returns"]
+    # The three seeds did learn different things.
+    first, second = (agent.net.value_head.weight for agent in together.seed_agents()[:2])
+    assert not torch.equal(first, second)
+    # Seed 2's logs equal its lone run's, line by line, except the clock.
+    drop_time = lambda line: {k: v for k, v in json.loads(line).items() if k not in ("time", "charts/sps")}  # noqa: E731
+    logged_together = (tmp_path / "together" / "seed_2" / "metrics.jsonl").read_text().splitlines()
+    logged_alone = (tmp_path / "alone" / "metrics.jsonl").read_text().splitlines()
+    assert [drop_time(x) for x in logged_together] == [drop_time(x) for x in logged_alone]
+
+
+def test_one_directory_per_seed_with_a_loadable_agent(tmp_path):
+    agent = multi_seed([5, 6])
+    summaries = Runner(agent, run_dir=tmp_path, progress=False).run_seeds()
+    assert [s["seed"] for s in summaries] == [5, 6] and all(s["steps"] == SETTINGS["steps"] for s in summaries)
+    for seed, seed_agent in zip([5, 6], agent.seed_agents()):
+        seed_dir = tmp_path / f"seed_{seed}"
+        assert json.loads((seed_dir / "config.json").read_text())["seed"] == seed
+        assert json.loads((seed_dir / "summary.json").read_text())["seed"] == seed
+        loaded = PPO.load(seed_dir / "agent.pt")
+        obs = torch.randn(6, 4)
+        assert torch.equal(loaded.act(obs, explore=False), seed_agent.act(obs, explore=False))
+
+
+def test_a_crashed_multi_seed_run_resumes_exactly(tmp_path):
+    unbroken = multi_seed([1, 2])
+    Runner(unbroken, run_dir=tmp_path / "unbroken", progress=False).run_seeds()
+    crashed = multi_seed([1, 2])
+    crash_after(crashed, 700)
+    with pytest.raises(Crash):
+        Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run_seeds()
+    payload = load_checkpoint(tmp_path / "crashed" / CHECKPOINT, AGENT_FORMAT)
+    resumed = Agent.from_payload(payload)
+    assert isinstance(resumed, MultiSeedPPO) and resumed.seeds == [1, 2]
+    Runner(resumed, run_dir=tmp_path / "crashed", progress=False, resume=payload).run_seeds()
+    for (name, a), b in zip(unbroken.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_settings_that_mix_the_seeds_are_refused():
+    with pytest.raises(ValueError, match="--target-kl"):
+        multi_seed([1, 2], target_kl=0.01)
+    with pytest.raises(ValueError, match="distinct seeds"):
+        multi_seed([1, 1])
