@@ -49,6 +49,7 @@ class A2C(OnPolicyRollouts, Agent):
     name = "a2c"
     config_class = A2CConfig
     config: A2CConfig
+    compiled_methods = ("loss",)
     # rl-baselines3-zoo hyperparams/a2c.yml: CartPole-v1 (n_envs 8, ent_coef 0, 5e5 steps) on SB3's
     # defaults with its MlpPolicy (separate 64-64 tanh actor and critic); Atari (n_envs 16,
     # ent_coef 0.01, vf_coef 0.25, RMSprop eps 1e-5); Pendulum-v1 (n_envs 8, n_steps 8, gamma 0.9,
@@ -81,6 +82,11 @@ class A2C(OnPolicyRollouts, Agent):
         return ADVANTAGE_LAMBDA.get(self.config.advantage, self.config.gae_lambda)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
+        loss, metrics = self.loss(batch)
+        return {**metrics, **self.optimizer_step(self.optimizer, loss, batch, self.config.max_grad_norm)}
+
+    def loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss to minimise and its detached terms."""
         cfg = self.config
         dist, value = self.net(batch.obs)
         advantage = self.normalized_advantage(batch.advantage)
@@ -88,9 +94,8 @@ class A2C(OnPolicyRollouts, Agent):
         value_loss = 0.5 * (value - batch.returns).square().mean()
         entropy = dist.entropy().mean()
         loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
-        metrics = self.optimizer_step(self.optimizer, loss, batch, cfg.max_grad_norm)
-        return {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
-                "losses/entropy": entropy.detach(), **metrics}
+        return loss, {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
+                      "losses/entropy": entropy.detach()}
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         self.anneal_learning_rate()

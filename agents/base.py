@@ -9,6 +9,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from agents.checkpoint import load_checkpoint, seed_everything
+from agents.compilation import compile_methods
 from representation.files import save_atomic
 from agents.config import AgentConfig
 from agents.spaces import space_from_dict, space_to_dict
@@ -30,6 +31,8 @@ class Agent(nn.Module):
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Independent runs trained together (``agents.multi_seed``); envs per seed = num_envs / num_seeds.
     num_seeds: int = 1
+    #: Pure tensor functions (the losses, the acting network call) that ``--compile`` compiles.
+    compiled_methods: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: AgentConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__()
@@ -40,6 +43,7 @@ class Agent(nn.Module):
         self.action_space = action_space
         self.device = torch.device(config.device)
         self.aux = None  # auxiliary representation objectives, attached by the agent on its encoder
+        compile_methods(self)  # compilation happens at each method's first call, once the networks exist
 
     # ----------------------------------------------------------------- what users call
     def act(self, obs: Tensor, explore: bool = True) -> Tensor:

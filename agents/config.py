@@ -5,6 +5,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.compilation import COMPILE_MODES
+
 
 def option(default: Any, help: str, **metadata: Any) -> Any:
     """A config field with its command-line help; mutable defaults are copied per instance."""
@@ -42,6 +44,11 @@ class AgentConfig:
     checkpoint_every: int = option(50_000, "write checkpoint.pt every this many steps (0: only at the end)")
     capture_video: bool = option(False, "save the evaluation episodes as GIF files under RUN_DIR/videos")
     torch_threads: int = option(0, "torch intra-op threads (0: torch's default)")
+    compile: bool = option(False, "torch.compile the agent's loss and acting networks (see agents/compilation.py); "
+                           "costs seconds of compilation at the start, off by default as it does not pay for "
+                           "small networks on the CPU")
+    compile_mode: str = option("auto", "torch.compile mode; auto: reduce-overhead (CUDA graphs) on CUDA, default "
+                               "elsewhere", choices=COMPILE_MODES)
 
     def validate(self) -> None:
         """Raises ValueError naming the first setting that makes no sense."""

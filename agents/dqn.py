@@ -96,6 +96,7 @@ class DQN(Agent):
     name = "dqn"
     config_class = DQNConfig
     config: DQNConfig
+    compiled_methods = ("loss",)
     # rl-baselines3-zoo's tuned CartPole values; CleanRL's dqn_atari.py for Atari (Mnih et al. 2015,
     # Extended Data Table 1); Rainbow's Atari values from Hessel et al. 2018, Table 1 and appendix.
     presets = {
@@ -168,14 +169,13 @@ class DQN(Agent):
         return torch.where(torch.rand(greedy.shape, device=greedy.device) < eps, random_actions, greedy)
 
     # ---------------------------------------------------------------------- learning
-    def next_action_probs(self, batch: Batch, next_q_target: Tensor) -> Tensor:
+    def next_action_probs(self, batch: Batch, next_q_target: Tensor, epsilon: Tensor) -> Tensor:
         """pi(a' | s') ``[B, A]`` that the target line averages the next values over."""
         chooser = self.q.q_values(batch.next_obs) if self.config.double else next_q_target
         greedy = nn.functional.one_hot(chooser.argmax(dim=1), self.num_actions).float()
         if self.config.target == "q_learning":
             return greedy
-        eps = self.epsilon(self.step)
-        expected = greedy * (1.0 - eps) + eps / self.num_actions
+        expected = greedy * (1.0 - epsilon) + epsilon / self.num_actions
         if self.config.target == "expected_sarsa":
             return expected
         # SARSA: the action taken next; where the window ended by truncation none was taken at
@@ -185,23 +185,37 @@ class DQN(Agent):
         return torch.where((taken >= 0)[:, None], sarsa, expected)
 
     @torch.no_grad()
-    def td_target(self, batch: Batch) -> Tensor:
-        """Scalar targets ``[B]``, or target distributions ``[B, atoms]`` when distributional."""
-        if self.config.noisy:
-            self.q_target.head.reset_noise()
+    def td_target(self, batch: Batch, epsilon: Tensor | None = None) -> Tensor:
+        """Scalar targets ``[B]``, or target distributions ``[B, atoms]`` when distributional;
+        ``epsilon`` (default: the current one) is the behaviour policy's, for the SARSA targets."""
+        if epsilon is None:
+            epsilon = self.current_epsilon()
         out = self.q_target(batch.next_obs)
         if not self.config.distributional:
-            probs = self.next_action_probs(batch, out)
+            probs = self.next_action_probs(batch, out, epsilon)
             return batch.reward + batch.discount * (1.0 - batch.terminated) * (probs * out).sum(1)
         next_dist = out.softmax(-1)
-        probs = self.next_action_probs(batch, (next_dist * self.q_target.support).sum(-1))
+        probs = self.next_action_probs(batch, (next_dist * self.q_target.support).sum(-1), epsilon)
         mixture = (probs[..., None] * next_dist).sum(1)
         return project_distribution(mixture, batch.reward, batch.discount, batch.terminated, self.q_target.support)
 
+    def current_epsilon(self) -> Tensor:
+        """Epsilon at the current step, as a tensor: compiled code reads it without recompiling."""
+        return torch.tensor(self.epsilon(self.step), device=self.device)
+
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        if self.config.noisy:
+        if self.config.noisy:  # fresh noise for both networks, drawn outside the compiled loss
             self.q.head.reset_noise()
-        target = self.td_target(batch)
+            self.q_target.head.reset_noise()
+        loss, priority, metrics = self.loss(batch, self.current_epsilon())
+        metrics.update(self.optimizer_step(self.optimizer, loss, batch, self.config.max_grad_norm))
+        if self.buffer is not None:
+            self.buffer.update_priorities(batch.indices, priority)
+        return metrics
+
+    def loss(self, batch: Batch, epsilon: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """The TD loss weighted by ``batch.weights``, the new priorities and the detached terms."""
+        target = self.td_target(batch, epsilon)
         out = self.q(batch.obs)
         action = batch.action.long().view(-1, 1)
         if self.config.distributional:
@@ -217,10 +231,7 @@ class DQN(Agent):
                 per_sample = 0.5 * (q - target).square()
             priority = (q - target).detach().abs()
         loss = (batch.weights * per_sample).mean()
-        metrics = self.optimizer_step(self.optimizer, loss, batch, self.config.max_grad_norm)
-        if self.buffer is not None:
-            self.buffer.update_priorities(batch.indices, priority)
-        return {"losses/td_loss": loss.detach(), "losses/q_values": q.detach().mean(), **metrics}
+        return loss, priority, {"losses/td_loss": loss.detach(), "losses/q_values": q.detach().mean()}
 
     @torch.no_grad()
     def update_target(self) -> None:

@@ -28,6 +28,7 @@ class PPO(OnPolicyRollouts, Agent):
     name = "ppo"
     config_class = PPOConfig
     config: PPOConfig
+    compiled_methods = ("loss",)
     # rl-baselines3-zoo's tuned values for classic control and Pendulum, CleanRL's
     # ppo_atari.py for Atari (Schulman et al. 2017, Table 5), SB3's MuJoCo defaults for Box.
     presets = {
@@ -74,6 +75,12 @@ class PPO(OnPolicyRollouts, Agent):
         ``[K, B]`` (K seeds stepped together, ``agents.multi_seed``) give K separate losses."""
         cfg = self.config
         clip_coef = cfg.clip_coef if clip_coef is None else clip_coef
+        loss, metrics = self.loss(batch, torch.tensor(clip_coef, device=self.device))
+        return {**metrics, **self.optimizer_step(self.optimizer, loss, batch, cfg.max_grad_norm)}
+
+    def loss(self, batch: Batch, clip_coef: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss to minimise and its detached terms (``clip_coef`` a tensor, as it may be annealed)."""
+        cfg = self.config
         dist, value = self.net(batch.obs)
         log_prob = dist.log_prob(batch.action)
         log_ratio = log_prob - batch.log_prob
@@ -87,13 +94,12 @@ class PPO(OnPolicyRollouts, Agent):
             value_loss = 0.5 * (value - batch.returns).square().mean(-1)
         entropy = dist.entropy().mean(-1)
         loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
-        metrics = self.optimizer_step(self.optimizer, loss, batch, cfg.max_grad_norm)
         with torch.no_grad():  # Schulman's unbiased, low-variance KL estimator (k3)
             approx_kl = ((ratio - 1) - log_ratio).mean(-1)
             clip_fraction = ((ratio - 1).abs() > clip_coef).float().mean(-1)
-        return {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
-                "losses/entropy": entropy.detach(), "losses/approx_kl": approx_kl,
-                "losses/clipfrac": clip_fraction, **metrics}
+        return loss, {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
+                      "losses/entropy": entropy.detach(), "losses/approx_kl": approx_kl,
+                      "losses/clipfrac": clip_fraction}
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         cfg = self.config

@@ -76,6 +76,7 @@ class REINFORCE(OnPolicyRollouts, Agent):
     name = "reinforce"
     config_class = REINFORCEConfig
     config: REINFORCEConfig
+    compiled_methods = ("loss",)
     # No tuning suite publishes REINFORCE values for these envs: SB3's MlpPolicy (separate
     # 64-64 tanh actor and critic) with Adam at 1e-3 and the zoo's A2C env counts.
     presets = {
@@ -149,7 +150,12 @@ class REINFORCE(OnPolicyRollouts, Agent):
         return batch, ((terminated | truncated) & mask).sum()
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One step on ``-mean_t(log pi(a_t|s_t) * advantage_t)`` (plus the value baseline's loss)."""
+        loss, metrics = self.loss(batch)
+        return {**metrics, **self.optimizer_step(self.optimizer, loss, batch, self.config.max_grad_norm)}
+
+    def loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+        """``-mean_t(log pi(a_t|s_t) * advantage_t)`` (plus the value baseline's loss) and its
+        detached terms."""
         cfg = self.config
         dist, value = self.net(batch.obs)
         advantage = self.normalized_advantage(batch.advantage)
@@ -159,9 +165,8 @@ class REINFORCE(OnPolicyRollouts, Agent):
         value_loss = 0.5 * (value - batch.returns).square().mean()
         if cfg.baseline == "value":
             loss = loss + cfg.vf_coef * value_loss
-        metrics = self.optimizer_step(self.optimizer, loss, batch, cfg.max_grad_norm)
-        return {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
-                "losses/entropy": entropy.detach(), **metrics}
+        return loss, {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
+                      "losses/entropy": entropy.detach()}
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         self.anneal_learning_rate()

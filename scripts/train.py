@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         fail(str(error))
     except KeyboardInterrupt:
-        print(f"\ninterrupted: continue with --resume {runner.run_dir}", file=sys.stderr)
+        where = f": continue with --resume {runner.run_dir}" if "runner" in locals() else " before training started"
+        print(f"\ninterrupted{where}", file=sys.stderr)
         return 130
     for summary in summaries:
         print(f"{summary['agent']} on {summary['env']} (seed {summary['seed']}): eval return "
