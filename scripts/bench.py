@@ -14,21 +14,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_cases import atari_cases, learning_cases, pg_cases  # noqa: E402
+from bench_cases import atari_cases, learning_cases, option_cost_cases, pg_cases  # noqa: E402
 
 LEARNING = list(learning_cases.CASES)
 POLICY_GRADIENT = list(pg_cases.CASES)
+OPTION_COST = list(option_cost_cases.CASES)
 OTHER = ["atari_rollout", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole", "multiseed"]
+ALL = LEARNING + POLICY_GRADIENT + OPTION_COST + OTHER
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", default=",".join(LEARNING + POLICY_GRADIENT + OTHER),
-                        help=f"comma-separated cases (default: all): {', '.join(LEARNING + POLICY_GRADIENT + OTHER)}")
+    parser.add_argument("--cases", default=",".join(ALL), help=f"comma-separated cases (default: all): {', '.join(ALL)}")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the cases run, measures nothing")
+    parser.add_argument("--compile", action="store_true",
+                        help="train reprl's side of the learning cases with --compile (rows say \"compile\")")
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
-    unknown = sorted(set(cases) - set(LEARNING + POLICY_GRADIENT + OTHER))
+    unknown = sorted(set(cases) - set(ALL))
     if unknown:
         parser.error(f"unknown case(s): {', '.join(unknown)}")
 
@@ -37,11 +40,16 @@ def main(argv: list[str] | None = None) -> int:
 
     learning = [c for c in cases if c in LEARNING]
     for row in learning_cases.run(learning, args.quick,
-                                  lambda case, sps, steps: atari_cases.ceiling(case, sps, steps, args.quick)):
-        emit(row)
+                                  lambda case, sps, steps: atari_cases.ceiling(case, sps, steps, args.quick),
+                                  compile=args.compile):
+        emit({**row, "compile": args.compile})
     names = [c for c in cases if c in POLICY_GRADIENT]
     if names:
-        for row in pg_cases.run(args.quick, names):
+        for row in pg_cases.run(args.quick, names, compile=args.compile):
+            emit({**row, "compile": args.compile})
+    names = [c for c in cases if c in OPTION_COST]
+    if names:
+        for row in option_cost_cases.run(names, args.quick):
             emit(row)
     if "atari_rollout" in cases:
         for row in atari_cases.run(args.quick):
