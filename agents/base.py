@@ -31,8 +31,10 @@ class Agent(nn.Module):
     presets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Independent runs trained together (``agents.multi_seed``); envs per seed = num_envs / num_seeds.
     num_seeds: int = 1
-    #: Pure tensor functions (the losses, the acting network call) that ``--compile`` compiles.
+    #: Pure tensor functions that ``--compile`` compiles: the losses of every update ...
     compiled_methods: ClassVar[tuple[str, ...]] = ()
+    #: ... and the network calls of every environment step, compiled where they become CUDA graphs.
+    acting_methods: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: AgentConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__()

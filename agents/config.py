@@ -44,9 +44,8 @@ class AgentConfig:
     checkpoint_every: int = option(50_000, "write checkpoint.pt every this many steps (0: only at the end)")
     capture_video: bool = option(False, "save the evaluation episodes as GIF files under RUN_DIR/videos")
     torch_threads: int = option(0, "torch intra-op threads (0: torch's default)")
-    compile: bool = option(False, "torch.compile the agent's loss and acting networks (see agents/compilation.py); "
-                           "costs seconds of compilation at the start, off by default as it does not pay for "
-                           "small networks on the CPU")
+    compile: bool = option(False, "torch.compile the agent's losses (and, where CUDA graphs are used, its "
+                           "per-step network calls); compiling takes seconds at the start (see agents/compilation.py)")
     compile_mode: str = option("auto", "torch.compile mode; auto: reduce-overhead (CUDA graphs) on CUDA, default "
                                "elsewhere", choices=COMPILE_MODES)
 

@@ -97,6 +97,7 @@ class DQN(Agent):
     config_class = DQNConfig
     config: DQNConfig
     compiled_methods = ("loss",)
+    acting_methods = ("greedy_action",)
     # rl-baselines3-zoo's tuned CartPole values; CleanRL's dqn_atari.py for Atari (Mnih et al. 2015,
     # Extended Data Table 1); Rainbow's Atari values from Hessel et al. 2018, Table 1 and appendix.
     presets = {
@@ -161,12 +162,16 @@ class DQN(Agent):
         """Greedy actions (``explore=False``: without NoisyNet noise), else epsilon-greedy."""
         if explore and self.config.noisy:
             self.q.head.reset_noise()
-        greedy = self.q.q_values(obs, noise=explore).argmax(dim=1)
+        greedy = self.greedy_action(obs, explore)
         eps = self.epsilon(self.step) if epsilon is None else epsilon
         if not explore or eps <= 0.0:
             return greedy
         random_actions = torch.randint(self.num_actions, greedy.shape, device=greedy.device)
         return torch.where(torch.rand(greedy.shape, device=greedy.device) < eps, random_actions, greedy)
+
+    def greedy_action(self, obs: Tensor, noise: bool) -> Tensor:
+        """argmax_a Q(obs, a): the network call of every step."""
+        return self.q.q_values(obs, noise).argmax(dim=1)
 
     # ---------------------------------------------------------------------- learning
     def next_action_probs(self, batch: Batch, next_q_target: Tensor, epsilon: Tensor) -> Tensor:
@@ -201,7 +206,7 @@ class DQN(Agent):
 
     def current_epsilon(self) -> Tensor:
         """Epsilon at the current step, as a tensor: compiled code reads it without recompiling."""
-        return torch.tensor(self.epsilon(self.step), device=self.device)
+        return torch.full((), self.epsilon(self.step), device=self.device)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         if self.config.noisy:  # fresh noise for both networks, drawn outside the compiled loss

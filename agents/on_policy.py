@@ -40,6 +40,7 @@ class OnPolicyRollouts:
     config: OnPolicyConfig
     net: ActorCritic
     optimizer: torch.optim.Optimizer
+    acting_methods = ("policy_inputs_and_value", "state_value")
 
     def init_actor_critic(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         self.net = ActorCritic(self.config, observation_space, action_space).to(self.device)
@@ -84,10 +85,15 @@ class OnPolicyRollouts:
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        dist, value = self.net(obs)
+        dist_inputs, value = self.policy_inputs_and_value(obs)
+        dist = self.net.policy.distribution(*dist_inputs)
         action = dist.sample()
         env_action = self.clip_action(action) if self.clip_action is not None else action
         return action, env_action, {"log_prob": dist.log_prob(action), "value": value}
+
+    def policy_inputs_and_value(self, obs: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
+        """The network call of every step: the policy's distribution parameters and V(obs)."""
+        return self.net.dist_inputs_and_value(obs)
 
     def state_value(self, obs: Tensor) -> Tensor:
         """V(obs) ``[N]`` for bootstrapping."""

@@ -75,7 +75,7 @@ class PPO(OnPolicyRollouts, Agent):
         ``[K, B]`` (K seeds stepped together, ``agents.multi_seed``) give K separate losses."""
         cfg = self.config
         clip_coef = cfg.clip_coef if clip_coef is None else clip_coef
-        loss, metrics = self.loss(batch, torch.tensor(clip_coef, device=self.device))
+        loss, metrics = self.loss(batch, torch.full((), clip_coef, device=self.device))
         return {**metrics, **self.optimizer_step(self.optimizer, loss, batch, cfg.max_grad_norm)}
 
     def loss(self, batch: Batch, clip_coef: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -87,6 +87,9 @@ class SAC(Agent):
     name = "sac"
     config_class = SACConfig
     config: SACConfig
+    # The critics' loss; the actor's loss runs through the critics with their gradients switched
+    # off between the two steps, so it stays eager.
+    compiled_methods = ("critic_loss",)
     # rl-baselines3-zoo hyperparams/sac.yml: Pendulum-v1 (learning_rate 1e-3, 2e4 steps) on SB3's
     # defaults, MlpPolicy 256-256 ReLU (here one 256 layer in the encoder and one in each head).
     presets = {
@@ -195,22 +198,7 @@ class SAC(Agent):
             self.alpha_optimizer.step()
             metrics["losses/alpha_loss"] = alpha_loss.detach()
         alpha = self.alpha
-
-        with torch.no_grad():
-            if self.num_actions:
-                next_probs, next_log_probs = self.policy(batch.next_obs)
-                next_q = torch.min(*self.critic_target(batch.next_obs))
-                next_value = (next_probs * (next_q - alpha * next_log_probs)).sum(-1)
-            else:
-                next_action, next_log_prob = self.policy(batch.next_obs)
-                next_value = torch.min(*self.critic_target(batch.next_obs, next_action)) - alpha * next_log_prob
-            target = batch.reward + batch.discount * (1.0 - batch.terminated) * next_value
-        if self.num_actions:
-            index = batch.action.long().view(-1, 1)
-            q1, q2 = (q.gather(1, index).squeeze(1) for q in self.critic(batch.obs))
-        else:
-            q1, q2 = self.critic(batch.obs, batch.action)
-        critic_loss = 0.5 * ((q1 - target).square().mean() + (q2 - target).square().mean())
+        critic_loss, q1 = self.critic_loss(batch, alpha)
         # Auxiliary objectives (DBC, ...) shape the critics' encoder, so they ride on the critic step.
         metrics.update(self.optimizer_step(self.critic_optimizer, critic_loss, batch, cfg.max_grad_norm))
 
@@ -231,9 +219,28 @@ class SAC(Agent):
         if self._updates % cfg.target_update_interval == 0:
             self.update_target()
         metrics.update({"losses/critic_loss": critic_loss.detach(), "losses/actor_loss": actor_loss.detach(),
-                        "losses/q_values": q1.detach().mean(), "losses/entropy": entropy.detach().mean(),
+                        "losses/q_values": q1.mean(), "losses/entropy": entropy.detach().mean(),
                         "losses/alpha": alpha})
         return metrics
+
+    def critic_loss(self, batch: Batch, alpha: Tensor) -> tuple[Tensor, Tensor]:
+        """Both critics' soft Bellman residual (Haarnoja et al. 2018, eq. 5, with the soft value of
+        eq. 3 at the next state) and Q1 of the batch, detached."""
+        with torch.no_grad():
+            if self.num_actions:
+                next_probs, next_log_probs = self.policy(batch.next_obs)
+                next_q = torch.min(*self.critic_target(batch.next_obs))
+                next_value = (next_probs * (next_q - alpha * next_log_probs)).sum(-1)
+            else:
+                next_action, next_log_prob = self.policy(batch.next_obs)
+                next_value = torch.min(*self.critic_target(batch.next_obs, next_action)) - alpha * next_log_prob
+            target = batch.reward + batch.discount * (1.0 - batch.terminated) * next_value
+        if self.num_actions:
+            index = batch.action.long().view(-1, 1)
+            q1, q2 = (q.gather(1, index).squeeze(1) for q in self.critic(batch.obs))
+        else:
+            q1, q2 = self.critic(batch.obs, batch.action)
+        return 0.5 * ((q1 - target).square().mean() + (q2 - target).square().mean()), q1.detach()
 
     @torch.no_grad()
     def update_target(self) -> None:

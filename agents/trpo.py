@@ -62,6 +62,9 @@ class TRPO(OnPolicyRollouts, Agent):
     name = "trpo"
     config_class = TRPOConfig
     config: TRPOConfig
+    # The policy step's Fisher-vector products need double backward, which compiled graphs do
+    # not support: only the critic's loss is compiled.
+    compiled_methods = ("critic_loss",)
     # rl-baselines3-zoo hyperparams/trpo.yml (sb3-contrib), "Tuned" entries, on sb3-contrib's
     # defaults and SB3's MlpPolicy (separate 64-64 tanh actor and critic). Pendulum's gSDE is not
     # implemented here; the Gaussian starts narrower instead (log_std_init).
@@ -138,10 +141,14 @@ class TRPO(OnPolicyRollouts, Agent):
                 "losses/grad_norm": gradient.norm().detach(), "losses/surrogate_gain": new_objective - old_objective}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One critic gradient step on ``batch``: ``(V(s) - R)^2 / 2``."""
-        value_loss = 0.5 * (self.net.value(batch.obs) - batch.returns).square().mean()
+        """One critic gradient step on ``batch``."""
+        value_loss = self.critic_loss(batch)
         metrics = self.optimizer_step(self.optimizer, value_loss, batch, self.config.max_grad_norm)
         return {"losses/value_loss": value_loss.detach(), **metrics}
+
+    def critic_loss(self, batch: Batch) -> Tensor:
+        """``(V(s) - R)^2 / 2``, averaged over ``batch``."""
+        return 0.5 * (self.net.value(batch.obs) - batch.returns).square().mean()
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         cfg = self.config

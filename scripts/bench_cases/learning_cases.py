@@ -1,7 +1,9 @@
 """End-to-end training speed of reprl against Stable-Baselines3 with the same hyperparameters.
 
 Both sides train the same agent on the same env with the same env count, batch sizes, update
-schedule, network and torch threads; neither evaluates nor checkpoints while timed.
+schedule, network and torch threads; neither evaluates nor checkpoints while timed. With
+``compile`` reprl's agents run with ``--compile``: ``reprl_sps`` then includes compiling, which
+the row also reports on its own (``compile_s``) and subtracted (``reprl_steady_sps``).
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 import torch
 
 from agents import DQN, PPO
+from agents.compilation import compile_seconds
 
 # Hyperparameters shared by both sides: rl-baselines3-zoo's tuned CartPole values, CleanRL's Atari ones.
 # Small MLPs run fastest on one thread, CNNs use both cores; each side gets the same count.
@@ -81,14 +84,18 @@ CASES: dict[str, tuple[type, str, str, dict[str, Any], int]] = {
 
 
 def run(names: list[str], quick: bool = False, ceiling: Callable[[str, float, int], dict] | None = None,
-        cases: dict | None = None, sb3: Callable[[str, str, int, dict], float] | None = None) -> Iterator[dict]:
-    """Both sides of each case in ``names`` (from ``cases``, timed for SB3 by ``sb3``)."""
+        cases: dict | None = None, sb3: Callable[[str, str, int, dict], float] | None = None,
+        compile: bool = False) -> Iterator[dict]:
+    """Both sides of each case in ``names`` (from ``cases``, timed for SB3 by ``sb3``); reprl's
+    agents compiled when ``compile``."""
     cases, sb3 = cases or CASES, sb3 or sb3_sps
     for name in names:
         agent_cls, kind, env_id, hp, steps = cases[name]
         if quick:
             steps = max(steps // 20, 2 * hp["num_envs"] * hp.get("num_steps", 1), 2 * hp.get("learning_starts", 0))
-        ours = reprl_sps(agent_cls, env_id, steps, hp)
+        compiled_before = compile_seconds()
+        ours = reprl_sps(agent_cls, env_id, steps, {**hp, "compile": True} if compile else hp)
+        compile_s = compile_seconds() - compiled_before
         try:
             theirs = sb3(kind, env_id, steps, hp)
         except ImportError:
@@ -96,6 +103,8 @@ def run(names: list[str], quick: bool = False, ceiling: Callable[[str, float, in
         row = {"case": name, "steps": steps, "torch_threads": hp["torch_threads"], "reprl_sps": round(ours, 1),
                "sb3_sps": None if theirs is None else round(theirs, 1),
                "ratio": None if theirs is None else round(ours / theirs, 3)}
+        if compile:
+            row.update(compile_s=round(compile_s, 1), reprl_steady_sps=round(steps / (steps / ours - compile_s), 1))
         if ceiling is not None and "pong" in name:
             row.update(ceiling(name, ours, steps))
         yield row

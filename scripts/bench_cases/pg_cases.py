@@ -46,5 +46,5 @@ def sb3_sps(kind: str, env_id: str, steps: int, hp: dict[str, Any]) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def run(quick: bool = False, names: list[str] | None = None) -> Iterator[dict]:
-    return learning_cases.run(names or list(CASES), quick, cases=CASES, sb3=sb3_sps)
+def run(quick: bool = False, names: list[str] | None = None, compile: bool = False) -> Iterator[dict]:
+    return learning_cases.run(names or list(CASES), quick, cases=CASES, sb3=sb3_sps, compile=compile)

@@ -1,0 +1,154 @@
+"""``--compile``: compiled agents train like eager ones, save and load either way, and compile
+each loss once per batch-size regime (no recompilation from annealed scalars or new instances)."""
+import pytest
+import torch
+import torch._dynamo
+from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+
+from agents import DQN, PPO, QLearning
+from agents.base import AGENT_FORMAT, Agent
+from agents.checkpoint import load_checkpoint
+from agents.compilation import resolve_compile_mode, uses_cuda_graphs
+from agents.runner import CHECKPOINT, Runner
+from replay import Batch
+
+# 3 envs x 10 steps cut into 4 minibatches: sizes 8, 8, 7, 7, so the loss sees two batch sizes.
+# Clipping range and learning rate are annealed: both change at every rollout.
+PPO_SETTINGS = dict(steps=90, num_envs=3, num_steps=10, num_minibatches=4, update_epochs=2, anneal_clip=True,
+                    anneal_lr=True, eval_every=0, checkpoint_every=0, eval_episodes=1, log_every=30)
+# 30 gradient steps after 100 random ones; epsilon decays over the whole run.
+DQN_SETTINGS = dict(steps=400, num_envs=2, learning_starts=100, train_frequency=50, gradient_steps=5, batch_size=16,
+                    buffer_size=1_000, target_update_interval=100, exploration_fraction=1.0, eval_every=0,
+                    checkpoint_every=0, eval_episodes=1, log_every=100,
+                    encoder_options={"hidden_sizes": [32, 32], "activation": "relu"})
+
+
+def compiled_versions(method) -> int:
+    """How many compiled versions (one per guard set: batch-size regime, grad mode) ``method`` has."""
+    return len(_debug_get_cache_entry_list(method.__code__))
+
+
+def train_pair(agent_cls, settings, tmp_path):
+    """The same seed trained eagerly and compiled; also returns the graphs compiled meanwhile."""
+    torch._dynamo.reset()
+    graphs_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    eager = agent_cls.from_env("CartPole-v1", **settings).learn(run_dir=tmp_path / "eager", progress=False)
+    compiled = agent_cls.from_env("CartPole-v1", compile=True, **settings).learn(run_dir=tmp_path / "compiled",
+                                                                                 progress=False)
+    return eager, compiled, torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs_before
+
+
+def last_rollout(agent: PPO) -> Batch:
+    """8 rows of the rollout still in the agent's buffer (its last one)."""
+    buffer = agent.buffer
+
+    def rows(tensor):
+        return tensor.flatten(0, 1)[:8]
+    return Batch(obs=rows(buffer.obs), action=rows(buffer.action), log_prob=rows(buffer.log_prob),
+                 value=rows(buffer.value), advantage=rows(buffer.advantages), returns=rows(buffer.returns))
+
+
+def assert_same_state(a, b, atol):
+    state_a, state_b = a.state_dict(), b.state_dict()
+    assert list(state_a) == list(state_b)
+    for key in state_a:
+        torch.testing.assert_close(state_a[key], state_b[key], atol=atol, rtol=0, msg=key)
+
+
+def test_compile_mode_auto_is_cuda_graphs_on_cuda_and_default_elsewhere():
+    assert resolve_compile_mode("auto", torch.device("cuda")) == "reduce-overhead"
+    assert resolve_compile_mode("auto", torch.device("cpu")) == "default"
+    assert resolve_compile_mode("max-autotune", torch.device("cpu")) == "max-autotune"
+    assert uses_cuda_graphs("reduce-overhead", torch.device("cuda"))
+    assert not uses_cuda_graphs("reduce-overhead", torch.device("cpu"))
+    assert not uses_cuda_graphs("max-autotune-no-cudagraphs", torch.device("cuda"))
+
+
+def test_bad_compile_settings_raise_value_errors():
+    with pytest.raises(ValueError, match="compile_mode must be one of"):
+        PPO.from_env("CartPole-v1", compile=True, compile_mode="fast")
+    with pytest.raises(ValueError, match="qlearning has no networks to compile"):
+        QLearning.from_env("CliffWalking-v1", compile=True)
+
+
+def test_compiled_ppo_trains_like_eager_and_compiles_its_loss_once_per_batch_regime(tmp_path):
+    eager, compiled, graphs = train_pair(PPO, PPO_SETTINGS, tmp_path)
+    # The runs took the same actions (same rollouts) and ended at the same weights.
+    torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
+    torch.testing.assert_close(compiled.buffer.log_prob, eager.buffer.log_prob, atol=1e-5, rtol=0)
+    assert_same_state(compiled, eager, atol=1e-5)
+    batch = last_rollout(eager)
+    eager_loss, eager_metrics = eager.loss(batch, torch.tensor(0.1))
+    compiled_loss, compiled_metrics = compiled.loss(batch, torch.tensor(0.1))
+    torch.testing.assert_close(compiled_loss, eager_loss, atol=1e-6, rtol=0)
+    for name, value in eager_metrics.items():
+        torch.testing.assert_close(compiled_metrics[name], value, atol=1e-6, rtol=0, msg=name)
+    # 18 updates at two batch sizes and three clipping ranges: the loss compiled at size 8, then
+    # once more with a symbolic size at size 7; no graph breaks; acting is eager on the CPU.
+    assert compiled_versions(PPO.loss) == 2
+    assert graphs == 2
+    assert compiled_versions(PPO.policy_inputs_and_value) == 0
+
+
+def test_compiled_dqn_trains_like_eager_and_compiles_its_loss_once(tmp_path):
+    eager, compiled, graphs = train_pair(DQN, DQN_SETTINGS, tmp_path)
+    torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
+    assert_same_state(compiled, eager, atol=1e-5)
+    compiled.step = eager.step = 250  # epsilon is a tensor input: another value does not recompile
+    batch = eager.buffer.sample(16)
+    compiled_loss, compiled_priority, compiled_metrics = compiled.loss(batch, compiled.current_epsilon())
+    eager_loss, eager_priority, eager_metrics = eager.loss(batch, eager.current_epsilon())
+    torch.testing.assert_close(compiled_loss, eager_loss, atol=1e-6, rtol=0)
+    torch.testing.assert_close(compiled_priority, eager_priority, atol=1e-5, rtol=0)
+    torch.testing.assert_close(compiled_metrics["losses/q_values"], eager_metrics["losses/q_values"], atol=1e-5,
+                               rtol=0)
+    assert compiled_versions(DQN.loss) == 1
+    assert graphs == 1
+
+
+def test_compiled_agents_save_and_load_with_and_without_compile(tmp_path):
+    torch._dynamo.reset()
+    compiled = PPO.from_env("CartPole-v1", compile=True, **PPO_SETTINGS)
+    compiled.learn(run_dir=tmp_path / "run", progress=False)
+    compiled.save(tmp_path / "compiled.pt")
+    loaded = PPO.load(tmp_path / "compiled.pt")
+    assert loaded.config.compile
+    assert_same_state(loaded, compiled, atol=0)
+    eager = PPO.from_env("CartPole-v1", **PPO_SETTINGS)
+    eager.load_state_dict(compiled.state_dict())  # strict: compiling renames no parameter
+    eager.save(tmp_path / "eager.pt")
+    recompiled = PPO.from_env("CartPole-v1", compile=True, **PPO_SETTINGS)
+    recompiled.load_state_dict(PPO.load(tmp_path / "eager.pt").state_dict())
+    obs = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    for agent in (loaded, eager, recompiled):
+        torch.testing.assert_close(agent.act(obs, explore=False), compiled.act(obs, explore=False))
+    batch = last_rollout(compiled)
+    losses = [agent.loss(batch, torch.tensor(0.2))[0] for agent in (compiled, loaded, eager, recompiled)]
+    for loss in losses[1:]:
+        torch.testing.assert_close(loss, losses[0], atol=1e-6, rtol=0)
+    # Agents built from a file or anew reuse the graphs compiled for the first one.
+    assert compiled_versions(PPO.loss) == 2
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_a_compiled_run_resumed_from_its_checkpoint_ends_where_an_unbroken_one_ends(tmp_path):
+    settings = {**PPO_SETTINGS, "steps": 180, "checkpoint_every": 60, "compile": True}
+    unbroken = PPO.from_env("CartPole-v1", **settings).learn(run_dir=tmp_path / "unbroken", progress=False)
+    crashed = PPO.from_env("CartPole-v1", **settings)
+    after_step = crashed.after_step
+
+    def crash_after_120_steps(next_obs, step):
+        if step > 120:
+            raise Crash
+        return after_step(next_obs, step)
+    crashed.after_step = crash_after_120_steps
+    with pytest.raises(Crash):
+        Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run()
+    payload = load_checkpoint(tmp_path / "crashed" / CHECKPOINT, AGENT_FORMAT)
+    assert payload["runner"]["step"] == 120
+    resumed = Agent.from_payload(payload)
+    Runner(resumed, run_dir=tmp_path / "crashed", progress=False, resume=payload).run()
+    assert_same_state(resumed, unbroken, atol=0)
