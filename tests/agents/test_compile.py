@@ -11,6 +11,7 @@ from agents.checkpoint import load_checkpoint
 from agents.compilation import resolve_compile_mode, uses_cuda_graphs
 from agents.runner import CHECKPOINT, Runner
 from replay import Batch
+from test_resume import Crash, crash_after
 
 # 3 envs x 10 steps cut into 4 minibatches: sizes 8, 8, 7, 7, so the loss sees two batch sizes.
 # Clipping range and learning rate are annealed: both change at every rollout.
@@ -130,21 +131,11 @@ def test_compiled_agents_save_and_load_with_and_without_compile(tmp_path):
     assert compiled_versions(PPO.loss) == 2
 
 
-class Crash(RuntimeError):
-    pass
-
-
 def test_a_compiled_run_resumed_from_its_checkpoint_ends_where_an_unbroken_one_ends(tmp_path):
     settings = {**PPO_SETTINGS, "steps": 180, "checkpoint_every": 60, "compile": True}
     unbroken = PPO.from_env("CartPole-v1", **settings).learn(run_dir=tmp_path / "unbroken", progress=False)
     crashed = PPO.from_env("CartPole-v1", **settings)
-    after_step = crashed.after_step
-
-    def crash_after_120_steps(next_obs, step):
-        if step > 120:
-            raise Crash
-        return after_step(next_obs, step)
-    crashed.after_step = crash_after_120_steps
+    crash_after(crashed, 120)
     with pytest.raises(Crash):
         Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run()
     payload = load_checkpoint(tmp_path / "crashed" / CHECKPOINT, AGENT_FORMAT)

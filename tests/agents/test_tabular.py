@@ -14,6 +14,7 @@ from agents.exploration import boltzmann_probs, epsilon_greedy_probs, linear_sch
 from agents.runner import CHECKPOINT, Runner
 from agents.tabular import ExpectedSARSA, QLearning, SARSA, TabularConfig
 from replay import Batch
+from test_resume import Crash, crash_after
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import train  # noqa: E402
@@ -214,10 +215,6 @@ def test_q_learning_learns_taxi(tmp_path):
     assert summary["eval_return_mean"] >= 0.0, summary["eval_returns"]
 
 
-class Crash(RuntimeError):
-    pass
-
-
 @pytest.mark.parametrize("cls", [QLearning, SARSA, ExpectedSARSA])
 def test_resume_after_a_crash_equals_an_unbroken_run(cls, tmp_path):
     """SARSA's checkpoints hold a pending transition; a 50-step limit adds truncations."""
@@ -228,13 +225,7 @@ def test_resume_after_a_crash_equals_an_unbroken_run(cls, tmp_path):
     Runner(unbroken, run_dir=tmp_path / "unbroken", progress=False).run()
 
     crashed = cls.from_env("CliffWalking-v1", **settings)
-    original = crashed.after_step
-
-    def after_step(next_obs, step):
-        if step > 1_500:
-            raise Crash
-        return original(next_obs, step)
-    crashed.after_step = after_step
+    crash_after(crashed, 1_500)
     with pytest.raises(Crash):
         Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run()
     payload = load_checkpoint(tmp_path / "crashed" / CHECKPOINT, AGENT_FORMAT)
