@@ -31,8 +31,10 @@ class TorchClassicControlEnv(VecEnv):
     arithmetic to round-off). Observations are always float32, as in gymnasium's spaces;
     rewards and episode returns are in ``dtype``.
 
-    ``validate_actions`` checks discrete actions are in range, which reads one boolean back from
-    the device each step; turn it off on a GPU once the agent is known to be correct.
+    ``validate_actions`` (default: on the CPU only) checks discrete actions are in range, which
+    reads one boolean back from the device each step: on a GPU that would stall every step, and
+    an agent's own actions are in range by construction. Pass ``True`` to check actions from
+    elsewhere.
 
     ``draw_resets_for_all`` (default: on any device but the CPU) draws a reset state for every
     env at every step and keeps those of the envs whose episode ended, which never syncs with the
@@ -52,7 +54,7 @@ class TorchClassicControlEnv(VecEnv):
 
     def __init__(self, num_envs: int, *, seed: int | Sequence[int] = 0, device: str | torch.device = "cpu",
                  dtype: torch.dtype = torch.float32, max_episode_steps: int | None = None,
-                 validate_actions: bool = True, draw_resets_for_all: bool | None = None) -> None:
+                 validate_actions: bool | None = None, draw_resets_for_all: bool | None = None) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         if dtype not in SUPPORTED_DTYPES:
@@ -64,7 +66,7 @@ class TorchClassicControlEnv(VecEnv):
         self.device = torch.device(device)
         self.dtype = dtype
         self.max_episode_steps = max_steps
-        self.validate_actions = validate_actions
+        self.validate_actions = self.device.type == "cpu" if validate_actions is None else validate_actions
         self.draw_resets_for_all = (self.device.type != "cpu" if draw_resets_for_all is None
                                     else draw_resets_for_all)
         seeds = _seed_list(seed)
