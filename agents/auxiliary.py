@@ -3,7 +3,8 @@
 ``Auxiliary.from_config`` builds the objectives ``config.aux`` names on the agent's encoder.
 In ``joint`` mode the agent adds ``joint_loss(batch)`` (``aux_coef`` times the sum of the
 objectives' losses) to its own loss before backward, with ``parameters_for_agent_optimizer()``
-in its optimiser. In ``separate`` mode ``separate_step(batch)`` takes its own Adam step on the
+in its optimiser; the objectives then reuse the agent's own ``phi(batch.obs)`` from that loss
+(see ``AgentLatent``), so an objective on ``phi(s)`` adds no encoder pass of its own. In ``separate`` mode ``separate_step(batch)`` takes its own Adam step on the
 encoder and the objectives every ``aux_every`` calls. Either way the agent calls
 ``after_update()`` after each of its optimiser steps (momentum encoders follow the encoder).
 
@@ -13,6 +14,7 @@ is not (the agent owns and saves it); the separate optimiser and the call counte
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -23,6 +25,37 @@ from agents.config import AgentConfig
 from replay import Batch
 from representation.aux import AuxObjective, aux_class, make_aux
 from representation.encoders import Encoder
+
+
+class AgentLatent:
+    """Remembers the encoder's latest output computed with autograd, and the input it came from.
+
+    A forward hook on the agent's encoder: when the agent's loss encodes ``batch.obs``, the
+    joint auxiliary loss on the same batch takes that latent (``take(batch.obs)``, matched by
+    tensor identity) and backpropagates through the same graph: one encoder forward and backward
+    serve both losses, with the gradient their sum would get from two passes. Passes without
+    autograd (acting, targets) and passes inside ``torch.compile`` (whose intermediates are not
+    graph outputs) are not remembered; then the objectives encode the batch themselves.
+    """
+
+    def __init__(self, encoder: Encoder):
+        self.latest: tuple[Tensor, Tensor] | None = None
+
+        def remember(module: nn.Module, inputs: tuple, output: Any) -> None:
+            # A deep copy of the encoder (a target network) carries this hook too: ignore it.
+            if (module is encoder and torch.is_grad_enabled() and isinstance(output, Tensor)
+                    and output.requires_grad and not torch.compiler.is_compiling()):
+                self.latest = (inputs[0], output)
+
+        encoder.register_forward_hook(remember)
+
+    def take(self, obs: Tensor) -> Tensor | None:
+        """``phi(obs)`` if the encoder's latest autograd pass was on this very tensor; forgets it."""
+        latest, self.latest = self.latest, None
+        return latest[1] if latest is not None and latest[0] is obs else None
+
+    def forget(self) -> None:
+        self.latest = None
 
 
 def parse_aux_names(aux: str) -> list[str]:
@@ -51,6 +84,7 @@ class Auxiliary(nn.Module):
         self.needs_next_obs = any(objective.needs_next_obs for objective in objectives.values())
         self.calls = 0
         self.optimizer: torch.optim.Optimizer | None = None
+        self.agent_latent = AgentLatent(encoder) if mode == "joint" else None
         if mode == "separate":
             params = [p for p in encoder.parameters() if p.requires_grad] + self._objective_parameters()
             self.optimizer = torch.optim.Adam(params, lr=learning_rate, eps=adam_eps)
@@ -93,20 +127,30 @@ class Auxiliary(nn.Module):
         """The objectives' trainable parameters in joint mode (the agent's optimiser steps them); none otherwise."""
         return self._objective_parameters() if self.mode == "joint" else []
 
-    def _losses(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
+    def _losses(self, batch: Batch, latent: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         total: Tensor | float = 0.0
         metrics: dict[str, Tensor] = {}
         for objective in self.objectives.values():
-            loss, objective_metrics = objective.loss(batch, self.encoder)
+            loss, objective_metrics = objective.loss(batch, self.encoder, latent)
             total = total + loss
             metrics.update(objective_metrics)
         return self.coef * total, metrics
+
+    def agent_view(self, batch: Batch) -> Batch:
+        """The batch an off-policy agent trains on: in joint mode, an objective may replace ``obs``
+        by a view it shares with the agent's loss (CURL's augmented anchor)."""
+        if self.mode != "joint":
+            return batch
+        obs = batch.obs
+        for objective in self.objectives.values():
+            obs = objective.view_for_agent(obs)
+        return batch if obs is batch.obs else dataclasses.replace(batch, obs=obs)
 
     def joint_loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """``aux_coef * sum of losses`` to add to the agent's loss; zero (no metrics) in separate mode."""
         if self.mode != "joint":
             return torch.zeros((), device=batch.obs.device), {}
-        return self._losses(batch)
+        return self._losses(batch, self.agent_latent.take(batch.obs))
 
     def separate_step(self, batch: Batch) -> dict[str, Tensor] | None:
         """In separate mode, every ``aux_every``-th call: one Adam step; returns its metrics."""
@@ -122,6 +166,8 @@ class Auxiliary(nn.Module):
         return metrics
 
     def after_update(self) -> None:
+        if self.agent_latent is not None:
+            self.agent_latent.forget()  # frees the update's graph if no joint loss took it
         for objective in self.objectives.values():
             objective.after_update(self.encoder)
 

@@ -141,6 +141,10 @@ class Agent(nn.Module):
         """Scales the gradients of ``optimizer``'s parameters to global L2 norm <= ``max_grad_norm``."""
         nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], max_grad_norm)
 
+    def auxiliary_view(self, batch: Batch) -> Batch:
+        """The batch an off-policy agent's update trains on (CURL may share its augmented anchor)."""
+        return batch if self.aux is None else self.aux.agent_view(batch)
+
     def auxiliary_loss(self, batch: Batch) -> tuple[Tensor | float, dict[str, Tensor]]:
         """The weighted auxiliary loss to add to the agent's loss before backward (joint mode)."""
         return (0.0, {}) if self.aux is None else self.aux.joint_loss(batch)

@@ -209,6 +209,7 @@ class DQN(Agent):
         return torch.full((), self.epsilon(self.step), device=self.device)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
+        batch = self.auxiliary_view(batch)
         if self.config.noisy:  # fresh noise for both networks, drawn outside the compiled loss
             self.q.head.reset_noise()
             self.q_target.head.reset_noise()

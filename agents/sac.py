@@ -183,6 +183,7 @@ class SAC(Agent):
 
     # ---------------------------------------------------------------------- learning
     def update(self, batch: Batch) -> dict[str, Tensor]:
+        batch = self.auxiliary_view(batch)
         cfg = self.config
         metrics: dict[str, Tensor] = {}
         if self.num_actions:

@@ -4,6 +4,9 @@ An auxiliary objective shapes an agent's encoder with a self-supervised loss com
 same batches the agent trains on (``replay.Batch``: ``obs``, ``action``, ``reward``,
 ``next_obs``, ``terminated``). It is handed the agent's own encoder at every call, so it never
 owns (or saves) that encoder; its heads, models and momentum copies are its own submodules.
+It is also handed ``latent``, the agent's own ``phi(batch.obs)`` from the loss it is added to,
+when the agent computed one: an objective on ``phi(s)`` then shares that encoder pass (and its
+backward) instead of running its own.
 """
 from __future__ import annotations
 
@@ -29,9 +32,15 @@ class AuxObjective(nn.Module):
     #: Agent settings used as defaults for constructor options of the same name (e.g. ``gamma``).
     agent_defaults: ClassVar[tuple[str, ...]] = ()
 
-    def loss(self, batch: Batch, encoder: Encoder) -> tuple[Tensor, dict[str, Tensor]]:
-        """The scalar loss to minimise and detached metrics named ``aux/<name>_<what>``."""
+    def loss(self, batch: Batch, encoder: Encoder, latent: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """The scalar loss to minimise and detached metrics named ``aux/<name>_<what>``;
+        ``latent`` is ``encoder(batch.obs)`` with its autograd graph, or None to compute here."""
         raise NotImplementedError
+
+    def view_for_agent(self, obs: Tensor) -> Tensor:
+        """The observations an off-policy agent should train on in this update (``obs`` itself
+        unless the objective shares an augmented view with the agent's loss, as CURL does)."""
+        return obs
 
     def after_update(self, encoder: Encoder) -> None:
         """Called after every optimiser step of ``encoder`` (momentum encoders move here)."""
@@ -84,13 +93,21 @@ def action_features(action: Tensor, action_space: spaces.Space) -> Tensor:
     return action.float().reshape(action.shape[0], -1)
 
 
-def encode_pair(encoder: Encoder, batch: Batch, objective: str) -> tuple[Tensor, Tensor]:
-    """``phi(s), phi(s')`` from one encoder pass over ``obs`` and ``next_obs`` together."""
+def encode_pair(encoder: Encoder, batch: Batch, objective: str, latent: Tensor | None = None,
+                next_gradient: bool = True) -> tuple[Tensor, Tensor]:
+    """``phi(s), phi(s')``. ``latent`` is ``phi(s)`` when the agent already computed it; with
+    ``next_gradient=False``, ``phi(s')`` is a constant (a target) and is encoded without autograd.
+    With neither, one encoder pass covers ``obs`` and ``next_obs`` together."""
     if batch.next_obs is None:
         raise ValueError(f"the {objective} objective needs next_obs in the batch "
                          "(on-policy agents: build the rollout buffer with store_next_obs=True)")
-    latents = encoder(torch.cat([batch.obs, batch.next_obs]))
-    return latents.chunk(2)
+    if latent is None and next_gradient:
+        return encoder(torch.cat([batch.obs, batch.next_obs])).chunk(2)
+    if latent is None:
+        latent = encoder(batch.obs)
+    with torch.set_grad_enabled(next_gradient and torch.is_grad_enabled()):
+        next_latent = encoder(batch.next_obs)
+    return latent, next_latent
 
 
 def check_positive(value: float, name: str, objective: str) -> None:

@@ -11,6 +11,13 @@ As in CURL's encoder, a linear layer and a LayerNorm project the encoder's featu
 small ``projection_dim`` before the bilinear product (the key side uses their momentum copy),
 which keeps the logits' scale independent of the encoder's width.
 
+With ``share_anchor`` (the default), an off-policy agent (DQN, SAC) trains on the query's
+augmented view and the query is the agent's own encoding of it, as in CURL, which passes the
+query observations to the RL algorithm (Srinivas et al. 2020, Figure 2): the objective then
+adds only the key's forward pass. On-policy agents always train
+on the observations they acted on (their stored log-probabilities are of those), so there the
+query is its own encoder pass.
+
 Augmentations run on the batch's device: random shifts for image stacks (CURL's Atari
 variant and DrQ, Kostrikov et al. 2020), Gaussian noise for float vector observations (our
 choice, so the objective also applies to MLP encoders on classic control).
@@ -48,10 +55,12 @@ class CURL(AuxObjective):
     name = "curl"
 
     def __init__(self, encoder: Encoder, observation_space: spaces.Space, action_space: spaces.Space,
-                 tau: float = 0.05, projection_dim: int = 50, pad: int = 4, noise_std: float = 0.1):
+                 tau: float = 0.05, projection_dim: int = 50, pad: int = 4, noise_std: float = 0.1,
+                 share_anchor: bool = True):
         """``tau``: how far the momentum encoder moves towards the online one per update (CURL's
         0.05 for DMControl; its Atari runs used 0.001). ``pad``: random-shift range in pixels.
-        ``noise_std``: augmentation noise for vector observations."""
+        ``noise_std``: augmentation noise for vector observations. ``share_anchor``: off-policy
+        agents train on the query view (see above)."""
         super().__init__()
         if not 0.0 < tau <= 1.0:
             raise ValueError(f"curl option tau must be in (0, 1], got {tau}")
@@ -60,6 +69,8 @@ class CURL(AuxObjective):
         check_non_negative(pad, "pad", "curl")
         check_non_negative(noise_std, "noise_std", "curl")
         self.tau = float(tau)
+        self.share_anchor = bool(share_anchor)
+        self.anchor: tuple[Tensor, Tensor] | None = None  # (query view handed to the agent, its observations)
         self.augment = curl_augmentation(observation_space, int(pad), float(noise_std))
         self.projection = nn.Sequential(nn.Linear(encoder.out_dim, projection_dim), nn.LayerNorm(projection_dim))
         self.key_encoder = frozen_copy(encoder)
@@ -67,12 +78,26 @@ class CURL(AuxObjective):
         # CURL initialises W uniformly in [0, 1) (its curl_sac.py: torch.rand(z_dim, z_dim)).
         self.bilinear = nn.Parameter(torch.rand(projection_dim, projection_dim))
 
-    def loss(self, batch: Batch, encoder: Encoder) -> tuple[Tensor, dict[str, Tensor]]:
-        query = self.projection(encoder(self.augment(batch.obs)))
+    def loss(self, batch: Batch, encoder: Encoder, latent: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        anchor, self.anchor = self.anchor, None
+        if anchor is not None and anchor[0] is batch.obs:  # the agent trained on the query view
+            obs = anchor[1]
+            query = latent if latent is not None else encoder(batch.obs)
+        else:
+            obs = batch.obs
+            query = encoder(self.augment(obs))
+        query = self.projection(query)
         with torch.no_grad():
-            key = self.key_projection(self.key_encoder(self.augment(batch.obs)))
+            key = self.key_projection(self.key_encoder(self.augment(obs)))
         loss = n_pair_loss(query @ self.bilinear, key)  # logits[i, j] = q_i^T W k_j
         return loss, {"aux/curl_loss": loss.detach()}
+
+    def view_for_agent(self, obs: Tensor) -> Tensor:
+        if not self.share_anchor:
+            return obs
+        query_view = self.augment(obs)
+        self.anchor = (query_view, obs)
+        return query_view
 
     def after_update(self, encoder: Encoder) -> None:
         # key <- (1 - tau) key + tau online (He et al. 2020, eq. 2 with m = 1 - tau).

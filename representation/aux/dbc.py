@@ -77,8 +77,9 @@ class DBC(AuxObjective):
         w2 = gaussian_w2(mean, std, mean[partner], std[partner])
         return (reward - reward[partner]).abs() + self.gamma * w2
 
-    def loss(self, batch: Batch, encoder: Encoder) -> tuple[Tensor, dict[str, Tensor]]:
-        latent, next_latent = encode_pair(encoder, batch, self.name)
+    def loss(self, batch: Batch, encoder: Encoder, latent: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        # phi(s') is only ever a target here (detached), so it is encoded without autograd.
+        latent, next_latent = encode_pair(encoder, batch, self.name, latent, next_gradient=False)
         action = action_features(batch.action, self.action_space)
         reward = batch.reward.float()
         partner = torch.randperm(latent.shape[0], device=latent.device)
@@ -87,7 +88,7 @@ class DBC(AuxObjective):
         bisim_loss = (latent_distance - target).square().mean()
 
         mean, std = self.transition_model(torch.cat([latent, action], dim=1))
-        transition_loss = (0.5 * ((mean - next_latent.detach()) / std).square() + std.log()).mean()
+        transition_loss = (0.5 * ((mean - next_latent) / std).square() + std.log()).mean()
         predicted_next = mean + std * torch.randn_like(std)
         reward_loss = (self.reward_model(predicted_next).squeeze(1) - reward).square().mean()
 

@@ -66,10 +66,9 @@ class DeepMDP(AuxObjective):
         self.stop_gradient_target = bool(stop_gradient_target)
         self.gradient_penalty = float(gradient_penalty)
 
-    def loss(self, batch: Batch, encoder: Encoder) -> tuple[Tensor, dict[str, Tensor]]:
-        latent, next_latent = encode_pair(encoder, batch, self.name)
-        if self.stop_gradient_target:
-            next_latent = next_latent.detach()
+    def loss(self, batch: Batch, encoder: Encoder, latent: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        latent, next_latent = encode_pair(encoder, batch, self.name, latent,
+                                          next_gradient=not self.stop_gradient_target)
         action = action_features(batch.action, self.action_space)
         inputs = torch.cat([latent, action], dim=1)
         reward_loss = (self.reward_model(inputs).squeeze(1) - batch.reward.float()).abs().mean()

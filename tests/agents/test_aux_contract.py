@@ -56,3 +56,38 @@ def test_one_update_trains_the_encoder(name, encoder, objective):
 def test_a_frozen_encoder_does_not_move(name):
     before, after = encoder_after_one_update(name, "mlp", "deepmdp", freeze=True)
     assert all(torch.equal(a, b) for a, b in zip(before, after))
+
+
+@pytest.mark.parametrize("name", DEEP_AGENTS)
+def test_the_objective_shares_the_agents_own_encoder_pass(name, monkeypatch):
+    """In joint mode the objective is handed phi(batch.obs) from the agent's loss, not None."""
+    from representation.aux.dbc import DBC
+
+    handed = []
+    original = DBC.loss
+    monkeypatch.setattr(DBC, "loss", lambda self, batch, encoder, latent=None:
+                        handed.append(latent) or original(self, batch, encoder, latent))
+    agent = agent_class(name).from_env("CartPole-v1", aux="dbc", preset="none", torch_threads=1,
+                                       encoder_options={"hidden_sizes": [32]})
+    batch = full_batch(agent)
+    with torch.no_grad():
+        expected = agent.aux.encoder(batch.obs)
+    agent.update(batch)
+    assert handed and handed[0] is not None and handed[0].requires_grad
+    torch.testing.assert_close(handed[0].detach(), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name, share_anchor, passes", [("dqn", True, 1), ("sac", True, 1), ("dqn", False, 2),
+                                                          ("ppo", True, 2)])
+def test_curl_shares_its_query_with_off_policy_agents_only(name, share_anchor, passes):
+    """Off-policy agents train on CURL's query view, so the query is their own encoder pass."""
+    agent = agent_class(name).from_env("CartPole-v1", aux="curl", preset="none", torch_threads=1,
+                                       encoder_options={"hidden_sizes": [32]},
+                                       aux_options={"curl": {"share_anchor": share_anchor}})
+    batch = full_batch(agent)
+    autograd_inputs = []
+    agent.aux.encoder.register_forward_hook(
+        lambda module, inputs, output: autograd_inputs.append(inputs[0]) if output.requires_grad else None)
+    agent.update(batch)
+    assert len(autograd_inputs) == passes
+    assert all(x is not batch.obs for x in autograd_inputs) == (name != "ppo" and share_anchor)

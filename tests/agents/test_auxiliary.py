@@ -139,3 +139,39 @@ def test_needs_next_obs_and_gamma_from_the_agent():
 def test_bad_settings_raise_one_line_value_errors(settings, message):
     with pytest.raises(ValueError, match=message):
         Auxiliary.from_config(AgentConfig(**settings), make_encoder("mlp", VECTOR), VECTOR, ACTIONS, "cpu")
+
+
+@pytest.mark.parametrize("aux, options", [("dbc", {}), ("deepmdp", {"deepmdp": {"stop_gradient_target": False}}),
+                                          ("deepmdp", {})])
+def test_sharing_the_agents_encoder_pass_gives_the_gradient_of_two_passes(aux, options):
+    torch.manual_seed(0)
+    config = AgentConfig(aux=aux, encoder="mlp", aux_options=options)
+    agent = StandInAgent(config, VECTOR)
+    batch = random_batch(VECTOR)
+
+    def encoder_gradient(share: bool) -> list[torch.Tensor]:
+        agent.optimizer.zero_grad()
+        value_loss = agent.head(agent.encoder(batch.obs)).square().mean()  # the gradient reaches the encoder
+        if not share:
+            agent.aux.agent_latent.forget()
+        torch.manual_seed(1)  # dbc's pairing and sampled next latents
+        aux_loss, _ = agent.aux.joint_loss(batch)
+        (value_loss + aux_loss).backward()
+        return [p.grad.clone() for p in agent.encoder.parameters()]
+
+    for shared, separate in zip(encoder_gradient(share=True), encoder_gradient(share=False)):
+        # The two ways sum in different orders: equal up to float32 rounding of the whole tensor.
+        assert (shared - separate).norm() <= 1e-5 * separate.norm()
+
+
+def test_only_an_autograd_pass_on_the_batchs_own_tensor_is_shared():
+    agent = StandInAgent(AgentConfig(aux="dbc", encoder="mlp"), VECTOR)
+    batch = random_batch(VECTOR)
+    with torch.no_grad():
+        agent.encoder(batch.obs)
+    assert agent.aux.agent_latent.take(batch.obs) is None
+    agent.encoder(batch.obs.clone())
+    assert agent.aux.agent_latent.take(batch.obs) is None
+    latent = agent.encoder(batch.obs)
+    assert agent.aux.agent_latent.take(batch.obs) is latent
+    assert agent.aux.agent_latent.take(batch.obs) is None  # taken once

@@ -84,3 +84,40 @@ def test_bad_options_raise_value_errors(options, message):
 def test_unknown_objective_names_the_choices():
     with pytest.raises(ValueError, match="unknown auxiliary objective 'spr' .*curl, dbc, deepmdp"):
         make_aux("spr", MLPEncoder(VECTOR), VECTOR, ACTIONS)
+
+
+def test_a_shared_anchor_uses_the_agents_latent_as_query_and_keys_the_original_observations():
+    torch.manual_seed(0)
+    encoder = MLPEncoder(VECTOR, hidden_sizes=(8,))
+    curl = CURL(encoder, VECTOR, ACTIONS, projection_dim=3, noise_std=0.5)
+    obs = torch.randn(5, 4)
+    augmented_inputs = []
+    augment = curl.augment
+    curl.augment = lambda x: augmented_inputs.append(x) or augment(x)
+
+    view = curl.view_for_agent(obs)
+    assert view.shape == obs.shape and not torch.equal(view, obs)
+    latent = encoder(view)  # the agent's own pass on the view
+    torch.manual_seed(1)
+    loss, _ = curl.loss(Batch(obs=view), encoder, latent)
+
+    assert len(augmented_inputs) == 2 and augmented_inputs[1] is obs  # the key is another view of obs
+    torch.manual_seed(1)
+    with torch.no_grad():
+        key = curl.key_projection(curl.key_encoder(augment(obs)))
+    logits = curl.projection(latent) @ curl.bilinear @ key.T
+    expected = torch.nn.functional.cross_entropy(logits, torch.arange(5))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    loss.backward()
+    assert all(p.grad is not None for p in encoder.parameters())  # through the agent's latent
+
+
+def test_without_a_view_or_with_share_anchor_off_the_query_is_its_own_augmented_pass():
+    encoder = MLPEncoder(VECTOR, hidden_sizes=(8,))
+    curl = CURL(encoder, VECTOR, ACTIONS, share_anchor=False)
+    obs = torch.randn(5, 4)
+    assert curl.view_for_agent(obs) is obs
+    passes = []
+    encoder.register_forward_hook(lambda module, inputs, output: passes.append(inputs[0]))
+    curl.loss(Batch(obs=obs), encoder, latent=encoder(obs))
+    assert len(passes) == 2 and passes[1] is not obs  # the agent's pass, then the query on a new view
