@@ -4,9 +4,11 @@
 In ``joint`` mode the agent adds ``joint_loss(batch)`` (``aux_coef`` times the sum of the
 objectives' losses) to its own loss before backward, with ``parameters_for_agent_optimizer()``
 in its optimiser; the objectives then reuse the agent's own ``phi(batch.obs)`` from that loss
-(see ``AgentLatent``), so an objective on ``phi(s)`` adds no encoder pass of its own. In ``separate`` mode ``separate_step(batch)`` takes its own Adam step on the
-encoder and the objectives every ``aux_every`` calls. Either way the agent calls
-``after_update()`` after each of its optimiser steps (momentum encoders follow the encoder).
+(see ``AgentLatent``), so an objective on ``phi(s)`` adds no encoder pass of its own, and
+off-policy agents train on ``agent_view(batch)`` (CURL's query view). In ``separate`` mode
+``separate_step(batch)`` takes its own Adam step on the encoder and the objectives every
+``aux_every`` calls. Either way the agent calls ``after_update()`` after each of its optimiser
+steps (momentum encoders follow the encoder).
 
 The objectives are submodules, so they are saved with the agent's ``state_dict``; the encoder
 is not (the agent owns and saves it); the separate optimiser and the call counter are in
