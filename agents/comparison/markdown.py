@@ -21,7 +21,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _per_env_section(summary: dict) -> list[str]:
     confidence = f"{summary['settings']['confidence']:.0%}"
     header = ["env", "agent", "seeds", "final return (mean ± std)", f"IQM [{confidence} CI]",
-              "AUC (mean ± std)", "normalised score"]
+              "AUC (mean ± std)", "normalised score", "best evaluation per seed"]
     rows = []
     for env, agents in summary["per_env"].items():
         for agent, row in agents.items():
@@ -29,11 +29,14 @@ def _per_env_section(summary: dict) -> list[str]:
             rows.append([env, agent, str(len(row["seeds"])), spread,
                          _interval(row["final_return_iqm"]),
                          f"{_number(row['auc_mean'])} ± {_number(row['auc_std'])}",
-                         _number(row["normalized_score_mean"], 3)])
+                         _number(row["normalized_score_mean"], 3),
+                         " / ".join(_number(best, 1) for best in row["best_returns"])])
     return ["## Final evaluation return per environment", "",
             "Over seeds: std is the population standard deviation; AUC is the area under the "
             "evaluation learning curve divided by its step range (the average return over "
-            "training).", "", *_table(header, rows), ""]
+            "training); the best evaluation per seed is the highest any of its evaluations "
+            "reached within the budget, seeds in the order of the seeds column.", "",
+            *_table(header, rows), ""]
 
 
 def _factor_section(summary: dict) -> list[str]:

@@ -52,6 +52,8 @@ def _per_env(groups: Mapping[RunKey, list[Run]], normalized: Mapping[RunKey, np.
                                   confidence=confidence)
         table.setdefault(env, {})[agent] = {
             "seeds": [run.seed for run in runs],
+            # the best evaluation each seed reached within its budget ("reaches 475 within 100k")
+            "best_returns": [_jsonable(run.curve_returns.max()) for run in runs],
             "steps_mean": _jsonable(np.mean([run.steps for run in runs])),
             "final_return_mean": _jsonable(returns.mean()),
             "final_return_std": _jsonable(returns.std()),

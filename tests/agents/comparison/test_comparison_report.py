@@ -44,6 +44,7 @@ def test_report_numbers_and_rebuild_is_byte_identical(runs_dir, tmp_path):
 
     good = summary["per_env"]["CartPole-v1"]["good"]
     assert good["seeds"] == [0, 1, 2]
+    assert good["best_returns"] == [500.0, 400.0, 450.0]
     assert good["final_return_mean"] == pytest.approx(450.0)
     assert good["final_return_std"] == pytest.approx(math.sqrt(5000 / 3))   # population std
     assert good["final_return_iqm"]["point"] == pytest.approx(450.0)        # n=3: nothing cut
@@ -113,3 +114,12 @@ def test_one_agent_one_env_one_seed(write_run, tmp_path):
     assert summary["metrics"]["solo"]["iqm"] == {"point": 0.5, "low": 0.5, "high": 0.5}
     assert summary["per_env"]["CartPole-v1"]["solo"]["final_return_std"] == 0.0
     assert (tmp_path / "out" / "aggregate.png").stat().st_size > 0
+
+
+def test_the_best_evaluation_of_each_seed_is_reported_beside_the_final_one(write_run, tmp_path):
+    write_run("dqn", "CartPole-v1", 0, [0, 50, 100], [10.0, 480.0, 130.0])   # reached 480, ended at 130
+    write_run("dqn", "CartPole-v1", 1, [0, 50, 100], [12.0, 90.0, 500.0])
+    summary = write_report(tmp_path / "runs", tmp_path / "out", reps=50)
+    row = summary["per_env"]["CartPole-v1"]["dqn"]
+    assert row["best_returns"] == [480.0, 500.0] and row["final_return_mean"] == pytest.approx(315.0)
+    assert "| 480.0 / 500.0 |" in (tmp_path / "out" / "summary.md").read_text()
