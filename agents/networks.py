@@ -38,7 +38,10 @@ def orthogonal_init(module: nn.Module, gain: float = math.sqrt(2)) -> None:
     """Orthogonal weights and zero biases (Engstrom et al. 2020 found it matters for PPO)."""
     for layer in module.modules():
         if isinstance(layer, (nn.Linear, nn.Conv2d)):
-            nn.init.orthogonal_(layer.weight, gain)
+            # drawn in the standard layout (``orthogonal_`` needs it), stored in the layer's own
+            # (the CNN encoders keep channels-last conv weights)
+            with torch.no_grad():
+                layer.weight.copy_(nn.init.orthogonal_(torch.empty(layer.weight.shape), gain))
             nn.init.zeros_(layer.bias)
 
 
