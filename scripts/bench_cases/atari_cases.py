@@ -2,7 +2,7 @@
 
 On a CPU the Nature CNN's arithmetic dominates Atari training, so the useful question is how
 close a run gets to the speed it would have if nothing but the network's passes (timed here,
-eager PyTorch, same batch sizes) and raw env stepping took time.
+eager PyTorch in its standard memory layout, same batch sizes) and raw env stepping took time.
 """
 from __future__ import annotations
 
@@ -62,8 +62,10 @@ def _time(fn, repeats: int) -> float:
 
 
 def network_seconds(batch: int, backward: bool, repeats: int) -> float:
-    """Seconds per pass of a Nature CNN with a Q/policy head at ``batch`` (eager, same threads)."""
-    net = torch.nn.Sequential(NatureCNN(FRAMES), torch.nn.Linear(512, 7))
+    """Seconds per pass of a Nature CNN with a Q/policy head at ``batch`` (eager, same threads),
+    its weights in PyTorch's standard layout, as every peer's: the channels-last weights of
+    reprl's own encoders are one of the ways a run goes above this ceiling."""
+    net = torch.nn.Sequential(NatureCNN(FRAMES), torch.nn.Linear(512, 7)).to(memory_format=torch.contiguous_format)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     obs = torch.randint(0, 256, (batch, 4, 84, 84), dtype=torch.uint8)
     if not backward:
