@@ -14,9 +14,8 @@ which keeps the logits' scale independent of the encoder's width.
 With ``share_anchor`` (the default), an off-policy agent (DQN, SAC) trains on the query's
 augmented view and the query is the agent's own encoding of it, as in CURL, which passes the
 query observations to the RL algorithm (Srinivas et al. 2020, Figure 2): the objective then
-adds only the key's forward pass. On-policy agents always train
-on the observations they acted on (their stored log-probabilities are of those), so there the
-query is its own encoder pass.
+adds only the key's forward pass. On-policy agents always train on the observations they acted
+on (their stored log-probabilities are of those), so there the query is its own encoder pass.
 
 Augmentations run on the batch's device: random shifts for image stacks (CURL's Atari
 variant and DrQ, Kostrikov et al. 2020), Gaussian noise for float vector observations (our
