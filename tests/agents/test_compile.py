@@ -6,12 +6,9 @@ import torch._dynamo
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
 from agents import DQN, PPO, QLearning
-from agents.base import AGENT_FORMAT, Agent
-from agents.checkpoint import load_checkpoint
 from agents.compilation import resolve_compile_mode, uses_cuda_graphs
-from agents.runner import CHECKPOINT, Runner
 from replay import Batch
-from test_resume import Crash, crash_after
+from test_resume import crash_and_checkpoint, resume
 
 # 3 envs x 10 steps cut into 4 minibatches: sizes 8, 8, 7, 7, so the loss sees two batch sizes.
 # Clipping range and learning rate are annealed: both change at every rollout.
@@ -134,12 +131,7 @@ def test_compiled_agents_save_and_load_with_and_without_compile(tmp_path):
 def test_a_compiled_run_resumed_from_its_checkpoint_ends_where_an_unbroken_one_ends(tmp_path):
     settings = {**PPO_SETTINGS, "steps": 180, "checkpoint_every": 60, "compile": True}
     unbroken = PPO.from_env("CartPole-v1", **settings).learn(run_dir=tmp_path / "unbroken", progress=False)
-    crashed = PPO.from_env("CartPole-v1", **settings)
-    crash_after(crashed, 120)
-    with pytest.raises(Crash):
-        Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run()
-    payload = load_checkpoint(tmp_path / "crashed" / CHECKPOINT, AGENT_FORMAT)
+    payload = crash_and_checkpoint(PPO.from_env("CartPole-v1", **settings), 120, tmp_path / "crashed")
     assert payload["runner"]["step"] == 120
-    resumed = Agent.from_payload(payload)
-    Runner(resumed, run_dir=tmp_path / "crashed", progress=False, resume=payload).run()
+    resumed = resume(payload, tmp_path / "crashed")
     assert_same_state(resumed, unbroken, atol=0)

@@ -32,6 +32,21 @@ def crash_after(agent: Agent, steps: int) -> None:
     agent.after_step = after_step
 
 
+def crash_and_checkpoint(agent: Agent, steps: int, run_dir) -> dict:
+    """Runs ``agent`` in ``run_dir`` until it crashes after ``steps`` steps; its last checkpoint."""
+    crash_after(agent, steps)
+    with pytest.raises(Crash):
+        Runner(agent, run_dir=run_dir, progress=False).run()
+    return load_checkpoint(run_dir / CHECKPOINT, AGENT_FORMAT)
+
+
+def resume(payload: dict, run_dir) -> Agent:
+    """The agent of ``payload`` (a checkpoint), run on to its step total in ``run_dir``."""
+    resumed = Agent.from_payload(payload)
+    Runner(resumed, run_dir=run_dir, progress=False, resume=payload).run()
+    return resumed
+
+
 @pytest.mark.parametrize("name", ["dqn", "ppo"])
 def test_resume_after_a_crash_equals_an_unbroken_run(name, tmp_path):
     settings = SETTINGS[name]
@@ -39,13 +54,9 @@ def test_resume_after_a_crash_equals_an_unbroken_run(name, tmp_path):
     Runner(unbroken, run_dir=tmp_path / "unbroken", progress=False).run()
 
     crashed = AGENTS[name].from_env("CartPole-v1", **settings)
-    crash_after(crashed, settings["steps"] * 3 // 4)
-    with pytest.raises(Crash):
-        Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run()
-    payload = load_checkpoint(tmp_path / "crashed" / CHECKPOINT, AGENT_FORMAT)
+    payload = crash_and_checkpoint(crashed, settings["steps"] * 3 // 4, tmp_path / "crashed")
     assert 0 < payload["runner"]["step"] < settings["steps"]
-    resumed = Agent.from_payload(payload)
-    Runner(resumed, run_dir=tmp_path / "crashed", progress=False, resume=payload).run()
+    resumed = resume(payload, tmp_path / "crashed")
 
     for (key, a), (_, b) in zip(unbroken.state_dict().items(), resumed.state_dict().items()):
         assert torch.equal(a, b), key

@@ -8,13 +8,11 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from agents.base import AGENT_FORMAT, Agent
-from agents.checkpoint import load_checkpoint
 from agents.exploration import boltzmann_probs, epsilon_greedy_probs, linear_schedule
-from agents.runner import CHECKPOINT, Runner
+from agents.runner import Runner
 from agents.tabular import ExpectedSARSA, QLearning, SARSA, TabularConfig
 from replay import Batch
-from test_resume import Crash, crash_after
+from test_resume import crash_and_checkpoint, resume
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import train  # noqa: E402
@@ -224,16 +222,11 @@ def test_resume_after_a_crash_equals_an_unbroken_run(cls, tmp_path):
     unbroken = cls.from_env("CliffWalking-v1", **settings)
     Runner(unbroken, run_dir=tmp_path / "unbroken", progress=False).run()
 
-    crashed = cls.from_env("CliffWalking-v1", **settings)
-    crash_after(crashed, 1_500)
-    with pytest.raises(Crash):
-        Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run()
-    payload = load_checkpoint(tmp_path / "crashed" / CHECKPOINT, AGENT_FORMAT)
+    payload = crash_and_checkpoint(cls.from_env("CliffWalking-v1", **settings), 1_500, tmp_path / "crashed")
     assert payload["runner"]["step"] == 1_500
     assert (payload["training"]["pending"] is not None) == (cls is SARSA)
-    resumed = Agent.from_payload(payload)
+    resumed = resume(payload, tmp_path / "crashed")
     assert isinstance(resumed, cls)
-    Runner(resumed, run_dir=tmp_path / "crashed", progress=False, resume=payload).run()
 
     assert torch.equal(unbroken.q_table, resumed.q_table)
     assert not torch.equal(unbroken.q_table, torch.zeros_like(unbroken.q_table))
