@@ -4,6 +4,10 @@ Prints one JSON line per case. Learning cases train the same agent with the same
 hyperparameters, env counts and torch threads in reprl and Stable-Baselines3 (``pip install -e
 ".[bench]"``) and report ``reprl_sps``, ``sb3_sps`` and ``ratio``; Atari cases add the eager
 network-plus-env ceiling. ``--quick`` runs every case briefly (a smoke test, not a measurement).
+
+``--device cuda`` puts reprl's side of the learning, torch-env, PPO-torch and multi-seed cases on
+a GPU (rows say ``"device"``). SB3 then trains its CNN policies on the GPU too and its MLP
+policies on the CPU, where SB3 itself says they belong (it warns when PPO's MLP is on a GPU).
 """
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -21,6 +27,7 @@ POLICY_GRADIENT = list(pg_cases.CASES)
 OPTION_COST = list(option_cost_cases.CASES)
 OTHER = ["atari_rollout", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole", "multiseed"]
 ALL = LEARNING + POLICY_GRADIENT + OPTION_COST + OTHER
+ON_ANY_DEVICE = LEARNING + ["torch_env", "ppo_torch_cartpole", "multiseed"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,19 +36,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the cases run, measures nothing")
     parser.add_argument("--compile", action="store_true",
                         help="train reprl's side of the learning cases with --compile (rows say \"compile\")")
+    parser.add_argument("--device", default="cpu",
+                        help=f"torch device of reprl's side (cpu, cuda, cuda:1); other than cpu only for: "
+                             f"{', '.join(ON_ANY_DEVICE)} (default: cpu)")
     args = parser.parse_args(argv)
     cases = [c for c in args.cases.split(",") if c]
     unknown = sorted(set(cases) - set(ALL))
     if unknown:
         parser.error(f"unknown case(s): {', '.join(unknown)}")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as error:
+        parser.error(f"--device: {error}")
+    if device.type != "cpu":
+        cpu_only = [c for c in cases if c not in ON_ANY_DEVICE]
+        if cpu_only:
+            parser.error(f"--device {args.device}: case(s) {', '.join(cpu_only)} run on the CPU only")
+        if device.type == "cuda" and not torch.cuda.is_available():
+            parser.error(f"--device {args.device}: torch sees no CUDA device")
 
     def emit(row: dict) -> None:
         print(json.dumps(row), flush=True)
 
     learning = [c for c in cases if c in LEARNING]
-    for row in learning_cases.run(learning, args.quick,
-                                  lambda case, sps, steps: atari_cases.ceiling(case, sps, steps, args.quick),
-                                  compile=args.compile):
+    # The ceiling is an eager CPU network plus the env: a CPU figure only.
+    ceiling = (lambda case, sps, steps: atari_cases.ceiling(case, sps, steps, args.quick)) \
+        if device.type == "cpu" else None
+    for row in learning_cases.run(learning, args.quick, ceiling, compile=args.compile, device=device):
         emit({**row, "compile": args.compile})
     names = [c for c in cases if c in POLICY_GRADIENT]
     if names:
@@ -63,17 +84,17 @@ def main(argv: list[str] | None = None) -> int:
     if "torch_env" in cases:
         from bench_cases import torch_env_cases
 
-        for row in torch_env_cases.run(args.quick):
+        for row in torch_env_cases.run(args.quick, device):
             emit(row)
     if "ppo_torch_cartpole" in cases:
         from bench_cases import ppo_torch_cases
 
-        for row in ppo_torch_cases.run(args.quick):
+        for row in ppo_torch_cases.run(args.quick, device):
             emit(row)
     if "multiseed" in cases:
         from bench_cases import multiseed_cases
 
-        for row in multiseed_cases.run(args.quick):
+        for row in multiseed_cases.run(args.quick, device):
             emit(row)
     return 0
 

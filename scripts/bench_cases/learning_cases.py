@@ -1,7 +1,8 @@
 """End-to-end training speed of reprl against Stable-Baselines3 with the same hyperparameters.
 
 Both sides train the same agent on the same env with the same env count, batch sizes, update
-schedule, network and torch threads; neither evaluates nor checkpoints while timed. With
+schedule, network and torch threads; neither evaluates nor checkpoints while timed. On a GPU
+(``device``) SB3 trains CNN policies there too and MLP policies on the CPU, as SB3 advises. With
 ``compile`` reprl's agents run with ``--compile``: ``reprl_sps`` then includes compiling, which
 the row also reports on its own (``compile_s``) and subtracted (``reprl_steady_sps``).
 """
@@ -58,18 +59,19 @@ def sb3_sps(kind: str, env_id: str, steps: int, hp: dict[str, Any]) -> float:
     torch.set_num_threads(hp["torch_threads"])
     env = _sb3_env(env_id, hp["num_envs"])
     policy = "CnnPolicy" if "Pong" in env_id else "MlpPolicy"
+    device = hp.get("device", "cpu") if policy == "CnnPolicy" else "cpu"
     if kind == "ppo":
         batch = hp["num_envs"] * hp["num_steps"] // hp["num_minibatches"]
         model = SB3PPO(policy, env, n_steps=hp["num_steps"], batch_size=batch, n_epochs=hp["update_epochs"],
                        gamma=hp["gamma"], gae_lambda=hp["gae_lambda"], ent_coef=hp["ent_coef"],
-                       learning_rate=hp["learning_rate"], clip_range=hp["clip_coef"], device="cpu", seed=0)
+                       learning_rate=hp["learning_rate"], clip_range=hp["clip_coef"], device=device, seed=0)
     else:
         net = {} if "Pong" in env_id else {"policy_kwargs": {"net_arch": [256, 256]}}
         model = SB3DQN(policy, env, learning_rate=hp["learning_rate"], batch_size=hp["batch_size"],
                        buffer_size=hp["buffer_size"], learning_starts=hp["learning_starts"], gamma=hp["gamma"],
                        target_update_interval=hp["target_update_interval"], train_freq=hp["train_frequency"],
                        gradient_steps=hp["gradient_steps"], exploration_fraction=hp["exploration_fraction"],
-                       exploration_final_eps=hp["end_e"], optimize_memory_usage=False, device="cpu", seed=0, **net)
+                       exploration_final_eps=hp["end_e"], optimize_memory_usage=False, device=device, seed=0, **net)
     start = time.perf_counter()
     model.learn(total_timesteps=steps)
     return steps / (time.perf_counter() - start)
@@ -84,13 +86,14 @@ CASES: dict[str, tuple[type, str, str, dict[str, Any], int]] = {
 
 
 def run(names: list[str], quick: bool = False, ceiling: Callable[[str, float, int], dict] | None = None,
-        cases: dict | None = None, sb3: Callable[[str, str, int, dict], float] | None = None,
-        compile: bool = False) -> Iterator[dict]:
-    """Both sides of each case in ``names`` (from ``cases``, timed for SB3 by ``sb3``); reprl's
-    agents compiled when ``compile``."""
+        cases: dict | None = None, sb3: Callable[[str, str, int, dict], float | None] | None = None,
+        compile: bool = False, device: torch.device = torch.device("cpu")) -> Iterator[dict]:
+    """Both sides of each case in ``names`` (from ``cases``, timed for SB3 by ``sb3``, which may
+    return None for no SB3 side); reprl's agents compiled when ``compile`` and on ``device``."""
     cases, sb3 = cases or CASES, sb3 or sb3_sps
     for name in names:
         agent_cls, kind, env_id, hp, steps = cases[name]
+        hp = {**hp, "device": str(device)}
         if quick:
             steps = max(steps // 20, 2 * hp["num_envs"] * hp.get("num_steps", 1), 2 * hp.get("learning_starts", 0))
         compiled_before = compile_seconds()
@@ -100,7 +103,8 @@ def run(names: list[str], quick: bool = False, ceiling: Callable[[str, float, in
             theirs = sb3(kind, env_id, steps, hp)
         except ImportError:
             theirs = None
-        row = {"case": name, "steps": steps, "torch_threads": hp["torch_threads"], "reprl_sps": round(ours, 1),
+        row = {"case": name, "steps": steps, "device": str(device), "torch_threads": hp["torch_threads"],
+               "reprl_sps": round(ours, 1),
                "sb3_sps": None if theirs is None else round(theirs, 1),
                "ratio": None if theirs is None else round(ours / theirs, 3)}
         if compile:

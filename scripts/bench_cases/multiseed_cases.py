@@ -2,11 +2,13 @@
 one seed each, one after another: PPO with its tuned CartPole settings on the torch-native env,
 neither evaluating nor checkpointing while timed. Each side runs at its fastest on this machine:
 a lone small-MLP run on one torch thread (a second one only adds synchronisation), the K-seed
-run, whose stacked updates are real arithmetic, on two."""
+run, whose stacked updates are real arithmetic, on two. On a GPU both sides run there."""
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+
+import torch
 
 from agents import PPO
 from agents.multi_seed import build_multi_seed
@@ -20,10 +22,10 @@ SETTINGS = dict(backend="torch", eval_every=0, checkpoint_every=0, eval_episodes
 SINGLE_SEED_THREADS, MULTI_SEED_THREADS = 1, 2
 
 
-def steps_per_second(num_seeds: int | None, steps: int) -> float:
+def steps_per_second(num_seeds: int | None, steps: int, device: torch.device) -> float:
     """Env steps per second summed over the seeds (``None``: a plain one-seed run)."""
     threads = SINGLE_SEED_THREADS if num_seeds is None else MULTI_SEED_THREADS
-    agent = PPO.from_env(ENV_ID, steps=steps, torch_threads=threads, **SETTINGS)
+    agent = PPO.from_env(ENV_ID, steps=steps, torch_threads=threads, device=str(device), **SETTINGS)
     if num_seeds is not None:
         agent = build_multi_seed(PPO, agent.config, agent.observation_space, agent.action_space,
                                  list(range(num_seeds)))
@@ -32,13 +34,13 @@ def steps_per_second(num_seeds: int | None, steps: int) -> float:
     return summaries[0]["sps"] * len(summaries)
 
 
-def run(quick: bool = False) -> Iterator[dict]:
+def run(quick: bool = False, device: torch.device = torch.device("cpu")) -> Iterator[dict]:
     """One row per K: ``seeds``, ``sps`` (all seeds together), ``single_seed_sps`` and their ``ratio``
     (the speed-up over running the K seeds one after another)."""
     steps = 512 if quick else STEPS
-    single = steps_per_second(None, steps)
+    single = steps_per_second(None, steps, device)
     for num_seeds in (1, 2) if quick else SEEDS:
-        together = steps_per_second(num_seeds, steps)
-        yield {"case": CASE, "env": ENV_ID, "seeds": num_seeds, "steps_per_seed": steps,
+        together = steps_per_second(num_seeds, steps, device)
+        yield {"case": CASE, "env": ENV_ID, "seeds": num_seeds, "steps_per_seed": steps, "device": str(device),
                "torch_threads": MULTI_SEED_THREADS, "single_seed_torch_threads": SINGLE_SEED_THREADS,
                "sps": round(together, 1), "single_seed_sps": round(single, 1), "ratio": round(together / single, 3)}

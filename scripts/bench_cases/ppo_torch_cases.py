@@ -3,12 +3,17 @@
 reprl steps its batched torch CartPole (``backend="torch"``); SB3 steps ``make_vec_env``'s
 DummyVecEnv of gymnasium CartPoles. Both sides train the same PPO (same rollout length,
 minibatch size, epochs, discount, GAE lambda, learning rate, clipping, separate 64x64 tanh
-actor and critic, one torch thread) for the same number of env steps at each env count.
+actor and critic, one torch thread) for the same number of env steps at each env count. On a
+GPU, reprl's env and learner run there and the table goes on to 65,536 envs; SB3 stays on the CPU
+(its advice for MLP policies) and stops at 4,096 envs: the larger budgets would take it minutes
+per row.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+
+import torch
 
 from agents import PPO
 from bench_cases import learning_cases
@@ -26,6 +31,8 @@ PPO_TORCH_CARTPOLE: dict[str, Any] = {
 
 # Rollouts timed per env count: a few seconds a side at every N, SB3 under a minute at 4,096.
 ROLLOUTS = {8: 128, 64: 96, 256: 64, 1024: 32, 4096: 8}
+GPU_ROLLOUTS = {**ROLLOUTS, 16384: 16, 65536: 8}  # reprl alone above 4,096
+SB3_MAX_ENVS = 4096
 QUICK_ROLLOUTS = {8: 2, 64: 2}
 
 
@@ -34,11 +41,13 @@ def budget(num_envs: int, rollouts: int, num_steps: int = PPO_TORCH_CARTPOLE["nu
     return rollouts * num_envs * num_steps
 
 
-def run(quick: bool = False) -> Iterator[dict]:
+def run(quick: bool = False, device: torch.device = torch.device("cpu")) -> Iterator[dict]:
     """One row per env count: ``num_envs``, ``steps``, ``reprl_sps``, ``sb3_sps`` and their ``ratio``."""
-    for num_envs, rollouts in (QUICK_ROLLOUTS if quick else ROLLOUTS).items():
+    rollouts_per_count = QUICK_ROLLOUTS if quick else GPU_ROLLOUTS if device.type == "cuda" else ROLLOUTS
+    for num_envs, rollouts in rollouts_per_count.items():
         hp = {**PPO_TORCH_CARTPOLE, "num_envs": num_envs}
         case = {CASE: (PPO, "ppo", ENV_ID, hp, budget(num_envs, rollouts))}
+        sb3 = None if num_envs <= SB3_MAX_ENVS else lambda *_: None  # a row of reprl alone
         # quick=False: the budgets above are already the quick ones in quick mode.
-        for row in learning_cases.run([CASE], quick=False, cases=case):
+        for row in learning_cases.run([CASE], quick=False, cases=case, sb3=sb3, device=device):
             yield {"case": CASE, "num_envs": num_envs, **row}

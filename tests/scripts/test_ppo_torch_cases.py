@@ -8,10 +8,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import bench  # noqa: E402
 from bench_cases import learning_cases, ppo_torch_cases  # noqa: E402
 
-ROW_KEYS = ["case", "num_envs", "steps", "torch_threads", "reprl_sps", "sb3_sps", "ratio"]
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+ROW_KEYS = ["case", "num_envs", "steps", "device", "torch_threads", "reprl_sps", "sb3_sps", "ratio"]
 
 
-def test_rows_time_both_sides_on_the_same_settings(monkeypatch):
+def fake_sides(monkeypatch) -> list[tuple]:
+    """Replaces both timed sides with fakes that record their calls (returned) and report
+    10 and 4 steps/s per env."""
     calls = []
 
     def fake_reprl(agent_cls, env_id, steps, hp):
@@ -24,19 +29,48 @@ def test_rows_time_both_sides_on_the_same_settings(monkeypatch):
 
     monkeypatch.setattr(learning_cases, "reprl_sps", fake_reprl)
     monkeypatch.setattr(learning_cases, "sb3_sps", fake_sb3)
+    return calls
+
+
+def test_rows_time_both_sides_on_the_same_settings(monkeypatch):
+    calls = fake_sides(monkeypatch)
     rows = list(ppo_torch_cases.run())
 
     sizes = [8, 64, 256, 1024, 4096]
     rollouts = {8: 128, 64: 96, 256: 64, 1024: 32, 4096: 8}
-    assert rows == [{"case": "ppo_torch_cartpole", "num_envs": n, "steps": rollouts[n] * n * 16, "torch_threads": 1,
-                     "reprl_sps": 10.0 * n, "sb3_sps": 4.0 * n, "ratio": 2.5} for n in sizes]
-    expected_hp = [{**ppo_torch_cases.PPO_TORCH_CARTPOLE, "num_envs": n} for n in sizes]
+    assert rows == [{"case": "ppo_torch_cartpole", "num_envs": n, "steps": rollouts[n] * n * 16, "device": "cpu",
+                     "torch_threads": 1, "reprl_sps": 10.0 * n, "sb3_sps": 4.0 * n, "ratio": 2.5} for n in sizes]
+    expected_hp = [{**ppo_torch_cases.PPO_TORCH_CARTPOLE, "num_envs": n, "device": "cpu"} for n in sizes]
     assert [c[:4] for c in calls[0::2]] == [("reprl", "ppo", "CartPole-v1", row["steps"]) for row in rows]
     assert [c[:4] for c in calls[1::2]] == [("sb3", "ppo", "CartPole-v1", row["steps"]) for row in rows]
     assert [c[4] for c in calls[0::2]] == expected_hp
     assert [c[4] for c in calls[1::2]] == expected_hp
     assert all(hp["backend"] == "torch" for hp in expected_hp)
     assert ppo_torch_cases.PPO_TORCH_CARTPOLE["num_envs"] == 1024  # the tuned dict is not overwritten
+
+
+def test_on_a_gpu_reprl_goes_on_alone_past_sb3s_largest_env_count(monkeypatch):
+    calls = fake_sides(monkeypatch)
+    rows = list(ppo_torch_cases.run(device=torch.device("cuda")))  # the fakes never touch the device
+
+    assert [row["num_envs"] for row in rows] == [8, 64, 256, 1024, 4096, 16384, 65536]
+    assert [row["steps"] for row in rows[-2:]] == [16 * 16384 * 16, 8 * 65536 * 16]
+    assert all(row["device"] == "cuda" for row in rows)
+    assert [row["ratio"] for row in rows] == [2.5] * 5 + [None, None]
+    assert [c[0] for c in calls] == ["reprl", "sb3"] * 5 + ["reprl", "reprl"]
+    assert all(c[4]["device"] == "cuda" for c in calls)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--device", "cuda:0", "--cases", "per_sample"], "per_sample run on the CPU only"),
+    (["--device", "tpu"], "--device"),
+])
+def test_bench_device_errors(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
 
 
 def test_budget_is_whole_rollouts():
