@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from replay.sum_tree import SumTree
+from replay.sum_tree import BRANCHING, SumTree, _NumpyOps
 
 
 def _filled(size: int, backend: str, seed: int = 0) -> tuple[SumTree, torch.Tensor]:
@@ -69,6 +69,18 @@ def test_sampling_is_stratified_one_draw_per_segment(backend):
     gen = torch.Generator().manual_seed(3)
     for _ in range(20):  # 8 equal segments of 8 leaves: draw i lies in segment i
         assert (tree.sample(8, gen) // 8).tolist() == list(range(8))
+
+
+def test_cpu_running_sums_never_decrease_and_repeat_at_zero_children():
+    """The property the CPU descent relies on instead of a positivity mask, checked on this BLAS:
+    along a row the running sums never decrease, and a zero child's equals its left neighbour's."""
+    rng = np.random.default_rng(0)
+    rows = rng.random((20_000, BRANCHING)) * 10.0 ** rng.integers(-300, 300, (20_000, BRANCHING))
+    rows[rng.random(rows.shape) < 0.5] = 0.0
+    running = _NumpyOps.running_sums(rows)
+    assert (np.diff(running, axis=1) >= 0).all()
+    assert (running[:, 1:] == running[:, :-1])[rows[:, 1:] == 0].all()
+    assert (running[:, 0] == rows[:, 0]).all()
 
 
 def test_backends_agree_and_state_dict_round_trips():
