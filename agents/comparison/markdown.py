@@ -21,7 +21,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _per_env_section(summary: dict) -> list[str]:
     confidence = f"{summary['settings']['confidence']:.0%}"
     header = ["env", "agent", "seeds", "final return (mean ± std)", f"IQM [{confidence} CI]",
-              "AUC (mean ± std)", "normalised score", "best evaluation per seed"]
+              "AUC (mean ± std)", "normalised score", "best evaluation per seed", "steps", "wall time (s)"]
     rows = []
     for env, agents in summary["per_env"].items():
         for agent, row in agents.items():
@@ -30,12 +30,14 @@ def _per_env_section(summary: dict) -> list[str]:
                          _interval(row["final_return_iqm"]),
                          f"{_number(row['auc_mean'])} ± {_number(row['auc_std'])}",
                          _number(row["normalized_score_mean"], 3),
-                         " / ".join(_number(best, 1) for best in row["best_returns"])])
+                         " / ".join(_number(best, 1) for best in row["best_returns"]),
+                         _number(row["steps_mean"], 0), _number(row["wall_time_s_mean"], 1)])
     return ["## Final evaluation return per environment", "",
             "Over seeds: std is the population standard deviation; AUC is the area under the "
             "evaluation learning curve divided by its step range (the average return over "
             "training); the best evaluation per seed is the highest any of its evaluations "
-            "reached within the budget, seeds in the order of the seeds column.", "",
+            "reached within the budget, seeds in the order of the seeds column; steps and wall "
+            "time are means over seeds.", "",
             *_table(header, rows), ""]
 
 

@@ -122,4 +122,4 @@ def test_the_best_evaluation_of_each_seed_is_reported_beside_the_final_one(write
     summary = write_report(tmp_path / "runs", tmp_path / "out", reps=50)
     row = summary["per_env"]["CartPole-v1"]["dqn"]
     assert row["best_returns"] == [480.0, 500.0] and row["final_return_mean"] == pytest.approx(315.0)
-    assert "| 480.0 / 500.0 |" in (tmp_path / "out" / "summary.md").read_text()
+    assert "| 480.0 / 500.0 | 100 | " in (tmp_path / "out" / "summary.md").read_text()  # then steps, wall time
