@@ -13,7 +13,7 @@ from agents.compilation import compile_methods
 from representation.files import save_atomic
 from agents.config import AgentConfig
 from agents.spaces import space_from_dict, space_to_dict
-from replay import Batch
+from replay import Batch, ReplayBuffer
 
 AGENT_FORMAT = "reprl-agent-v1"
 
@@ -176,6 +176,13 @@ class Agent(nn.Module):
     def seed_agents(self) -> list["Agent"]:
         """The agent of each seed, as a plain single-seed agent (evaluated and saved per seed)."""
         return [self]
+
+    def episodes_restarted(self) -> None:
+        """The envs were reset to fresh episodes under a resumed agent (envs that cannot be
+        snapshotted, such as Atari): a replay buffer marks where its episodes were cut. A rollout
+        buffer is empty then, as checkpoints are taken only at rollout boundaries."""
+        if isinstance(getattr(self, "buffer", None), ReplayBuffer):
+            self.buffer.cut_episodes()
 
     def at_boundary(self) -> bool:
         """Whether a checkpoint taken now captures everything (e.g. no half-filled rollout)."""

@@ -187,6 +187,8 @@ class Runner:
         env.load_state_dict(runner["env"])
         if env.resumable:
             obs = runner["obs"].to(env.device)
+        else:
+            self.agent.episodes_restarted()
         set_rng_state(runner["rng"])
         return runner["step"], runner["elapsed"], obs
 

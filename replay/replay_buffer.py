@@ -122,6 +122,15 @@ class ReplayBuffer:
         if self.tree is not None:
             self._enter_tree(row, lost)
 
+    def cut_episodes(self) -> None:
+        """The envs go on from fresh episodes, not from the last ``next_obs`` (a resumed run whose
+        envs cannot be snapshotted). Every env's newest step becomes a truncation, so n-step
+        windows stop there and bootstrap from its stored final observation, and the next add
+        stores its observation whole instead of taking it for the last ``next_obs``."""
+        if self.steps > 0:
+            self.truncated[(self.steps - 1) % self.rows] = True
+        self.episode_start.fill_(True)
+
     def _drop_lost_transitions(self) -> Tensor:
         """Advance ``valid_from`` past transitions whose row was reused or whose first frame was
         overwritten; returns the probed steps ``[N, K + 2]`` that were lost in this add (-1 else).

@@ -74,3 +74,16 @@ def test_saved_agent_acts_like_the_original(tmp_path):
     assert isinstance(Agent.load(tmp_path / "run" / CHECKPOINT), PPO)
     with pytest.raises(ValueError, match="not a dqn agent"):
         DQN.load(tmp_path / "agent.pt")
+
+
+def test_a_resume_on_fresh_episodes_cuts_the_stored_ones(tmp_path):
+    """Envs that cannot be snapshotted (here gymnasium's async vector env) resume on fresh episodes:
+    the replay buffer's newest step before the checkpoint becomes a truncation in every env."""
+    settings = {**SETTINGS["dqn"], "vectorization": "async", "steps": 1_200}
+    payload = crash_and_checkpoint(DQN.from_env("CartPole-v1", **settings), 900, tmp_path)
+    adds = payload["runner"]["step"] // settings["num_envs"]
+    stored = payload["training"]["buffer"]
+    assert not stored["truncated"][(adds - 1) % len(stored["truncated"])].all()  # not cut when saved
+    buffer = resume(payload, tmp_path).buffer
+    assert buffer.truncated[(adds - 1) % buffer.rows].all()
+    assert buffer.steps == 1_200 // settings["num_envs"]

@@ -119,6 +119,30 @@ def test_state_dict_round_trip_continues_bit_for_bit(prioritized):
             assert torch.equal(getattr(batches[0], name), getattr(batches[1], name)), name
 
 
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_cut_episodes_ends_every_window_and_stores_the_fresh_observation_whole(prioritized):
+    """After a resume whose envs start fresh episodes, the transitions are those of one trajectory
+    whose every env was truncated at the cut: no window, stack or bootstrap crosses it."""
+    gamma, stack = 0.9, 4
+    buffer = ReplayBuffer(90, 3, _space(stack), ACTIONS, frame_stack=stack, n_step=3, gamma=gamma,
+                          prioritized=prioritized)
+    before = play([buffer], steps=20, num_envs=3, stack=stack, seed=5, p_end=0.05)
+    buffer.cut_episodes()
+    after = play([buffer], steps=12, num_envs=3, stack=stack, seed=6, p_end=0.05)
+    before.truncated[-1] = before.truncated[-1] | ~before.terminated[-1]
+    traj = before
+    for name in ("obs", "action", "reward", "next_obs", "terminated", "truncated"):
+        getattr(traj, name).extend(getattr(after, name))
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(20):
+        batch = buffer.sample(64)
+        _check_batch(batch, traj, buffer, gamma)
+        seen |= {divmod(i, 3) for i in batch.indices.tolist()}
+    assert seen == _sampleable(buffer, traj, stack)
+    assert {17, 19, 20} <= {step for step, _ in seen}  # windows ending at, and starting after, the cut
+
+
 def test_n_step_window_against_hand_made_windows():
     reward = torch.tensor([[1.0, 2.0, 4.0], [1.0, 2.0, 4.0], [1.0, 2.0, 4.0], [1.0, 2.0, 4.0]])
     terminated = torch.tensor([[False, False, False], [False, True, False], [False, False, False],
