@@ -160,6 +160,8 @@ def test_memory_of_a_million_atari_transitions():
     atari = gym.spaces.Box(0, 255, (4, 84, 84), dtype="uint8")
     nbytes = ReplayBuffer.estimate_nbytes(1_000_000, atari, ACTIONS, frame_stack=4)
     assert 7.0e9 <= nbytes <= 7.3e9
+    rainbow = ReplayBuffer.estimate_nbytes(1_000_000, atari, ACTIONS, frame_stack=4, n_step=3, prioritized=True)
+    assert nbytes < rainbow < nbytes + 1e7  # n-step costs nothing stored; the sum-tree about 8 MB
     small = ReplayBuffer(300, 1, atari, ACTIONS, frame_stack=4, n_step=3, prioritized=True)
     assert small.nbytes == ReplayBuffer.estimate_nbytes(300, atari, ACTIONS, 4, 3, True)
 
