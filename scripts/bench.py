@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown case(s): {', '.join(unknown)}")
     try:
         device = torch.device(args.device)
-    except RuntimeError as error:
-        parser.error(f"--device: {error}")
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        parser.error(f"--device must be cpu or cuda[:N], got {args.device!r}")
     if device.type != "cpu":
         cpu_only = [c for c in cases if c not in ON_ANY_DEVICE]
         if cpu_only:

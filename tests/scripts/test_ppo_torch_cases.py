@@ -63,7 +63,8 @@ def test_on_a_gpu_reprl_goes_on_alone_past_sb3s_largest_env_count(monkeypatch):
 
 @pytest.mark.parametrize("argv,message", [
     (["--device", "cuda:0", "--cases", "per_sample"], "per_sample run on the CPU only"),
-    (["--device", "tpu"], "--device"),
+    (["--device", "tpu"], "--device must be cpu or cuda"),
+    (["--device", "meta"], "--device must be cpu or cuda"),
 ])
 def test_bench_device_errors(argv, message, capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
