@@ -2,8 +2,9 @@
 
 Prints one JSON line per case. Learning cases train the same agent with the same
 hyperparameters, env counts and torch threads in reprl and Stable-Baselines3 (``pip install -e
-".[bench]"``) and report ``reprl_sps``, ``sb3_sps`` and ``ratio``; Atari cases add the eager
-network-plus-env ceiling. ``--quick`` runs every case briefly (a smoke test, not a measurement).
+".[bench]"``) and report ``reprl_sps``, ``sb3_sps`` and ``ratio``, and on a CPU the eager
+network-plus-env ceiling (``bench_cases/ceiling.py``). ``--quick`` runs every case briefly (a smoke
+test, not a measurement).
 
 ``--device cuda`` puts reprl's side of the learning, torch-env, PPO-torch and multi-seed cases on
 a GPU (rows say ``"device"``). SB3 then trains its CNN policies on the GPU too and its MLP
@@ -20,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_cases import atari_cases, learning_cases, option_cost_cases, pg_cases  # noqa: E402
+from bench_cases import atari_cases, ceiling, learning_cases, option_cost_cases, pg_cases  # noqa: E402
 
 LEARNING = list(learning_cases.CASES)
 POLICY_GRADIENT = list(pg_cases.CASES)
@@ -61,14 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(row), flush=True)
 
     learning = [c for c in cases if c in LEARNING]
-    # The ceiling is an eager CPU network plus the env: a CPU figure only.
-    ceiling = (lambda case, sps, steps: atari_cases.ceiling(case, sps, steps, args.quick)) \
+    # The ceiling is eager CPU networks plus the env: a CPU figure only.
+    cpu_ceiling = (lambda case, sps, steps: ceiling.ceiling(case, sps, steps, args.quick)) \
         if device.type == "cpu" else None
-    for row in learning_cases.run(learning, args.quick, ceiling, compile=args.compile, device=device):
+    for row in learning_cases.run(learning, args.quick, cpu_ceiling, compile=args.compile, device=device):
         emit({**row, "compile": args.compile})
     names = [c for c in cases if c in POLICY_GRADIENT]
     if names:
-        for row in pg_cases.run(args.quick, names, compile=args.compile):
+        for row in pg_cases.run(args.quick, names, compile=args.compile, ceiling=cpu_ceiling):
             emit({**row, "compile": args.compile})
     names = [c for c in cases if c in OPTION_COST]
     if names:

@@ -109,6 +109,6 @@ def run(names: list[str], quick: bool = False, ceiling: Callable[[str, float, in
                "ratio": None if theirs is None else round(ours / theirs, 3)}
         if compile:
             row.update(compile_s=round(compile_s, 1), reprl_steady_sps=round(steps / (steps / ours - compile_s), 1))
-        if ceiling is not None and "pong" in name:
+        if ceiling is not None:
             row.update(ceiling(name, ours, steps))
         yield row

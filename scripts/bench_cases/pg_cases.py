@@ -4,7 +4,7 @@ checkpoints while timed."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -46,5 +46,6 @@ def sb3_sps(kind: str, env_id: str, steps: int, hp: dict[str, Any]) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def run(quick: bool = False, names: list[str] | None = None, compile: bool = False) -> Iterator[dict]:
-    return learning_cases.run(names or list(CASES), quick, cases=CASES, sb3=sb3_sps, compile=compile)
+def run(quick: bool = False, names: list[str] | None = None, compile: bool = False,
+        ceiling: Callable[[str, float, int], dict] | None = None) -> Iterator[dict]:
+    return learning_cases.run(names or list(CASES), quick, ceiling, cases=CASES, sb3=sb3_sps, compile=compile)
