@@ -68,6 +68,15 @@ class CategoricalHead(nn.Module):
         return Categorical(logits=logits, validate_args=False)
 
     @staticmethod
+    def sample(logits: Tensor) -> tuple[Tensor, Tensor]:
+        """An action per row of ``logits`` ``[N, A]`` and its log-probability: the draw
+        ``distribution(logits).sample()`` makes, without building the distribution (the acting step
+        of small networks is bound by per-op costs)."""
+        log_probs = logits.log_softmax(-1)
+        action = torch.multinomial(log_probs.exp(), 1, True)
+        return action.squeeze(-1), log_probs.gather(-1, action).squeeze(-1)
+
+    @staticmethod
     def mode(dist: Categorical) -> Tensor:
         return dist.probs.argmax(-1)
 
@@ -92,6 +101,13 @@ class GaussianHead(nn.Module):
     @staticmethod
     def distribution(mean: Tensor, log_std: Tensor) -> Independent:
         return Independent(Normal(mean, log_std.exp(), validate_args=False), 1, validate_args=False)
+
+    @staticmethod
+    def sample(mean: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:
+        """A sampled action per row and its log-density."""
+        dist = GaussianHead.distribution(mean, log_std)
+        action = dist.sample()
+        return action, dist.log_prob(action)
 
     @staticmethod
     def mode(dist: Independent) -> Tensor:

@@ -86,10 +86,9 @@ class OnPolicyRollouts:
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         dist_inputs, value = self.policy_inputs_and_value(obs)
-        dist = self.net.policy.distribution(*dist_inputs)
-        action = dist.sample()
+        action, log_prob = self.net.policy.sample(*dist_inputs)
         env_action = self.clip_action(action) if self.clip_action is not None else action
-        return action, env_action, {"log_prob": dist.log_prob(action), "value": value}
+        return action, env_action, {"log_prob": log_prob, "value": value}
 
     def policy_inputs_and_value(self, obs: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
         """The network call of every step: the policy's distribution parameters and V(obs)."""
