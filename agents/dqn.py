@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
@@ -25,11 +26,12 @@ from torch import Tensor, nn
 from agents.base import Agent
 from agents.config import AgentConfig, option
 from agents.c51 import project_distribution
-from agents.networks import build_encoder
+from agents.networks import FeatureStandardizer, build_encoder
 from agents.q_heads import QHead
 from envs import is_atari
 from replay import Batch
 from replay.replay_buffer import ReplayBuffer
+from representation.encoders import encode
 
 
 @dataclass
@@ -70,25 +72,36 @@ class DQNConfig(AgentConfig):
     loss: str = option("huber", "TD loss: huber (smooth L1, as in the Nature paper) or mse", choices=("huber", "mse"))
     max_grad_norm: float = option(10.0, "gradient clipping by global norm (0: off)", bounds=(0.0, float("inf")))
     checkpoint_replay: bool = option(True, "include the replay buffer in checkpoints, so a resume is exact")
+    replay_features: bool = option(False, "with --freeze-encoder: replay stores the frozen encoder's features instead "
+                                   "of observations, so updates run only the head (the same learning at a fraction "
+                                   "of the compute: the target network's encoder is the same frozen one)")
+    standardize_features: bool = option(False, "with --freeze-encoder: standardise each feature dimension with "
+                                        "statistics of the --learning-starts random-play transitions before the "
+                                        "head (pre-trained features vary little around large offsets)")
+    standardize_samples: int = option(10_000, "stored observations the feature statistics are fitted on",
+                                      positive=True)
 
 
 class QNetwork(nn.Module):
-    """Encoder plus ``QHead``; ``q_values`` is the expectation over atoms when distributional."""
+    """Encoder plus ``QHead`` (with ``standardize_features``, a ``FeatureStandardizer`` between
+    them); ``q_values`` is the expectation over atoms when distributional."""
 
     def __init__(self, encoder: nn.Module, num_actions: int, config: DQNConfig):
         super().__init__()
         self.encoder = encoder
+        self.standardize = FeatureStandardizer(encoder.out_dim) if config.standardize_features else nn.Identity()
         self.head = QHead(encoder.out_dim, num_actions, dueling=config.dueling,
                           aggregation=config.dueling_aggregation, noisy=config.noisy, sigma0=config.noisy_sigma0,
                           atoms=config.atoms if config.distributional else 1, hidden=config.head_hidden)
         self.register_buffer("support", torch.linspace(config.v_min, config.v_max, config.atoms))
 
-    def forward(self, obs: Tensor, noise: bool = True) -> Tensor:
-        """Q-values ``[B, A]``, or logits ``[B, A, atoms]`` when distributional."""
-        return self.head(self.encoder(obs), noise)
+    def forward(self, obs: Tensor, noise: bool = True, encoded: bool = False) -> Tensor:
+        """Q-values ``[B, A]``, or logits ``[B, A, atoms]`` when distributional; ``encoded``: ``obs``
+        are already the encoder's features."""
+        return self.head(self.standardize(obs if encoded else self.encoder(obs)), noise)
 
-    def q_values(self, obs: Tensor, noise: bool = True) -> Tensor:
-        out = self(obs, noise)
+    def q_values(self, obs: Tensor, noise: bool = True, encoded: bool = False) -> Tensor:
+        out = self(obs, noise, encoded)
         return out if out.dim() == 2 else (out.softmax(-1) * self.support).sum(-1)
 
 
@@ -135,6 +148,12 @@ class DQN(Agent):
             raise ValueError(f"dqn needs a discrete action space, got {action_space}")
         if config.distributional and not config.v_min < config.v_max:
             raise ValueError(f"v_min must be below v_max, got {config.v_min} and {config.v_max}")
+        if config.replay_features and not config.freeze_encoder:
+            raise ValueError("--replay-features needs --freeze-encoder: stored features go stale as an encoder trains")
+        if config.standardize_features and not config.freeze_encoder:
+            raise ValueError("--standardize-features needs --freeze-encoder: the statistics are fitted once")
+        if config.replay_features and config.aux != "none":
+            raise ValueError("--replay-features leaves no observations in replay for the --aux objectives")
         self.num_actions = int(action_space.n)
         self.q = QNetwork(build_encoder(config, observation_space), self.num_actions, config).to(self.device)
         self.q_target = QNetwork(build_encoder(config, observation_space, load_checkpoint=False),
@@ -148,6 +167,9 @@ class DQN(Agent):
         self.step = 0
         self._since_train = 0
         self._since_target = 0
+        # replay_features: the features of the last ``next_obs`` stored, and where its episodes ended
+        self._next_features: Tensor | None = None
+        self._next_features_ended: Tensor | None = None
 
     # ------------------------------------------------------------------------ acting
     def epsilon(self, step: int) -> float:
@@ -176,7 +198,8 @@ class DQN(Agent):
     # ---------------------------------------------------------------------- learning
     def next_action_probs(self, batch: Batch, next_q_target: Tensor, epsilon: Tensor) -> Tensor:
         """pi(a' | s') ``[B, A]`` that the target line averages the next values over."""
-        chooser = self.q.q_values(batch.next_obs) if self.config.double else next_q_target
+        chooser = self.q.q_values(batch.next_obs, encoded=self.config.replay_features) if self.config.double \
+            else next_q_target
         greedy = nn.functional.one_hot(chooser.argmax(dim=1), self.num_actions).float()
         if self.config.target == "q_learning":
             return greedy
@@ -195,7 +218,7 @@ class DQN(Agent):
         ``epsilon`` (default: the current one) is the behaviour policy's, for the SARSA targets."""
         if epsilon is None:
             epsilon = self.current_epsilon()
-        out = self.q_target(batch.next_obs)
+        out = self.q_target(batch.next_obs, encoded=self.config.replay_features)
         if not self.config.distributional:
             probs = self.next_action_probs(batch, out, epsilon)
             return batch.reward + batch.discount * (1.0 - batch.terminated) * (probs * out).sum(1)
@@ -222,7 +245,7 @@ class DQN(Agent):
     def loss(self, batch: Batch, epsilon: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """The TD loss weighted by ``batch.weights``, the new priorities and the detached terms."""
         target = self.td_target(batch, epsilon)
-        out = self.q(batch.obs)
+        out = self.q(batch.obs, encoded=self.config.replay_features)
         action = batch.action.long().view(-1, 1)
         if self.config.distributional:
             log_probs = out.log_softmax(-1).gather(1, action[..., None].expand(-1, 1, out.shape[-1])).squeeze(1)
@@ -267,8 +290,12 @@ class DQN(Agent):
     # ------------------------------------------------------------------- runner hooks
     def setup_training(self, num_envs: int) -> None:
         cfg = self.config
-        frame_stack = self.observation_space.shape[0] if is_atari(cfg.env) else 1
-        self.buffer = ReplayBuffer(cfg.buffer_size, num_envs, self.observation_space, self.action_space,
+        stored_space, frame_stack = self.observation_space, 1
+        if cfg.replay_features:
+            stored_space = spaces.Box(-np.inf, np.inf, (self.q.encoder.out_dim,), np.float32)
+        elif is_atari(cfg.env):
+            frame_stack = self.observation_space.shape[0]
+        self.buffer = ReplayBuffer(cfg.buffer_size, num_envs, stored_space, self.action_space,
                                    self.device, frame_stack=frame_stack, n_step=cfg.n_step, gamma=cfg.gamma,
                                    prioritized=cfg.prioritized, alpha=cfg.priority_alpha,
                                    priority_eps=cfg.priority_eps)
@@ -282,7 +309,24 @@ class DQN(Agent):
         return action, action, {}
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated, extras) -> None:
+        if self.config.replay_features:
+            obs, next_obs = self.replay_features(obs, next_obs)
+            self._next_features = next_obs
+            self._next_features_ended = terminated | truncated
         self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
+
+    @torch.no_grad()
+    def replay_features(self, obs: Tensor, next_obs: Tensor) -> tuple[Tensor, Tensor]:
+        """The frozen encoder's features of ``obs`` and ``next_obs``. Where an env's episode went on,
+        ``obs`` is the previous ``next_obs``, whose features are reused: one encoder pass per step."""
+        encoder = self.q.encoder
+        if self._next_features is None:
+            return encoder(obs), encoder(next_obs)
+        obs_features = self._next_features.clone()
+        restarted = self._next_features_ended
+        if bool(restarted.any()):
+            obs_features[restarted] = encoder(obs[restarted])
+        return obs_features, encoder(next_obs)
 
     def after_step(self, next_obs: Tensor, step: int) -> dict[str, Tensor] | None:
         cfg = self.config
@@ -290,6 +334,8 @@ class DQN(Agent):
         metrics = None
         num_envs = next_obs.shape[0]
         if step > cfg.learning_starts:
+            if cfg.standardize_features and not bool(self.q.standardize.fitted):
+                self.fit_feature_statistics()
             self._since_train += num_envs
             while self._since_train >= cfg.train_frequency:
                 self._since_train -= cfg.train_frequency
@@ -303,6 +349,15 @@ class DQN(Agent):
             metrics["charts/epsilon"] = torch.tensor(self.epsilon(step))
         return metrics
 
+    @torch.no_grad()
+    def fit_feature_statistics(self) -> None:
+        """Fits both networks' ``FeatureStandardizer`` on up to ``standardize_samples`` stored
+        observations (uniformly drawn; before any update, prioritized replay is uniform too)."""
+        obs = self.buffer.sample(min(len(self.buffer), self.config.standardize_samples)).obs
+        features = obs if self.config.replay_features else encode(self.q.encoder, obs)
+        self.q.standardize.fit(features)
+        self.q_target.standardize.load_state_dict(self.q.standardize.state_dict())
+
     def training_state(self, include_buffer: bool = True) -> dict[str, Any]:
         state = {"optimizer": self.optimizer.state_dict(), "since_train": self._since_train,
                  "since_target": self._since_target, "step": self.step}
@@ -310,7 +365,12 @@ class DQN(Agent):
             state["buffer"] = self.buffer.state_dict()
         return state
 
+    def episodes_restarted(self) -> None:
+        super().episodes_restarted()
+        self._next_features = None
+
     def load_training_state(self, state: dict[str, Any]) -> None:
+        self._next_features = None
         self.optimizer.load_state_dict(state["optimizer"])
         self._since_train, self._since_target = state["since_train"], state["since_target"]
         self.step = state["step"]

@@ -34,6 +34,34 @@ def build_encoder(config, observation_space: spaces.Space, load_checkpoint: bool
     return encoder
 
 
+class FeatureStandardizer(nn.Module):
+    """Per-dimension standardisation of a frozen encoder's features, with statistics fitted once
+    (``fit``) and kept, like the observation scaling of SB3's VecNormalize once frozen:
+    ``clip((x - mean) / sqrt(var + 1e-8), -10, 10)``. Identity until fitted.
+
+    Pre-trained features vary little around large per-dimension offsets (on Pong frames a BYOL
+    Nature CNN's dimensions have a mean of 0.47 and a spread of 0.1 across states), which leaves a
+    head trained by Adam at DQN's learning rate almost blind to what differs between states.
+    """
+
+    CLIP = 10.0
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def fit(self, features: Tensor) -> None:
+        self.mean.copy_(features.mean(0))
+        self.std.copy_((features.var(0, unbiased=False) + 1e-8).sqrt())
+        self.fitted.fill_(True)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return ((features - self.mean) / self.std).clamp(-self.CLIP, self.CLIP)
+
+
 def orthogonal_init(module: nn.Module, gain: float = math.sqrt(2)) -> None:
     """Orthogonal weights and zero biases (Engstrom et al. 2020 found it matters for PPO)."""
     for layer in module.modules():

@@ -1,5 +1,5 @@
 """Encoders: observation -> feature vector. Any agent takes any of them (``--encoder NAME``)."""
-from representation.encoders.base import Encoder, is_image_space
+from representation.encoders.base import Encoder, encode, is_image_space
 from representation.encoders.cnn import ImpalaCNN, NatureCNN
 from representation.encoders.io import load_encoder_weights, read_encoder_file, save_encoder
 from representation.encoders.mlp import MLPEncoder
@@ -11,7 +11,7 @@ register_encoder("nature")(NatureCNN)
 register_encoder("impala")(ImpalaCNN)
 
 __all__ = ["Encoder", "MLPEncoder", "NatureCNN", "ImpalaCNN", "make_encoder", "register_encoder",
-           "encoder_names", "default_encoder_name", "is_image_space", "save_encoder",
+           "encoder_names", "default_encoder_name", "is_image_space", "encode", "save_encoder",
            "read_encoder_file", "load_encoder_weights"]
 
 import representation.gnn.encoder  # noqa: E402,F401  (registers "gnn"; last, as it imports this package)

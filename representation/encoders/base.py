@@ -44,3 +44,14 @@ def to_flat_float(obs: Tensor, space: spaces.Space) -> Tensor:
     if obs.dtype == torch.uint8:
         return obs.float() / 255.0
     return obs.float()
+
+
+@torch.no_grad()
+def encode(encoder: Encoder, obs: Tensor, batch_size: int = 1024) -> Tensor:
+    """Frozen features ``[n, out_dim]`` in evaluation mode, a minibatch at a time."""
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        return torch.cat([encoder(obs[start:start + batch_size]) for start in range(0, obs.shape[0], batch_size)])
+    finally:
+        encoder.train(was_training)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from representation.encoders import Encoder
+from representation.encoders import Encoder, encode
 
 #: RAM addresses of object positions, from AtariARI's ``ram_annotations.py``.
 RAM_POSITIONS: dict[str, dict[str, int]] = {
@@ -96,17 +96,6 @@ def fit_linear_probe(features: Tensor, targets: Tensor, test_fraction: float = 0
                   for factor in l2_grid]
     best = l2_grid[int(torch.stack(validation).argmax())]
     return ProbeFit(scored(slice(0, n_train), slice(n_train, n), best), float(best * n_train))
-
-
-@torch.no_grad()
-def encode(encoder: Encoder, obs: Tensor, batch_size: int = 1024) -> Tensor:
-    """Frozen features ``[n, out_dim]`` in evaluation mode, a minibatch at a time."""
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        return torch.cat([encoder(obs[start:start + batch_size]) for start in range(0, obs.shape[0], batch_size)])
-    finally:
-        encoder.train(was_training)
 
 
 def probe_encoders(encoders: Mapping[str, Encoder], obs: Tensor, truth: Tensor,

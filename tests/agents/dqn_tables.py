@@ -13,7 +13,7 @@ class TableQ(nn.Module):
         super().__init__()
         self.table = nn.Parameter(torch.tensor(table, dtype=torch.float32))
 
-    def forward(self, obs, noise=True):
+    def forward(self, obs, noise=True, encoded=False):
         return self.table[obs[:, 0].long()]
 
     q_values = forward
