@@ -318,7 +318,8 @@ class DQN(Agent):
     @torch.no_grad()
     def replay_features(self, obs: Tensor, next_obs: Tensor) -> tuple[Tensor, Tensor]:
         """The frozen encoder's features of ``obs`` and ``next_obs``. Where an env's episode went on,
-        ``obs`` is the previous ``next_obs``, whose features are reused: one encoder pass per step."""
+        ``obs`` is the previous ``next_obs``, whose features are reused: replay costs one encoder pass
+        per step (acting makes its own)."""
         encoder = self.q.encoder
         if self._next_features is None:
             return encoder(obs), encoder(next_obs)
