@@ -35,10 +35,15 @@ class Agent(nn.Module):
     compiled_methods: ClassVar[tuple[str, ...]] = ()
     #: ... and the network calls of every environment step, compiled where they become CUDA graphs.
     acting_methods: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``observe`` takes the transitions of some envs at a time (``env_ids``) and
+    #: ``rollout_action`` returns no extras: what an asynchronous env (``--env-batch-size``) needs.
+    steps_envs_asynchronously: ClassVar[bool] = False
 
     def __init__(self, config: AgentConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__()
         config.validate()
+        if config.env_batch_size and not self.steps_envs_asynchronously:
+            raise ValueError(f"env_batch_size needs a replay agent (dqn, sac), not {self.name}")
         seed_everything(config.seed)  # the same seed gives the same initial networks
         self.config = config
         self.observation_space = observation_space
@@ -165,8 +170,9 @@ class Agent(nn.Module):
         raise NotImplementedError
 
     def observe(self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor, terminated: Tensor,
-                truncated: Tensor, extras: dict[str, Tensor]) -> None:
-        """Stores one batched transition; ``next_obs`` is the true final obs where episodes ended."""
+                truncated: Tensor, extras: dict[str, Tensor], env_ids: Tensor | None = None) -> None:
+        """Stores one batched transition; ``next_obs`` is the true final obs where episodes ended.
+        ``env_ids``: which envs the rows are (an asynchronous env's); None: all, in order."""
         raise NotImplementedError
 
     def after_step(self, next_obs: Tensor, step: int) -> dict[str, Tensor] | None:

@@ -35,6 +35,9 @@ class AgentConfig:
     aux_options: dict = option({}, 'options of the auxiliary objectives as JSON, e.g. \'{"curl": {"tau": 0.05}}\'')
     env_options: dict = option({}, 'options for make_env as JSON, e.g. \'{"episodic_life": true}\' for Atari')
     vectorization: str = option("sync", "gymnasium vector mode for non-Atari envs: sync or async")
+    env_batch_size: int = option(0, "Atari with a replay agent (dqn, sac): step the envs asynchronously, acting on "
+                                 "and learning from the first this-many ready while ale-py's threads step the "
+                                 "others (0: all envs in lockstep)", bounds=(0, 10**6))
     backend: str = option("auto", "environment implementation: auto, gymnasium or torch (torch-native classic control)")
     normalize_obs: bool = option(False, "standardise observations with running statistics")
     normalize_reward: bool = option(False, "scale rewards by the running std of the discounted return")
@@ -59,6 +62,8 @@ class AgentConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.vectorization not in ("sync", "async"):
             raise ValueError(f"vectorization must be sync or async, got '{self.vectorization}'")
+        if self.env_batch_size:
+            self._validate_env_batch_size()
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             bounds = f.metadata.get("bounds")
@@ -69,6 +74,16 @@ class AgentConfig:
             choices = f.metadata.get("choices")
             if choices is not None and value not in choices:
                 raise ValueError(f"{f.name} must be one of {', '.join(map(str, choices))}, got '{value}'")
+
+    def _validate_env_batch_size(self) -> None:
+        from envs import is_atari
+
+        if not is_atari(self.env):
+            raise ValueError(f"env_batch_size needs an Atari env (ale-py's asynchronous mode), not '{self.env}'")
+        if self.env_batch_size >= self.num_envs:
+            raise ValueError(f"env_batch_size must be below num_envs ({self.num_envs}), got {self.env_batch_size}")
+        if self.normalize_reward:
+            raise ValueError("env_batch_size does not combine with normalize_reward (per-env returns in lockstep)")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

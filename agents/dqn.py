@@ -107,6 +107,7 @@ class QNetwork(nn.Module):
 
 class DQN(Agent):
     name = "dqn"
+    steps_envs_asynchronously = True
     config_class = DQNConfig
     config: DQNConfig
     compiled_methods = ("loss",)
@@ -167,9 +168,10 @@ class DQN(Agent):
         self.step = 0
         self._since_train = 0
         self._since_target = 0
-        # replay_features: the features of the last ``next_obs`` stored, and where its episodes ended
+        # replay_features, per env: the features of the last ``next_obs`` stored, and whether they
+        # are not those of the env's next ``obs`` (its episode ended, or nothing is stored yet)
         self._next_features: Tensor | None = None
-        self._next_features_ended: Tensor | None = None
+        self._next_features_stale: Tensor | None = None
 
     # ------------------------------------------------------------------------ acting
     def epsilon(self, step: int) -> float:
@@ -308,26 +310,30 @@ class DQN(Agent):
             action = self.act(obs, explore=True)
         return action, action, {}
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated, extras) -> None:
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, extras, env_ids=None) -> None:
         if self.config.replay_features:
-            obs, next_obs = self.replay_features(obs, next_obs)
-            self._next_features = next_obs
-            self._next_features_ended = terminated | truncated
-        self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
+            obs, next_obs = self.replay_features(obs, next_obs, terminated | truncated, env_ids)
+        self.buffer.add(obs, action, reward, next_obs, terminated, truncated, env_ids)
 
     @torch.no_grad()
-    def replay_features(self, obs: Tensor, next_obs: Tensor) -> tuple[Tensor, Tensor]:
-        """The frozen encoder's features of ``obs`` and ``next_obs``. Where an env's episode went on,
-        ``obs`` is the previous ``next_obs``, whose features are reused: replay costs one encoder pass
-        per step (acting makes its own)."""
+    def replay_features(self, obs: Tensor, next_obs: Tensor, ended: Tensor,
+                        env_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """The frozen encoder's features of ``obs`` and ``next_obs`` (of the envs ``env_ids``, or
+        all). Where an env's episode went on, ``obs`` is its previous ``next_obs``, whose features
+        are reused: replay costs one encoder pass per step (acting makes its own)."""
         encoder = self.q.encoder
+        envs = slice(None) if env_ids is None else env_ids
+        next_features = encoder(next_obs)
         if self._next_features is None:
-            return encoder(obs), encoder(next_obs)
-        obs_features = self._next_features.clone()
-        restarted = self._next_features_ended
-        if bool(restarted.any()):
-            obs_features[restarted] = encoder(obs[restarted])
-        return obs_features, encoder(next_obs)
+            self._next_features = next_features.new_zeros((self.buffer.num_envs, next_features.shape[1]))
+            self._next_features_stale = torch.ones(self.buffer.num_envs, dtype=torch.bool, device=self.device)
+        obs_features = self._next_features[envs].clone()
+        stale = self._next_features_stale[envs]
+        if bool(stale.any()):
+            obs_features[stale] = encoder(obs[stale])
+        self._next_features[envs] = next_features
+        self._next_features_stale[envs] = ended
+        return obs_features, next_features
 
     def after_step(self, next_obs: Tensor, step: int) -> dict[str, Tensor] | None:
         cfg = self.config

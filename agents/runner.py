@@ -31,9 +31,11 @@ def default_run_dir(config, agent_name: str, seeds: list[int]) -> Path:
 def make_train_env(config, seeds: list[int] | None = None) -> VecEnv:
     """``config.num_envs`` envs, or that many per seed in the seed groups of a multi-seed run."""
     seeds = seeds or [config.seed]
+    options = dict(config.env_options)
+    if config.env_batch_size:
+        options["batch_size"] = config.env_batch_size
     env = make_env(config.env, config.num_envs * len(seeds), seed=seeds[0] if len(seeds) == 1 else seeds,
-                   device=config.device, backend=config.backend, vectorization=config.vectorization,
-                   **config.env_options)
+                   device=config.device, backend=config.backend, vectorization=config.vectorization, **options)
     if config.normalize_obs:
         env = NormalizeObservation(env)
     if config.normalize_reward:
@@ -89,7 +91,7 @@ class Runner:
             (seed_dir / "config.json").write_text(
                 json.dumps({"agent": agent.name, **cfg.to_dict(), "seed": seed}, indent=2) + "\n")
         env = make_train_env(cfg, seeds)
-        envs_per_seed = env.num_envs // len(seeds)
+        envs_per_seed = env.batch_size // len(seeds)
         agent.setup_training(env.num_envs)
         step, elapsed, obs = 0, 0.0, None
         if self.resume is not None:
@@ -106,12 +108,19 @@ class Runner:
         next_eval = (step // cfg.eval_every + 1) * cfg.eval_every if cfg.eval_every else None
         next_checkpoint = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every if cfg.checkpoint_every else None
         episodes = _EpisodeTally(env.device, len(seeds))
+        in_flight = _InFlight(env.num_envs) if env.batch_size < env.num_envs else None
         metrics: dict[str, torch.Tensor] = {}
         try:
             while step < cfg.steps:
                 action, env_action, extras = agent.rollout_action(obs, step)
+                acting_envs = env.env_ids
                 next_obs, reward, terminated, truncated, info = env.step(env_action)
-                agent.observe(obs, action, reward, info["final_obs"], terminated, truncated, extras)
+                if in_flight is None:
+                    agent.observe(obs, action, reward, info["final_obs"], terminated, truncated, extras)
+                else:  # the envs that came back are not the ones just acted on
+                    transitions, env_ids = in_flight.exchange(acting_envs, obs, action, reward, terminated,
+                                                              truncated, info)
+                    agent.observe(*transitions, extras, env_ids=env_ids)
                 obs = next_obs
                 step += envs_per_seed
                 episodes.add(info)
@@ -191,6 +200,33 @@ class Runner:
             self.agent.episodes_restarted()
         set_rng_state(runner["rng"])
         return runner["step"], runner["elapsed"], obs
+
+
+class _InFlight:
+    """For an asynchronous env: the observation each env acted from and the action it was sent,
+    kept until that env's result comes back (in a later step, among other envs' results)."""
+
+    def __init__(self, num_envs: int):
+        self.num_envs = num_envs
+        self.obs: torch.Tensor | None = None
+        self.action: torch.Tensor | None = None
+
+    def exchange(self, acting_envs: torch.Tensor, obs: torch.Tensor, action: torch.Tensor, reward: torch.Tensor,
+                 terminated: torch.Tensor, truncated: torch.Tensor,
+                 info: dict[str, torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Keeps what ``acting_envs`` acted from and were sent; returns the transitions of the envs
+        that came back (``observe``'s first six arguments) and their ids."""
+        if self.obs is None:
+            self.obs = obs.new_zeros((self.num_envs, *obs.shape[1:]))
+            self.action = action.new_zeros((self.num_envs, *action.shape[1:]))
+        self.obs[acting_envs] = obs
+        self.action[acting_envs] = action
+        env_ids = info["env_id"]
+        transitions = [self.obs[env_ids], self.action[env_ids], reward, info["final_obs"], terminated, truncated]
+        if "first_obs" in info:  # envs back for the first time since a reset have no transition yet
+            stepped = ~info["first_obs"]
+            transitions, env_ids = [field[stepped] for field in transitions], env_ids[stepped]
+        return transitions, env_ids
 
 
 class _EpisodeTally:

@@ -85,6 +85,7 @@ class TwinQ(nn.Module):
 
 class SAC(Agent):
     name = "sac"
+    steps_envs_asynchronously = True
     config_class = SACConfig
     config: SACConfig
     # The critics' loss; the actor's loss runs through the critics with their gradients switched
@@ -265,8 +266,8 @@ class SAC(Agent):
             action = torch.rand((obs.shape[0], self.action_scale.shape[0]), device=obs.device) * 2.0 - 1.0
         return action, self.to_env_action(action), {}
 
-    def observe(self, obs, action, reward, next_obs, terminated, truncated, extras) -> None:
-        self.buffer.add(obs, action, reward, next_obs, terminated, truncated)
+    def observe(self, obs, action, reward, next_obs, terminated, truncated, extras, env_ids=None) -> None:
+        self.buffer.add(obs, action, reward, next_obs, terminated, truncated, env_ids)
 
     def after_step(self, next_obs: Tensor, step: int) -> dict[str, Tensor] | None:
         cfg = self.config

@@ -34,23 +34,28 @@ class AtariVecEnv(VecEnv):
 
     With ``episodic_life`` a lost life is a termination for learning (Mnih et al. 2015) while
     the game goes on; ``info["episode_end"]`` marks only real game ends (or truncations), which
-    is what episode statistics count.
+    is what episode statistics count. With ``0 < batch_size < num_envs`` the env is asynchronous
+    (see ``VecEnv``): ale-py's threads go on stepping the other envs while the agent acts on and
+    learns from the ``batch_size`` returned.
     """
 
     def __init__(self, game: str, num_envs: int, *, seed: int = 0, device: str | torch.device = "cpu",
                  episodic_life: bool = False, sticky_actions: float = 0.0, noop_max: int = 30,
                  frame_skip: int = 4, frame_stack: int = 4, max_episode_frames: int = 108_000,
-                 full_action_space: bool = False, num_threads: int = 0):
+                 full_action_space: bool = False, num_threads: int = 0, batch_size: int = 0):
         from ale_py import AtariVectorEnv
 
         if not 0.0 <= sticky_actions <= 1.0:
             raise ValueError(f"sticky_actions must be a probability in [0, 1], got {sticky_actions}")
+        if not 0 <= batch_size <= num_envs:
+            raise ValueError(f"batch_size must be in [0, num_envs={num_envs}] (0: all envs), got {batch_size}")
         self.game = game
         self.num_envs = num_envs
+        self._batch_size = batch_size or num_envs
         self.device = torch.device(device)
         self._seed = seed
         self.env = AtariVectorEnv(
-            game, num_envs, num_threads=num_threads, autoreset_mode="SameStep",
+            game, num_envs, batch_size=self._batch_size, num_threads=num_threads, autoreset_mode="SameStep",
             stack_num=frame_stack, frameskip=frame_skip, maxpool=True, noop_max=noop_max,
             use_fire_reset=True, episodic_life=False, life_loss_info=episodic_life,
             reward_clipping=False, repeat_action_probability=sticky_actions,
@@ -58,26 +63,60 @@ class AtariVecEnv(VecEnv):
         self.single_observation_space = self.env.single_observation_space
         self.single_action_space = self.env.single_action_space
         self._lives = np.zeros(num_envs, dtype=np.int32)
+        self._env_ids: Tensor | None = None
+        self._not_returned: np.ndarray | None = None  # envs whose first observation is still to come
+
+    @property
+    def batch_size(self) -> int:
+        return self._batch_size
+
+    @property
+    def env_ids(self) -> Tensor | None:
+        return self._env_ids
 
     def reset(self, seed: int | None = None) -> Tensor:
         obs, info = self.env.reset(seed=self._seed if seed is None else seed)
-        self._lives = info["lives"].copy()
+        # Every game starts with the same lives; an asynchronous reset reports only some envs.
+        self._lives = np.full(self.num_envs, info["lives"].max(), dtype=info["lives"].dtype)
+        if self._batch_size < self.num_envs:
+            self._not_returned = np.ones(self.num_envs, dtype=bool)
+            self._returned(info["env_id"])
         return to_device(obs, self.device)
+
+    def _returned(self, ids: np.ndarray) -> np.ndarray | None:
+        """Asynchronous mode: records which envs came back; returns which of them came back for the
+        first time since the reset (None once every env has)."""
+        self._env_ids = to_device(ids.astype(np.int64), self.device)
+        if self._not_returned is None:
+            return None
+        first = self._not_returned[ids]
+        self._not_returned[ids] = False
+        if not self._not_returned.any():
+            self._not_returned = None
+        return first
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action.to("cpu", torch.int64).numpy())
+        ids = info["env_id"]  # all envs in order unless asynchronous
         # A life loss keeps the game going (lives drop); a game over resets it (lives refill).
-        game_over = terminated & (info["lives"] >= self._lives)
-        self._lives = info["lives"].copy()
+        game_over = terminated & (info["lives"] >= self._lives[ids])
+        self._lives[ids] = info["lives"]
+        first_obs = self._returned(ids) if self._batch_size < self.num_envs else None
         next_obs = to_device(obs, self.device)
-        ended = terminated | truncated
+        # ale-py's final_obs holds the last frames only where a game was reset; at a life loss the
+        # game goes on and the returned observation is the one that follows.
+        ended = game_over | truncated
         if "final_obs" in info and ended.any():
             final_obs = to_device(np.where(ended[:, None, None, None], info["final_obs"], obs), self.device)
         else:
             final_obs = next_obs
+        extra = {"final_obs": final_obs, "episode_end": to_device(game_over | truncated, self.device)}
+        if self._env_ids is not None:
+            extra["env_id"] = self._env_ids
+        if first_obs is not None:
+            extra["first_obs"] = to_device(first_obs, self.device)
         return (next_obs, to_device(reward.astype(np.float32), self.device), to_device(terminated, self.device),
-                to_device(truncated, self.device),
-                {"final_obs": final_obs, "episode_end": to_device(game_over | truncated, self.device)})
+                to_device(truncated, self.device), extra)
 
     def close(self) -> None:
         self.env.close()

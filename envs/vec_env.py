@@ -31,6 +31,13 @@ class VecEnv:
     ``info["episode_return"]``/``info["episode_length"]`` (``[N]``) with the mask
     ``info["episode_done"]`` report finished episodes as a person would score them: the raw game
     score for Atari, whole games when lives are episodes for learning.
+
+    An asynchronous env (``batch_size < num_envs``, ale-py's send/recv mode) returns from ``reset``
+    and ``step`` only the ``batch_size`` envs ready first, so the others step on meanwhile: ``step``
+    takes the actions of the envs last returned (``env_ids``), and its results, shaped
+    ``[batch_size, ...]``, are those of the envs ``info["env_id"]``, in general other ones. The envs
+    a reset did not return come back in later steps with their first observation (no reward, no
+    transition), marked in ``info["first_obs"]`` until every env has come back once.
     """
 
     num_envs: int
@@ -39,6 +46,16 @@ class VecEnv:
     single_action_space: gym.Space
     #: Whether ``load_state_dict`` restores the exact trajectories (else: fresh episodes).
     resumable: bool = False
+
+    @property
+    def batch_size(self) -> int:
+        """Envs returned per ``reset``/``step``: all of them unless the env is asynchronous."""
+        return self.num_envs
+
+    @property
+    def env_ids(self) -> Tensor | None:
+        """Asynchronous envs: the ids of the envs the last ``reset``/``step`` returned; else None."""
+        return None
 
     def reset(self, seed: int | None = None) -> Tensor:
         raise NotImplementedError

@@ -4,11 +4,12 @@ Three parts, as in Dopamine's split: storage (per-step rows ``[R, N]`` plus ``Fr
 observations), how transitions accumulate (``n_step_window`` collapses stored steps at sample
 time), and how they are sampled (uniform over the sampleable range, or a ``SumTree``).
 
-Steps are counted absolutely: step ``s`` of env ``e`` lives in row ``s % R``. A transition at
-step ``s`` is *sampleable* when
+Steps are counted absolutely and per env: step ``s`` of env ``e`` lives in row ``s % R``. Each
+add stores one step of all envs, or of the envs an asynchronous env returned (``env_ids``, in any
+order and at any rate per env). A transition at step ``s`` of env ``e`` is *sampleable* when
   * its row still holds it and its observation's frames are still stored (``s >= valid_from[e]``),
-  * its n-step window and the action after it are known (``s <= steps - 1 - n``; for n = 1 this
-    is one step of lag, so ``next_action`` is always real).
+  * its n-step window and the action after it are known (``s <= env_steps[e] - 1 - n``; for
+    n = 1 this is one step of lag, so ``next_action`` is always real).
 Prioritized sampling gives every other slot zero mass; a transition enters the tree, at the
 largest priority seen so far, in the add that makes it sampleable.
 """
@@ -71,7 +72,8 @@ class ReplayBuffer:
         self.truncated = torch.zeros((rows, num_envs), dtype=torch.bool, device=self.device)
         self.valid_from = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self.episode_start = torch.ones(num_envs, dtype=torch.bool, device=self.device)
-        self.steps = 0
+        self.env_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        self.added = 0  # transitions added over all envs, counted on the host
         self.tree = SumTree(rows * num_envs, self.device) if prioritized else None
         self.max_priority = torch.ones((), dtype=torch.float64, device=self.device)
         self._envs = torch.arange(num_envs, device=self.device)
@@ -96,77 +98,81 @@ class ReplayBuffer:
 
     def __len__(self) -> int:
         """Stored transitions (whose observations are still stored), sampleable or not yet."""
-        return int((self.steps - self.valid_from).clamp(min=0).sum())
+        return int((self.env_steps - self.valid_from).clamp(min=0).sum())
 
     # ----------------------------------------------------------------------------- adding
 
     def add(self, obs: Tensor, action: Tensor, reward: Tensor, next_obs: Tensor,
-            terminated: Tensor, truncated: Tensor) -> None:
-        """One step of all N envs; ``next_obs`` is the true next observation (the final one where
-        an episode ended), and where nothing ended the next ``obs`` must equal it."""
-        n = self.num_envs
-        if obs.shape != (n, *self.frames.obs_shape) or next_obs.shape != obs.shape:
-            raise ValueError(f"obs and next_obs must be shaped {[n, *self.frames.obs_shape]}, "
+            terminated: Tensor, truncated: Tensor, env_ids: Tensor | None = None) -> None:
+        """One step of the envs ``env_ids`` (distinct; default: all N in order). ``next_obs`` is
+        the true next observation (the final one where an episode ended), and where nothing
+        ended that env's next ``obs`` must equal it."""
+        envs = self._envs if env_ids is None else env_ids.to(self.device, torch.int64)
+        b = len(envs)
+        if obs.shape != (b, *self.frames.obs_shape) or next_obs.shape != obs.shape:
+            raise ValueError(f"obs and next_obs must be shaped {[b, *self.frames.obs_shape]}, "
                              f"got {list(obs.shape)} and {list(next_obs.shape)}")
-        if action.shape != (n, *self.action_shape):
-            raise ValueError(f"action must be shaped {[n, *self.action_shape]}, got {list(action.shape)}")
-        row = self.steps % self.rows
-        self.obs_pos[row] = self.frames.push(obs, next_obs, self.episode_start)
-        self.action[row] = action
-        self.reward[row] = reward
-        self.terminated[row] = terminated
-        self.truncated[row] = truncated
-        self.episode_start = (terminated | truncated).to(torch.bool)
-        self.steps += 1
-        lost = self._drop_lost_transitions()
+        if action.shape != (b, *self.action_shape):
+            raise ValueError(f"action must be shaped {[b, *self.action_shape]}, got {list(action.shape)}")
+        step = self.env_steps[envs]
+        row = step % self.rows
+        self.obs_pos[row, envs] = self.frames.push(obs, next_obs, self.episode_start[envs], envs)
+        self.action[row, envs] = action.to(self.action.dtype)
+        self.reward[row, envs] = reward.to(torch.float32)
+        self.terminated[row, envs] = terminated.to(torch.bool)
+        self.truncated[row, envs] = truncated.to(torch.bool)
+        self.episode_start[envs] = (terminated | truncated).to(torch.bool)
+        self.env_steps[envs] = step + 1
+        self.added += b
+        lost = self._drop_lost_transitions(envs)
         if self.tree is not None:
-            self._enter_tree(row, lost)
+            self._enter_tree(envs, row, lost)
 
     def cut_episodes(self) -> None:
         """The envs go on from fresh episodes, not from the last ``next_obs`` (a resumed run whose
         envs cannot be snapshotted). Every env's newest step becomes a truncation, so n-step
         windows stop there and bootstrap from its stored final observation, and the next add
         stores its observation whole instead of taking it for the last ``next_obs``."""
-        if self.steps > 0:
-            self.truncated[(self.steps - 1) % self.rows] = True
+        newest = (self.env_steps - 1) % self.rows
+        self.truncated[newest, self._envs] |= self.env_steps > 0
         self.episode_start.fill_(True)
 
-    def _drop_lost_transitions(self) -> Tensor:
-        """Advance ``valid_from`` past transitions whose row was reused or whose first frame was
-        overwritten; returns the probed steps ``[N, K + 2]`` that were lost in this add (-1 else).
+    def _drop_lost_transitions(self, envs: Tensor) -> Tensor:
+        """Advance ``valid_from`` of ``envs`` past transitions whose row was reused or whose first
+        frame was overwritten; returns the probed steps ``[B, K + 2]`` lost in this add (-1 else).
 
         A step adds at most K + 1 frames, and transitions own distinct frames in order, so at
         most K + 1 transitions per env are lost per add, all at the front of its range."""
-        self.valid_from = self.valid_from.clamp(min=self.steps - self.rows)
-        probe = self.valid_from[:, None] + self._lost_probe
-        newest_frame = self.obs_pos[probe % self.rows, self._envs[:, None]]
+        steps = self.env_steps[envs]
+        valid_from = self.valid_from[envs].clamp(min=steps - self.rows)
+        probe = valid_from[:, None] + self._lost_probe
+        newest_frame = self.obs_pos[probe % self.rows, envs[:, None]]
         first_frame = newest_frame - (self.frames.stack - 1)
-        lost = (probe < self.steps) & (first_frame < self.frames.oldest_kept()[:, None])
-        self.valid_from = self.valid_from + lost.sum(1)
+        lost = (probe < steps[:, None]) & (first_frame < self.frames.oldest_kept(envs)[:, None])
+        self.valid_from[envs] = valid_from + lost.sum(1)
         return torch.where(lost, probe, -1)
 
-    def _enter_tree(self, row: int, lost: Tensor) -> None:
-        """Zero the new row (not sampleable yet) and lost transitions; let the step whose window
+    def _enter_tree(self, envs: Tensor, row: Tensor, lost: Tensor) -> None:
+        """Zero the new rows (not sampleable yet) and lost transitions; let each step whose window
         just completed in at the max priority."""
         n = self.num_envs
-        ready = self.steps - 1 - self.n_step
-        slots = [row * n + self._envs]
-        values = [torch.zeros(n, dtype=torch.float64, device=self.device)]
-        if ready >= 0:
-            slots.append((ready % self.rows) * n + self._envs)
-            values.append(self.max_priority * (ready >= self.valid_from))
+        new_slots = row * n + envs
+        ready = self.env_steps[envs] - 1 - self.n_step
+        # An env with no completed window yet zeroes its new slot a second time instead.
+        ready_slots = torch.where(ready >= 0, (ready % self.rows) * n + envs, new_slots)
+        ready_values = self.max_priority * (ready >= self.valid_from[envs])
         # Lost transitions at or after ``ready`` never had mass; probes that lost nothing point at
         # the new row, zeroed anyway, so no slot gets two different values in one update.
-        lost_before_ready = (lost >= 0) & (lost < ready)
-        lost_slots = torch.where(lost_before_ready, (lost % self.rows) * n, row * n) + self._envs[:, None]
-        slots.append(lost_slots.reshape(-1))
-        values.append(torch.zeros(lost_slots.numel(), dtype=torch.float64, device=self.device))
-        self.tree.update(torch.cat(slots), torch.cat(values))
+        lost_before_ready = (lost >= 0) & (lost < ready[:, None])
+        lost_slots = torch.where(lost_before_ready, lost % self.rows, row[:, None]) * n + envs[:, None]
+        zeros = torch.zeros(len(envs) + lost_slots.numel(), dtype=torch.float64, device=self.device)
+        self.tree.update(torch.cat([new_slots, ready_slots, lost_slots.reshape(-1)]),
+                         torch.cat([zeros[:len(envs)], ready_values, zeros[len(envs):]]))
 
     # --------------------------------------------------------------------------- sampling
 
     def _sampleable_counts(self) -> Tensor:
-        return (self.steps - self.n_step - self.valid_from).clamp(min=0)
+        return (self.env_steps - self.n_step - self.valid_from).clamp(min=0)
 
     def sample(self, batch_size: int, beta: float = 0.4,
                generator: torch.Generator | None = None) -> Batch:
@@ -175,10 +181,12 @@ class ReplayBuffer:
         (Schaul et al. 2016, sec. 3.4)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if self.steps <= self.n_step:
-            raise ValueError(f"cannot sample: {self.steps} steps added, the first transition is "
-                             f"sampleable after {self.n_step + 1}")
         counts = self._sampleable_counts()
+        # More than n steps per env on average guarantee a sampleable transition; below that
+        # (only early on) the device is asked.
+        if self.added <= self.n_step * self.num_envs and not bool(counts.any()):
+            raise ValueError(f"cannot sample: nothing sampleable in {self.added} transitions added; an env's "
+                             f"first transition is sampleable after {self.n_step + 1} of its steps")
         if self.tree is None:
             ends = counts.cumsum(0)
             draws = torch.rand(batch_size, generator=generator, dtype=torch.float64,
@@ -190,7 +198,8 @@ class ReplayBuffer:
         else:
             slot = self.tree.sample(batch_size, generator).to(self.device)
             env, row = slot % self.num_envs, slot // self.num_envs
-            step = (self.steps - 1) - (self.steps - 1 - row) % self.rows
+            newest = self.env_steps[env] - 1
+            step = newest - (newest - row) % self.rows
             probs = self.tree.get(slot) / self.tree.total
             scaled = (counts.sum() * probs) ** -beta
             weights = (scaled / scaled.max()).float()
@@ -225,7 +234,7 @@ class ReplayBuffer:
             return
         indices = indices.to(self.device)
         step, env = indices // self.num_envs, indices % self.num_envs
-        valid = (step >= self.valid_from[env]) & (step <= self.steps - 1 - self.n_step)
+        valid = (step >= self.valid_from[env]) & (step <= self.env_steps[env] - 1 - self.n_step)
         slot = (step % self.rows) * self.num_envs + env
         new = (priorities.detach().to(self.device, torch.float64).abs() + self.priority_eps) ** self.alpha
         self.max_priority = torch.maximum(self.max_priority, torch.where(valid, new, 0.0).max())
@@ -234,10 +243,10 @@ class ReplayBuffer:
     # ------------------------------------------------------------------------ checkpoints
 
     def state_dict(self) -> dict[str, Any]:
-        state = {"steps": self.steps, "frames": self.frames.state_dict(),
+        state = {"added": self.added, "frames": self.frames.state_dict(),
                  "max_priority": self.max_priority.clone()}
         for name in ("obs_pos", "action", "reward", "terminated", "truncated", "valid_from",
-                     "episode_start"):
+                     "episode_start", "env_steps"):
             state[name] = getattr(self, name).clone()
         if self.tree is not None:
             state["tree"] = self.tree.state_dict()
@@ -255,6 +264,7 @@ class ReplayBuffer:
         self.valid_from = state["valid_from"].to(self.device).clone()
         self.episode_start = state["episode_start"].to(self.device).clone()
         self.max_priority = state["max_priority"].to(self.device).clone()
-        self.steps = int(state["steps"])
+        self.env_steps = state["env_steps"].to(self.device).clone()
+        self.added = int(state["added"])
         if self.tree is not None:
             self.tree.load_state_dict(state["tree"])

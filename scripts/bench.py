@@ -26,7 +26,7 @@ from bench_cases import atari_cases, ceiling, learning_cases, option_cost_cases,
 LEARNING = list(learning_cases.CASES)
 POLICY_GRADIENT = list(pg_cases.CASES)
 OPTION_COST = list(option_cost_cases.CASES)
-OTHER = ["atari_rollout", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole", "multiseed"]
+OTHER = ["atari_rollout", "dqn_pong_async", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole", "multiseed"]
 ALL = LEARNING + POLICY_GRADIENT + OPTION_COST + OTHER
 ON_ANY_DEVICE = LEARNING + ["torch_env", "ppo_torch_cartpole", "multiseed"]
 
@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
             emit(row)
     if "atari_rollout" in cases:
         for row in atari_cases.run(args.quick):
+            emit(row)
+    if "dqn_pong_async" in cases:
+        for row in atari_cases.run_async_dqn(args.quick):
             emit(row)
     if "replay_memory" in cases or "per_sample" in cases:
         from bench_cases import replay_cases

@@ -20,6 +20,14 @@ class VecEnvWrapper(VecEnv):
     def resumable(self) -> bool:
         return self.env.resumable
 
+    @property
+    def batch_size(self) -> int:
+        return self.env.batch_size
+
+    @property
+    def env_ids(self) -> Tensor | None:
+        return self.env.env_ids
+
     def reset(self, seed: int | None = None) -> Tensor:
         return self.env.reset(seed)
 

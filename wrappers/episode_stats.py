@@ -22,6 +22,7 @@ class EpisodeStatistics(VecEnvWrapper):
         super().__init__(env)
         self._return = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
         self._length = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        self._all_envs = torch.arange(self.num_envs, device=self.device)
 
     def reset(self, seed: int | None = None) -> Tensor:
         self._return.zero_()
@@ -33,13 +34,12 @@ class EpisodeStatistics(VecEnvWrapper):
         ended = info.get("episode_end")
         if ended is None:
             ended = terminated | truncated
-        self._return += reward
-        self._length += 1
-        info["episode_done"] = ended
-        info["episode_return"] = self._return.clone()
-        info["episode_length"] = self._length.clone()
-        self._return.masked_fill_(ended, 0.0)
-        self._length.masked_fill_(ended, 0)
+        envs = info.get("env_id", self._all_envs)  # an asynchronous env returns some envs ...
+        stepped = ~info["first_obs"] if "first_obs" in info else True  # ... some unstepped after a reset
+        returns, lengths = self._return[envs] + reward, self._length[envs] + stepped
+        info["episode_done"], info["episode_return"], info["episode_length"] = ended, returns, lengths
+        self._return[envs] = returns.masked_fill(ended, 0.0)
+        self._length[envs] = lengths.masked_fill(ended, 0)
         return obs, reward, terminated, truncated, info
 
     def state_dict(self) -> dict[str, Any]:

@@ -25,6 +25,10 @@ BAD_INPUTS = {
     "multi-seed dqn": (["--agent", "dqn", "--num-seeds", "2"], "--num-seeds trains PPO"),
     "multi-seed atari": (["--env", "PongNoFrameskip-v4", "--num-seeds", "2"], "torch-native env"),
     "multi-seed aux": (["--num-seeds", "2", "--aux", "curl"], "not available with --num-seeds"),
+    "async non-atari": (["--agent", "dqn", "--env-batch-size", "2"], "env_batch_size needs an Atari env"),
+    "async on-policy": (["--env", "Pong", "--env-batch-size", "2"], "env_batch_size needs a replay agent"),
+    "async all envs": (["--agent", "dqn", "--env", "Pong", "--num-envs", "4", "--env-batch-size", "4"],
+                       "env_batch_size must be below num_envs (4)"),
 }
 
 

@@ -10,10 +10,12 @@ SETTINGS = dict(freeze_encoder=True, buffer_size=4_000, batch_size=32, learning_
                 encoder_options={"hidden_sizes": [16], "activation": "tanh"}, head_hidden=8)
 
 
-def fill_both(stored_obs: DQN, stored_features: DQN, steps: int, restart_at: int) -> None:
+def fill_both(stored_obs: DQN, stored_features: DQN, steps: int, restart_at: int, in_pairs: bool = False) -> None:
     """Feeds both agents the same random-policy transitions, the envs restarted once mid-way
-    (as a resumed run with envs that cannot be snapshotted does)."""
+    (as a resumed run with envs that cannot be snapshotted does); ``in_pairs``: two envs at a time
+    in a random order, as an asynchronous env returns them."""
     env = make_env("CartPole-v1", 4, seed=3)
+    order = torch.Generator().manual_seed(0)
     obs = env.reset(seed=3)
     for step in range(steps):
         if step == restart_at:
@@ -22,18 +24,22 @@ def fill_both(stored_obs: DQN, stored_features: DQN, steps: int, restart_at: int
                 agent.episodes_restarted()
         action = torch.randint(2, (4,))
         next_obs, reward, terminated, truncated, info = env.step(action)
-        for agent in (stored_obs, stored_features):
-            agent.observe(obs, action, reward, info["final_obs"], terminated, truncated, {})
+        transition = (obs, action, reward, info["final_obs"], terminated, truncated)
+        for envs in torch.randperm(4, generator=order).chunk(2) if in_pairs else [None]:
+            rows = transition if envs is None else [field[envs] for field in transition]
+            for agent in (stored_obs, stored_features):
+                agent.observe(*rows, {}, env_ids=envs)
         obs = next_obs
 
 
-def test_stored_features_are_the_encoders_and_give_the_same_update():
+@pytest.mark.parametrize("in_pairs", [False, True])
+def test_stored_features_are_the_encoders_and_give_the_same_update(in_pairs):
     plain = DQN.from_env("CartPole-v1", **SETTINGS)
     cached = DQN.from_env("CartPole-v1", replay_features=True, **SETTINGS)
     for agent in (plain, cached):
         agent.setup_training(4)
     assert cached.buffer.frames.obs_shape == (16,)
-    fill_both(plain, cached, steps=300, restart_at=170)  # CartPole's random episodes end every ~20 steps
+    fill_both(plain, cached, steps=300, restart_at=170, in_pairs=in_pairs)  # CartPole's random episodes end every ~20 steps
 
     # ~1,200 transitions: 4,096 draws miss each one with probability exp(-3.4)
     torch.manual_seed(0)

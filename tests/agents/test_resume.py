@@ -86,4 +86,4 @@ def test_a_resume_on_fresh_episodes_cuts_the_stored_ones(tmp_path):
     assert not stored["truncated"][(adds - 1) % len(stored["truncated"])].all()  # not cut when saved
     buffer = resume(payload, tmp_path).buffer
     assert buffer.truncated[(adds - 1) % buffer.rows].all()
-    assert buffer.steps == 1_200 // settings["num_envs"]
+    assert buffer.env_steps.tolist() == [1_200 // settings["num_envs"]] * settings["num_envs"]
