@@ -19,6 +19,12 @@ import torch
 from torch import Tensor
 
 
+def env_index(env_ids: Tensor | None, all_envs: Tensor) -> tuple[Tensor, Tensor | slice]:
+    """The envs of one add, as an index tensor into ``[rows, envs]`` storage and as an index into
+    per-env state; for all envs (None) the latter is a slice, which reads and writes views."""
+    return (all_envs, slice(None)) if env_ids is None else (env_ids, env_ids)
+
+
 class FrameStore:
     """Per-env frame rings ``[num_frames, num_envs, *frame_shape]`` with stacks rebuilt on read."""
 
@@ -33,22 +39,24 @@ class FrameStore:
         frame_shape = self.frame_shape(obs_shape, frame_stack)
         self.frames = torch.zeros((num_frames, num_envs, *frame_shape), dtype=dtype, device=device)
         self.written = torch.zeros(num_envs, dtype=torch.int64, device=device)
+        self._envs = torch.arange(num_envs, device=device)
         self._offsets = torch.arange(frame_stack, device=device)
 
     @staticmethod
     def frame_shape(obs_shape: tuple[int, ...], frame_stack: int) -> tuple[int, ...]:
         return tuple(obs_shape[1:]) if frame_stack > 1 else tuple(obs_shape)
 
-    def push(self, obs: Tensor, next_obs: Tensor, episode_start: Tensor, envs: Tensor) -> Tensor:
-        """Store one step of each env in ``envs`` (distinct ids, any order); returns the position
-        of each one's ``obs`` newest frame.
+    def push(self, obs: Tensor, next_obs: Tensor, episode_start: Tensor, env_ids: Tensor | None = None) -> Tensor:
+        """Store one step of each env in ``env_ids`` (distinct, any order; None: all in order);
+        returns the position of each one's ``obs`` newest frame.
 
         Where ``episode_start`` all K frames of ``obs`` are written first; elsewhere ``obs`` is
         the previous step's ``next_obs``, already stored. Then the newest frame of ``next_obs``.
         """
         stacked = obs if self.stack > 1 else obs.unsqueeze(1)
         newest_next = next_obs[:, -1] if self.stack > 1 else next_obs
-        first = self.written[envs]
+        envs, of_envs = env_index(env_ids, self._envs)
+        first = self.written[of_envs]
         slots = (first[:, None] + self._offsets) % self.num_frames  # [B, K]
         env_column = envs[:, None]
         # Envs not starting an episode write back what is already there: no masked scatter, no
@@ -58,7 +66,7 @@ class FrameStore:
                                                      self.frames[slots, env_column])
         obs_newest = first + episode_start.long() * self.stack - 1
         self.frames[(obs_newest + 1) % self.num_frames, envs] = newest_next.to(self.frames.dtype)
-        self.written[envs] = obs_newest + 2
+        self.written[of_envs] = obs_newest + 2
         return obs_newest
 
     def stacks(self, envs: Tensor, newest: Tensor) -> Tensor:
@@ -66,7 +74,7 @@ class FrameStore:
         positions = (newest[:, None] - self._offsets.flip(0)) % self.num_frames  # oldest first
         return self.frames[positions, envs[:, None]].reshape(len(envs), *self.obs_shape)
 
-    def oldest_kept(self, envs: Tensor) -> Tensor:
+    def oldest_kept(self, envs: Tensor | slice) -> Tensor:
         """For each env in ``envs``, the first position still stored."""
         return self.written[envs] - self.num_frames
 

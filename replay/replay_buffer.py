@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from replay.batch import Batch
-from replay.frame_store import FrameStore
+from replay.frame_store import FrameStore, env_index
 from replay.n_step import n_step_window
 from replay.spaces import element_nbytes, tensor_spec
 from replay.sum_tree import SumTree
@@ -107,24 +107,25 @@ class ReplayBuffer:
         """One step of the envs ``env_ids`` (distinct; default: all N in order). ``next_obs`` is
         the true next observation (the final one where an episode ended), and where nothing
         ended that env's next ``obs`` must equal it."""
-        envs = self._envs if env_ids is None else env_ids.to(self.device, torch.int64)
+        env_ids = None if env_ids is None else env_ids.to(self.device, torch.int64)
+        envs, of_envs = env_index(env_ids, self._envs)
         b = len(envs)
         if obs.shape != (b, *self.frames.obs_shape) or next_obs.shape != obs.shape:
             raise ValueError(f"obs and next_obs must be shaped {[b, *self.frames.obs_shape]}, "
                              f"got {list(obs.shape)} and {list(next_obs.shape)}")
         if action.shape != (b, *self.action_shape):
             raise ValueError(f"action must be shaped {[b, *self.action_shape]}, got {list(action.shape)}")
-        step = self.env_steps[envs]
+        step = self.env_steps[of_envs]
         row = step % self.rows
-        self.obs_pos[row, envs] = self.frames.push(obs, next_obs, self.episode_start[envs], envs)
+        self.obs_pos[row, envs] = self.frames.push(obs, next_obs, self.episode_start[of_envs], env_ids)
         self.action[row, envs] = action.to(self.action.dtype)
         self.reward[row, envs] = reward.to(torch.float32)
         self.terminated[row, envs] = terminated.to(torch.bool)
         self.truncated[row, envs] = truncated.to(torch.bool)
-        self.episode_start[envs] = (terminated | truncated).to(torch.bool)
-        self.env_steps[envs] = step + 1
+        self.episode_start[of_envs] = (terminated | truncated).to(torch.bool)
+        self.env_steps[of_envs] = step + 1
         self.added += b
-        lost = self._drop_lost_transitions(envs)
+        lost = self._drop_lost_transitions(envs, of_envs)
         if self.tree is not None:
             self._enter_tree(envs, row, lost)
 
@@ -137,19 +138,19 @@ class ReplayBuffer:
         self.truncated[newest, self._envs] |= self.env_steps > 0
         self.episode_start.fill_(True)
 
-    def _drop_lost_transitions(self, envs: Tensor) -> Tensor:
+    def _drop_lost_transitions(self, envs: Tensor, of_envs: Tensor | slice) -> Tensor:
         """Advance ``valid_from`` of ``envs`` past transitions whose row was reused or whose first
         frame was overwritten; returns the probed steps ``[B, K + 2]`` lost in this add (-1 else).
 
         A step adds at most K + 1 frames, and transitions own distinct frames in order, so at
         most K + 1 transitions per env are lost per add, all at the front of its range."""
-        steps = self.env_steps[envs]
-        valid_from = self.valid_from[envs].clamp(min=steps - self.rows)
+        steps = self.env_steps[of_envs]
+        valid_from = self.valid_from[of_envs].clamp(min=steps - self.rows)
         probe = valid_from[:, None] + self._lost_probe
         newest_frame = self.obs_pos[probe % self.rows, envs[:, None]]
         first_frame = newest_frame - (self.frames.stack - 1)
-        lost = (probe < steps[:, None]) & (first_frame < self.frames.oldest_kept(envs)[:, None])
-        self.valid_from[envs] = valid_from + lost.sum(1)
+        lost = (probe < steps[:, None]) & (first_frame < self.frames.oldest_kept(of_envs)[:, None])
+        self.valid_from[of_envs] = valid_from + lost.sum(1)
         return torch.where(lost, probe, -1)
 
     def _enter_tree(self, envs: Tensor, row: Tensor, lost: Tensor) -> None:

@@ -22,7 +22,6 @@ class EpisodeStatistics(VecEnvWrapper):
         super().__init__(env)
         self._return = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
         self._length = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
-        self._all_envs = torch.arange(self.num_envs, device=self.device)
 
     def reset(self, seed: int | None = None) -> Tensor:
         self._return.zero_()
@@ -34,7 +33,7 @@ class EpisodeStatistics(VecEnvWrapper):
         ended = info.get("episode_end")
         if ended is None:
             ended = terminated | truncated
-        envs = info.get("env_id", self._all_envs)  # an asynchronous env returns some envs ...
+        envs = info.get("env_id", slice(None))  # an asynchronous env returns some envs ...
         stepped = ~info["first_obs"] if "first_obs" in info else True  # ... some unstepped after a reset
         returns, lengths = self._return[envs] + reward, self._length[envs] + stepped
         info["episode_done"], info["episode_return"], info["episode_length"] = ended, returns, lengths
