@@ -1,30 +1,23 @@
 """K networks of one architecture trained side by side as one: stacked parameters, one batched call.
 
 Each parameter of the K copies is stored once as a ``[K, ...]`` tensor; a method of the
-architecture is evaluated for all K copies at once with ``torch.func.vmap`` over
-``torch.func.functional_call``, so K small networks cost about as many kernel launches as one.
+architecture is evaluated for all K copies at once with ``torch.func.vmap`` over a storage-less
+template of the network whose tensors are swapped for the copy's, so K small networks cost about
+as many kernel launches as one.
 The copies never mix: a loss that is a sum of per-copy losses gives each copy exactly its own
 gradient, and elementwise optimisers (Adam) then step each copy exactly as they would alone.
 """
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import chain
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, stack_module_state, vmap
-
-
-class _Method(nn.Module):
-    """Calls ``method`` of the wrapped network: ``functional_call`` can only call ``forward``."""
-
-    def __init__(self, network: nn.Module):
-        super().__init__()
-        self.network = network
-
-    def forward(self, method: str, *args: Tensor) -> Any:
-        return getattr(self.network, method)(*args)
+from torch.func import stack_module_state, vmap
 
 
 class SeedStack(nn.Module):
@@ -43,37 +36,36 @@ class SeedStack(nn.Module):
         for i, name in enumerate(self.buffer_names):
             self.register_buffer(f"stacked_buffer_{i}", buffers[name].clone())
         # The architecture without storage; a list keeps it out of parameters() and state_dict().
-        self._template = [_Method(copy.deepcopy(networks[0]).to("meta"))]
+        template = copy.deepcopy(networks[0]).to("meta")
+        self._template = [template]
+        self._slots = _tensor_slots(template, self.param_names + self.buffer_names)
         self.num_copies = len(networks)
 
-    def _tensors(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        params = {f"network.{name}": p for name, p in zip(self.param_names, self.stacked)}
-        buffers = {f"network.{name}": getattr(self, f"stacked_buffer_{i}") for i, name in enumerate(self.buffer_names)}
-        return params, buffers
+    def _tensors(self) -> list[Tensor]:
+        """The stacked parameters, then buffers, in the order of ``param_names + buffer_names``."""
+        return [*self.stacked, *(getattr(self, f"stacked_buffer_{i}") for i in range(len(self.buffer_names)))]
 
     def call(self, method: str, *inputs: Tensor) -> Any:
-        template = self._template[0]
+        template, slots = self._template[0], self._slots
 
-        def one_copy(params: dict[str, Tensor], buffers: dict[str, Tensor], *args: Tensor) -> Any:
-            return functional_call(template, (params, buffers), (method, *args))
+        def one_copy(tensors: list[Tensor], *args: Tensor) -> Any:
+            with _swapped_in(slots, tensors):
+                return getattr(template, method)(*args)
 
-        params, buffers = self._tensors()
+        tensors = self._tensors()
         if self.num_copies > 1:
-            return vmap(one_copy, in_dims=(0, 0, *[0] * len(inputs)), randomness="error")(params, buffers, *inputs)
+            return vmap(one_copy, randomness="error")(tensors, *inputs)
         # A batch of one sends matrix-vector products (a value head's [B, 64] @ [64, 1]) to
         # routines that round differently from the batched ones every K >= 2 uses. A lone copy
         # therefore runs beside a detached twin, so that what a copy computes never depends on
         # how many copies run with it.
-        outputs = vmap(one_copy, in_dims=(0, 0, *[0] * len(inputs)), randomness="error")(
-            _with_twin(params), _with_twin(buffers), *(torch.cat([x, x]) for x in inputs))
-        return _first_copy(outputs)
+        twinned = [torch.cat([t, t.detach()]) for t in tensors]
+        return _first_copy(vmap(one_copy, randomness="error")(twinned, *(torch.cat([x, x]) for x in inputs)))
 
     def copy_into(self, index: int, network: nn.Module) -> nn.Module:
         """Loads copy ``index``'s parameters and buffers into ``network`` (same architecture)."""
-        params, buffers = self._tensors()
-        prefix = len("network.")
-        state = {name[prefix:]: tensor[index].detach().clone() for name, tensor in {**params, **buffers}.items()}
-        network.load_state_dict(state)
+        names = self.param_names + self.buffer_names
+        network.load_state_dict({name: t[index].detach().clone() for name, t in zip(names, self._tensors())})
         return network
 
     def clip_grad_norm_(self, max_norm: float) -> Tensor:
@@ -89,9 +81,31 @@ class SeedStack(nn.Module):
         return norms
 
 
-def _with_twin(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Each ``[1, ...]`` tensor followed by a copy that gradients do not flow through."""
-    return {name: torch.cat([t, t.detach()]) for name, t in tensors.items()}
+def _tensor_slots(network: nn.Module, names: list[str]) -> list[tuple[dict[str, Any], str, int]]:
+    """Where each parameter and buffer of ``network`` lives: ``(its module's _parameters or
+    _buffers, attribute, index into names)``; a tensor held twice (tied) gets both places."""
+    index_of = {}
+    for name, tensor in chain(network.named_parameters(), network.named_buffers()):
+        index_of[id(tensor)] = names.index(name)
+    slots = []
+    for module in network.modules():
+        for store in (module._parameters, module._buffers):
+            slots += [(store, attr, index_of[id(t)]) for attr, t in store.items() if t is not None]
+    return slots
+
+
+@contextmanager
+def _swapped_in(slots: list[tuple[dict[str, Any], str, int]], tensors: list[Tensor]) -> Iterator[None]:
+    """The template holds ``tensors`` in place of its storage-less ones while the block runs
+    (``torch.func.functional_call``'s job without its per-call bookkeeping)."""
+    held = [store[attr] for store, attr, _ in slots]
+    for store, attr, i in slots:
+        store[attr] = tensors[i]
+    try:
+        yield
+    finally:
+        for (store, attr, _), tensor in zip(slots, held):
+            store[attr] = tensor
 
 
 def _first_copy(outputs: Any) -> Any:
