@@ -5,6 +5,8 @@ trained agent with ``--agent-checkpoint``:
 
     python scripts/pretrain.py --method byol --env ALE/Pong-v5 --frames 20000 --out runs/pong_byol
     python scripts/train.py --env ALE/Pong-v5 --encoder-checkpoint runs/pong_byol/encoder.pt --freeze-encoder
+    python scripts/train.py --agent dqn --env ALE/Pong-v5 --encoder-checkpoint runs/pong_byol/encoder.pt \
+        --freeze-encoder --replay-features --standardize-features
 
 Probe: fit a linear read-out (ridge, held-out R^2) from frozen features to the true state (Atari
 object positions from the console RAM, or a classic-control env's state) for the pre-trained
@@ -171,7 +173,8 @@ def pretrain(args: argparse.Namespace) -> None:
         "policy": "agent" if args.agent_checkpoint else "random", "wall_time_s": round(time.time() - started, 1)})
     print(f"{args.method} encoder ({encoder_name}) pre-trained on {args.frames} frames of {args.env} -> "
           f"{out / ENCODER_FILE}\nuse it with: python scripts/train.py --env {args.env} "
-          f"--encoder-checkpoint {out / ENCODER_FILE} --freeze-encoder")
+          f"--encoder-checkpoint {out / ENCODER_FILE} --freeze-encoder\n(with --agent dqn, add --replay-features "
+          f"--standardize-features: updates run the head alone, on standardised features)")
 
 
 # ----------------------------------------------------------------------------- probing
