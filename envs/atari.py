@@ -110,7 +110,7 @@ class AtariVecEnv(VecEnv):
             final_obs = to_device(np.where(ended[:, None, None, None], info["final_obs"], obs), self.device)
         else:
             final_obs = next_obs
-        extra = {"final_obs": final_obs, "episode_end": to_device(game_over | truncated, self.device)}
+        extra = {"final_obs": final_obs, "episode_end": to_device(ended, self.device)}
         if self._env_ids is not None:
             extra["env_id"] = self._env_ids
         if first_obs is not None:
