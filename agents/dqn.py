@@ -32,6 +32,7 @@ from envs import is_atari
 from replay import Batch
 from replay.replay_buffer import ReplayBuffer
 from representation.encoders import encode
+from representation.ssl.heads import momentum_update_
 
 
 @dataclass
@@ -198,11 +199,15 @@ class DQN(Agent):
         return self.q.q_values(obs, noise).argmax(dim=1)
 
     # ---------------------------------------------------------------------- learning
-    def next_action_probs(self, batch: Batch, next_q_target: Tensor, epsilon: Tensor) -> Tensor:
-        """pi(a' | s') ``[B, A]`` that the target line averages the next values over."""
+    def greedy_next_action(self, batch: Batch, next_q_target: Tensor) -> Tensor:
+        """argmax_a' of the target net's Q(s', a'), or of the online net's with ``double``: ``[B]``."""
         chooser = self.q.q_values(batch.next_obs, encoded=self.config.replay_features) if self.config.double \
             else next_q_target
-        greedy = nn.functional.one_hot(chooser.argmax(dim=1), self.num_actions).float()
+        return chooser.argmax(dim=1)
+
+    def next_action_probs(self, batch: Batch, next_q_target: Tensor, epsilon: Tensor) -> Tensor:
+        """pi(a' | s') ``[B, A]`` that the target line averages the next values over."""
+        greedy = nn.functional.one_hot(self.greedy_next_action(batch, next_q_target), self.num_actions).float()
         if self.config.target == "q_learning":
             return greedy
         expected = greedy * (1.0 - epsilon) + epsilon / self.num_actions
@@ -222,8 +227,11 @@ class DQN(Agent):
             epsilon = self.current_epsilon()
         out = self.q_target(batch.next_obs, encoded=self.config.replay_features)
         if not self.config.distributional:
-            probs = self.next_action_probs(batch, out, epsilon)
-            return batch.reward + batch.discount * (1.0 - batch.terminated) * (probs * out).sum(1)
+            if self.config.target == "q_learning":  # pi is one-hot: the expectation is one value
+                next_value = out.gather(1, self.greedy_next_action(batch, out)[:, None]).squeeze(1)
+            else:
+                next_value = (self.next_action_probs(batch, out, epsilon) * out).sum(1)
+            return batch.reward + batch.discount * (1.0 - batch.terminated) * next_value
         next_dist = out.softmax(-1)
         probs = self.next_action_probs(batch, (next_dist * self.q_target.support).sum(-1), epsilon)
         mixture = (probs[..., None] * next_dist).sum(1)
@@ -266,12 +274,13 @@ class DQN(Agent):
 
     @torch.no_grad()
     def update_target(self) -> None:
-        tau = self.config.tau
-        if tau >= 1.0:
-            self.q_target.load_state_dict(self.q.state_dict())
+        """tau = 1: the target becomes a copy (parameters and buffers, one fused copy: the Nature
+        DQN's periodic sync); tau < 1: Polyak averaging of the parameters."""
+        if self.config.tau < 1.0:
+            momentum_update_(self.q_target, self.q, 1.0 - self.config.tau)
             return
-        for target, online in zip(self.q_target.parameters(), self.q.parameters()):
-            target.lerp_(online, tau)
+        torch._foreach_copy_([*self.q_target.parameters(), *self.q_target.buffers()],
+                             [*self.q.parameters(), *self.q.buffers()])
 
     def priority_beta(self) -> float:
         """Importance-sampling exponent, annealed linearly to 1 (Schaul et al. 2016, sec. 3.4)."""

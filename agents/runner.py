@@ -230,21 +230,26 @@ class _InFlight:
 
 
 class _EpisodeTally:
-    """Sums finished episodes' returns and lengths per seed on the device; read once per log line."""
+    """Sums finished episodes' count, return and length per row of the step results on the
+    device, in one fused add per step; summed per seed (rows are grouped by seed) once per log line."""
 
     def __init__(self, device: torch.device, num_seeds: int = 1):
-        self.sums = torch.zeros(num_seeds, 3, dtype=torch.float64, device=device)
+        self.device, self.num_seeds = device, num_seeds
+        self.sums: torch.Tensor | None = None  # [3, rows]: episodes, returns, lengths
 
     def add(self, info: dict[str, torch.Tensor]) -> None:
-        done = info["episode_done"].unflatten(0, (len(self.sums), -1))
-        returns = info["episode_return"].unflatten(0, done.shape) * done
-        lengths = info["episode_length"].unflatten(0, done.shape) * done
-        self.sums += torch.stack([done.sum(1), returns.sum(1), lengths.sum(1)], dim=1).double()
+        done = info["episode_done"]
+        finished = torch.stack([done, info["episode_return"], info["episode_length"]]) * done
+        if self.sums is None:
+            self.sums = torch.zeros(finished.shape, dtype=torch.float64, device=self.device)
+        self.sums += finished
 
     def flush(self) -> list[dict[str, float]]:
         """Per seed: mean return and length of the episodes finished since the last flush."""
+        if self.sums is None:
+            return [{} for _ in range(self.num_seeds)]
         tallies = []
-        for count, returns, lengths in self.sums.tolist():
+        for count, returns, lengths in self.sums.unflatten(1, (self.num_seeds, -1)).sum(2).T.tolist():
             tallies.append({} if count == 0 else {"charts/episodic_return": returns / count,
                                                   "charts/episodic_length": lengths / count,
                                                   "charts/episodes": count})

@@ -38,6 +38,7 @@ from agents.networks import TanhGaussianHead, build_encoder, mlp
 from envs import is_atari
 from replay import Batch
 from replay.replay_buffer import ReplayBuffer
+from representation.ssl.heads import momentum_update_
 
 
 @dataclass
@@ -246,8 +247,7 @@ class SAC(Agent):
 
     @torch.no_grad()
     def update_target(self) -> None:
-        for target, online in zip(self.critic_target.parameters(), self.critic.parameters()):
-            target.lerp_(online, self.config.tau)
+        momentum_update_(self.critic_target, self.critic, 1.0 - self.config.tau)
 
     # ------------------------------------------------------------------- runner hooks
     def setup_training(self, num_envs: int) -> None:

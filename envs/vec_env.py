@@ -15,6 +15,8 @@ def to_device(array: np.ndarray, device: torch.device, dtype: torch.dtype | None
     tensor = torch.from_numpy(np.ascontiguousarray(array))
     if dtype is not None:
         tensor = tensor.to(dtype)
+    if device.type == "cpu":
+        return tensor
     if device.type == "cuda":
         tensor = tensor.pin_memory()
     return tensor.to(device, non_blocking=True)

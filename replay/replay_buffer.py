@@ -74,6 +74,11 @@ class ReplayBuffer:
         self.episode_start = torch.ones(num_envs, dtype=torch.bool, device=self.device)
         self.env_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self.added = 0  # transitions added over all envs, counted on the host
+        # Host-side facts that spare device work: no env has more steps than ``_steps_bound`` (an
+        # add steps each env at most once), and while every add stored all envs they all have
+        # ``_lockstep_steps`` (None after an add of some envs), so rows are plain indices.
+        self._steps_bound = 0
+        self._lockstep_steps: int | None = 0
         self.tree = SumTree(rows * num_envs, self.device) if prioritized else None
         self.max_priority = torch.ones((), dtype=torch.float64, device=self.device)
         self._envs = torch.arange(num_envs, device=self.device)
@@ -115,19 +120,25 @@ class ReplayBuffer:
                              f"got {list(obs.shape)} and {list(next_obs.shape)}")
         if action.shape != (b, *self.action_shape):
             raise ValueError(f"action must be shaped {[b, *self.action_shape]}, got {list(action.shape)}")
-        step = self.env_steps[of_envs]
-        row = step % self.rows
-        self.obs_pos[row, envs] = self.frames.push(obs, next_obs, self.episode_start[of_envs], env_ids)
-        self.action[row, envs] = action.to(self.action.dtype)
-        self.reward[row, envs] = reward.to(torch.float32)
-        self.terminated[row, envs] = terminated.to(torch.bool)
-        self.truncated[row, envs] = truncated.to(torch.bool)
+        if env_ids is None and self._lockstep_steps is not None:
+            row, self._lockstep_steps = self._lockstep_steps % self.rows, self._lockstep_steps + 1
+            at: Any = row
+        else:
+            self._lockstep_steps = None
+            row = self.env_steps[of_envs] % self.rows
+            at = (row, envs)
+        self.obs_pos[at] = self.frames.push(obs, next_obs, self.episode_start[of_envs], env_ids)
+        self.action[at] = action.to(self.action.dtype)
+        self.reward[at] = reward.to(torch.float32)
+        self.terminated[at] = terminated.to(torch.bool)
+        self.truncated[at] = truncated.to(torch.bool)
         self.episode_start[of_envs] = (terminated | truncated).to(torch.bool)
-        self.env_steps[of_envs] = step + 1
+        self.env_steps[of_envs] += 1
         self.added += b
-        lost = self._drop_lost_transitions(envs, of_envs)
+        self._steps_bound += 1
+        lost = self._drop_lost_transitions(envs, of_envs) if self._may_lose_transitions() else None
         if self.tree is not None:
-            self._enter_tree(envs, row, lost)
+            self._enter_tree(envs, row * self.num_envs + envs, lost)
 
     def cut_episodes(self) -> None:
         """The envs go on from fresh episodes, not from the last ``next_obs`` (a resumed run whose
@@ -137,6 +148,12 @@ class ReplayBuffer:
         newest = (self.env_steps - 1) % self.rows
         self.truncated[newest, self._envs] |= self.env_steps > 0
         self.episode_start.fill_(True)
+
+    def _may_lose_transitions(self) -> bool:
+        """Whether an add can lose transitions yet: only once a row could be reused, or once the
+        frames written (at most K + 1 per step) could exceed the frame ring."""
+        return (self._steps_bound > self.rows
+                or self._steps_bound * (self.frames.stack + 1) > self.frames.num_frames)
 
     def _drop_lost_transitions(self, envs: Tensor, of_envs: Tensor | slice) -> Tensor:
         """Advance ``valid_from`` of ``envs`` past transitions whose row was reused or whose first
@@ -153,22 +170,23 @@ class ReplayBuffer:
         self.valid_from[of_envs] = valid_from + lost.sum(1)
         return torch.where(lost, probe, -1)
 
-    def _enter_tree(self, envs: Tensor, row: Tensor, lost: Tensor) -> None:
-        """Zero the new rows (not sampleable yet) and lost transitions; let each step whose window
-        just completed in at the max priority."""
+    def _enter_tree(self, envs: Tensor, new_slots: Tensor, lost: Tensor | None) -> None:
+        """Zero the new slots (not sampleable yet) and lost transitions (None: none lost); let
+        each step whose window just completed in at the max priority."""
         n = self.num_envs
-        new_slots = row * n + envs
         ready = self.env_steps[envs] - 1 - self.n_step
         # An env with no completed window yet zeroes its new slot a second time instead.
         ready_slots = torch.where(ready >= 0, (ready % self.rows) * n + envs, new_slots)
         ready_values = self.max_priority * (ready >= self.valid_from[envs])
-        # Lost transitions at or after ``ready`` never had mass; probes that lost nothing point at
-        # the new row, zeroed anyway, so no slot gets two different values in one update.
-        lost_before_ready = (lost >= 0) & (lost < ready[:, None])
-        lost_slots = torch.where(lost_before_ready, lost % self.rows, row[:, None]) * n + envs[:, None]
-        zeros = torch.zeros(len(envs) + lost_slots.numel(), dtype=torch.float64, device=self.device)
-        self.tree.update(torch.cat([new_slots, ready_slots, lost_slots.reshape(-1)]),
-                         torch.cat([zeros[:len(envs)], ready_values, zeros[len(envs):]]))
+        slots, values = [new_slots, ready_slots], [torch.zeros_like(ready_values), ready_values]
+        if lost is not None:
+            # Lost transitions at or after ``ready`` never had mass; probes that lost nothing point
+            # at the new slot, zeroed anyway, so no slot gets two different values in one update.
+            lost_before_ready = (lost >= 0) & (lost < ready[:, None])
+            lost_slots = torch.where(lost_before_ready, (lost % self.rows) * n + envs[:, None], new_slots[:, None])
+            slots.append(lost_slots.reshape(-1))
+            values.append(torch.zeros(lost_slots.numel(), dtype=torch.float64, device=self.device))
+        self.tree.update(torch.cat(slots), torch.cat(values))
 
     # --------------------------------------------------------------------------- sampling
 
@@ -267,5 +285,8 @@ class ReplayBuffer:
         self.max_priority = state["max_priority"].to(self.device).clone()
         self.env_steps = state["env_steps"].to(self.device).clone()
         self.added = int(state["added"])
+        self._steps_bound = int(self.env_steps.max())
+        in_lockstep = bool((self.env_steps == self.env_steps[0]).all())
+        self._lockstep_steps = int(self.env_steps[0]) if in_lockstep else None
         if self.tree is not None:
             self.tree.load_state_dict(state["tree"])

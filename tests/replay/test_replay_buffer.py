@@ -60,6 +60,26 @@ def test_samples_rebuild_exact_transitions_and_cover_exactly_the_sampleable_ones
     assert len(buffer) == len(stored)
 
 
+@pytest.mark.parametrize("capacity,stack,n_step,prioritized", [(60, 4, 1, True), (60, 1, 2, True), (60, 4, 2, False),
+                                                               (12, 1, 1, True)])
+def test_after_every_add_exactly_the_sampleable_transitions_count(capacity, stack, n_step, prioritized):
+    """Through the first overwritten frames and the first reused row (the adds before them skip
+    looking for lost transitions; with 4 rows the row is reused first), the buffer's sampleable
+    ranges and tree mass equal brute force after each add."""
+    num_envs = 3
+    for steps in range(1, 40):
+        buffer = ReplayBuffer(capacity, num_envs, _space(stack), ACTIONS, frame_stack=stack, n_step=n_step,
+                              prioritized=prioritized)
+        traj = play([buffer], steps=steps, num_envs=num_envs, stack=stack, seed=11, p_end=0.4)
+        ranges = zip(buffer.valid_from.tolist(), buffer.env_steps.tolist())
+        counted = {(s, e) for e, (first, end) in enumerate(ranges) for s in range(first, end - n_step)}
+        assert counted == _sampleable(buffer, traj, stack), steps
+        if prioritized:
+            mass = buffer.tree.get(torch.arange(buffer.rows * num_envs)).view(buffer.rows, num_envs)
+            assert {(s, e) for s, e in counted if mass[s % buffer.rows, e] > 0} == counted, steps
+            assert int((mass > 0).sum()) == len(counted), steps
+
+
 def test_prioritized_mass_weights_and_updates():
     buffer = ReplayBuffer(80, 2, _space(4), ACTIONS, frame_stack=4, n_step=2, prioritized=True,
                           alpha=0.5, priority_eps=0.01)
