@@ -57,14 +57,16 @@ class FrameStore:
         newest_next = next_obs[:, -1] if self.stack > 1 else next_obs
         envs, of_envs = env_index(env_ids, self._envs)
         first = self.written[of_envs]
-        slots = (first[:, None] + self._offsets) % self.num_frames  # [B, K]
-        env_column = envs[:, None]
         # Envs not starting an episode write back what is already there: no masked scatter, no
-        # host synchronisation, and nothing of the stream is disturbed.
-        keep_mask = episode_start.view(-1, *([1] * (stacked.dim() - 1)))
-        self.frames[slots, env_column] = torch.where(keep_mask, stacked.to(self.frames.dtype),
-                                                     self.frames[slots, env_column])
-        obs_newest = first + episode_start.long() * self.stack - 1
+        # host synchronisation, and nothing of the stream is disturbed. On the CPU reading the
+        # mask costs nothing, and on most steps no episode starts: the write is skipped then.
+        if self.frames.device.type != "cpu" or bool(episode_start.any()):
+            slots = (first[:, None] + self._offsets) % self.num_frames  # [B, K]
+            env_column = envs[:, None]
+            keep_mask = episode_start.view(-1, *([1] * (stacked.dim() - 1)))
+            self.frames[slots, env_column] = torch.where(keep_mask, stacked.to(self.frames.dtype),
+                                                         self.frames[slots, env_column])
+        obs_newest = torch.where(episode_start, first + (self.stack - 1), first - 1)
         self.frames[(obs_newest + 1) % self.num_frames, envs] = newest_next.to(self.frames.dtype)
         self.written[of_envs] = obs_newest + 2
         return obs_newest

@@ -37,10 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the cases run, measures nothing")
     parser.add_argument("--compile", action="store_true",
                         help="train reprl's side of the learning cases with --compile (rows say \"compile\")")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="time reprl and SB3 this many times in alternation in the learning and policy-gradient "
+                             "cases; rows give medians and each pair's ratio (default: 1)")
     parser.add_argument("--device", default="cpu",
                         help=f"torch device of reprl's side (cpu, cuda, cuda:1); other than cpu only for: "
                              f"{', '.join(ON_ANY_DEVICE)} (default: cpu)")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
     cases = [c for c in args.cases.split(",") if c]
     unknown = sorted(set(cases) - set(ALL))
     if unknown:
@@ -65,11 +70,13 @@ def main(argv: list[str] | None = None) -> int:
     # The ceiling is eager CPU networks plus the env: a CPU figure only.
     cpu_ceiling = (lambda case, sps, steps: ceiling.ceiling(case, sps, steps, args.quick)) \
         if device.type == "cpu" else None
-    for row in learning_cases.run(learning, args.quick, cpu_ceiling, compile=args.compile, device=device):
+    for row in learning_cases.run(learning, args.quick, cpu_ceiling, compile=args.compile, device=device,
+                                   repeats=args.repeats):
         emit({**row, "compile": args.compile})
     names = [c for c in cases if c in POLICY_GRADIENT]
     if names:
-        for row in pg_cases.run(args.quick, names, compile=args.compile, ceiling=cpu_ceiling):
+        for row in pg_cases.run(args.quick, names, compile=args.compile, ceiling=cpu_ceiling,
+                                   repeats=args.repeats):
             emit({**row, "compile": args.compile})
     names = [c for c in cases if c in OPTION_COST]
     if names:

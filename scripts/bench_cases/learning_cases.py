@@ -8,6 +8,7 @@ the row also reports on its own (``compile_s``) and subtracted (``reprl_steady_s
 """
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -87,28 +88,39 @@ CASES: dict[str, tuple[type, str, str, dict[str, Any], int]] = {
 
 def run(names: list[str], quick: bool = False, ceiling: Callable[[str, float, int], dict] | None = None,
         cases: dict | None = None, sb3: Callable[[str, str, int, dict], float | None] | None = None,
-        compile: bool = False, device: torch.device = torch.device("cpu")) -> Iterator[dict]:
+        compile: bool = False, device: torch.device = torch.device("cpu"), repeats: int = 1) -> Iterator[dict]:
     """Both sides of each case in ``names`` (from ``cases``, timed for SB3 by ``sb3``, which may
-    return None for no SB3 side); reprl's agents compiled when ``compile`` and on ``device``."""
+    return None for no SB3 side); reprl's agents compiled when ``compile`` and on ``device``.
+
+    ``repeats`` > 1 times the two sides in alternation that many times, so that a drift of the
+    machine's speed during the run moves both: the row reports each side's median steps/s, the
+    median of the pairs' ratios and every pair's ratio (``pair_ratios``)."""
     cases, sb3 = cases or CASES, sb3 or sb3_sps
     for name in names:
         agent_cls, kind, env_id, hp, steps = cases[name]
         hp = {**hp, "device": str(device)}
         if quick:
             steps = max(steps // 20, 2 * hp["num_envs"] * hp.get("num_steps", 1), 2 * hp.get("learning_starts", 0))
-        compiled_before = compile_seconds()
-        ours = reprl_sps(agent_cls, env_id, steps, {**hp, "compile": True} if compile else hp)
-        compile_s = compile_seconds() - compiled_before
-        try:
-            theirs = sb3(kind, env_id, steps, hp)
-        except ImportError:
-            theirs = None
+        ours, theirs, steady, compile_s = [], [], [], []
+        for _ in range(repeats):
+            compiled_before = compile_seconds()
+            ours.append(reprl_sps(agent_cls, env_id, steps, {**hp, "compile": True} if compile else hp))
+            compile_s.append(compile_seconds() - compiled_before)
+            steady.append(steps / (steps / ours[-1] - compile_s[-1]))
+            try:
+                theirs.append(sb3(kind, env_id, steps, hp))
+            except ImportError:
+                theirs.append(None)
+        pair_ratios = [None if b is None else a / b for a, b in zip(ours, theirs)]
         row = {"case": name, "steps": steps, "device": str(device), "torch_threads": hp["torch_threads"],
-               "reprl_sps": round(ours, 1),
-               "sb3_sps": None if theirs is None else round(theirs, 1),
-               "ratio": None if theirs is None else round(ours / theirs, 3)}
+               "reprl_sps": round(statistics.median(ours), 1),
+               "sb3_sps": None if None in theirs else round(statistics.median(theirs), 1),
+               "ratio": None if None in pair_ratios else round(statistics.median(pair_ratios), 3)}
+        if repeats > 1:
+            row.update(repeats=repeats, pair_ratios=None if None in pair_ratios else [round(r, 3) for r in pair_ratios])
         if compile:
-            row.update(compile_s=round(compile_s, 1), reprl_steady_sps=round(steps / (steps / ours - compile_s), 1))
+            row.update(compile_s=round(statistics.median(compile_s), 1),
+                       reprl_steady_sps=round(statistics.median(steady), 1))
         if ceiling is not None:
-            row.update(ceiling(name, ours, steps))
+            row.update(ceiling(name, row["reprl_sps"], steps))
         yield row

@@ -47,5 +47,6 @@ def sb3_sps(kind: str, env_id: str, steps: int, hp: dict[str, Any]) -> float:
 
 
 def run(quick: bool = False, names: list[str] | None = None, compile: bool = False,
-        ceiling: Callable[[str, float, int], dict] | None = None) -> Iterator[dict]:
-    return learning_cases.run(names or list(CASES), quick, ceiling, cases=CASES, sb3=sb3_sps, compile=compile)
+        ceiling: Callable[[str, float, int], dict] | None = None, repeats: int = 1) -> Iterator[dict]:
+    return learning_cases.run(names or list(CASES), quick, ceiling, cases=CASES, sb3=sb3_sps, compile=compile,
+                              repeats=repeats)

@@ -75,3 +75,21 @@ def test_every_learning_row_carries_its_ceiling(monkeypatch):
     assert [r["case"] for r in rows] == names + ["a2c_cartpole"]
     assert [(c, s) for c, s, _ in asked] == [(n, 300.0) for n in names + ["a2c_cartpole"]]
     assert all(r["ceiling_sps"] == 600.0 and r["fraction_of_ceiling"] == 0.5 for r in rows)
+
+
+def test_repeats_alternate_the_sides_and_report_medians(monkeypatch):
+    calls = []
+
+    def fake_reprl(agent_cls, env_id, steps, hp):
+        calls.append("reprl")
+        return [300.0, 100.0, 240.0][calls.count("reprl") - 1]
+
+    def fake_sb3(*args):
+        calls.append("sb3")
+        return [100.0, 100.0, 60.0][calls.count("sb3") - 1]
+
+    monkeypatch.setattr(learning_cases, "reprl_sps", fake_reprl)
+    (row,) = learning_cases.run(["dqn_cartpole"], sb3=fake_sb3, repeats=3)
+    assert calls == ["reprl", "sb3"] * 3
+    assert row["pair_ratios"] == [3.0, 1.0, 4.0] and row["repeats"] == 3
+    assert (row["reprl_sps"], row["sb3_sps"], row["ratio"]) == (240.0, 100.0, 3.0)
