@@ -33,15 +33,14 @@ class EpisodeStatistics(VecEnvWrapper):
         ended = info.get("episode_end")
         if ended is None:
             ended = terminated | truncated
-        envs = info.get("env_id")  # an asynchronous env returns some envs ...
+        envs = info.get("env_id", slice(None))  # an asynchronous env returns some envs ...
         stepped = ~info["first_obs"] if "first_obs" in info else True  # ... some unstepped after a reset
-        if envs is None:
-            returns, lengths = self._return + reward, self._length + stepped
-            self._return, self._length = returns.masked_fill(ended, 0.0), lengths.masked_fill(ended, 0)
-        else:
-            returns, lengths = self._return[envs] + reward, self._length[envs] + stepped
-            self._return[envs] = returns.masked_fill(ended, 0.0)
-            self._length[envs] = lengths.masked_fill(ended, 0)
+        returns, lengths = self._return[envs] + reward, self._length[envs] + stepped
+        running = returns.masked_fill(ended, 0.0), lengths.masked_fill(ended, 0)
+        if "env_id" in info:
+            self._return[envs], self._length[envs] = running
+        else:  # all envs: the new tensors replace the old ones, sparing two copies
+            self._return, self._length = running
         info["episode_done"], info["episode_return"], info["episode_length"] = ended, returns, lengths
         return obs, reward, terminated, truncated, info
 
