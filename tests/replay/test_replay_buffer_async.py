@@ -109,3 +109,19 @@ def test_sampling_starts_as_soon_as_any_env_completes_a_window():
     batch = buffer.sample(8)
     assert batch.indices.tolist() == [0 * 4 + 2] * 8
     assert torch.equal(batch.obs, traj.obs[0][[2] * 8])
+
+
+def test_adds_of_all_envs_after_restoring_envs_at_different_steps_go_to_each_envs_own_row():
+    """A checkpoint taken with envs at different step counts, then adds of all envs together: the
+    restored buffer stores exactly what the uninterrupted one does."""
+    traj = play([], steps=60, num_envs=4, stack=4, seed=8, p_end=0.2)
+    uninterrupted, counts = _buffer(4, 2, True), [0] * 4
+    add_out_of_step(uninterrupted, traj, counts, adds=40, batch=2, gen=torch.Generator().manual_seed(1))
+    assert len(set(counts)) > 1
+    restored = _buffer(4, 2, True)
+    restored.load_state_dict(uninterrupted.state_dict())
+    for buffer in (uninterrupted, restored):
+        for k in range(15):  # all envs together, each going on with its own next step
+            buffer.add(*(torch.stack([getattr(traj, name)[c + k][e] for e, c in enumerate(counts)])
+                         for name in FIELDS))
+    _assert_equal(uninterrupted.state_dict(), restored.state_dict(), "buffer")
