@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [c for c in cases if c in POLICY_GRADIENT]
     if names:
         for row in pg_cases.run(args.quick, names, compile=args.compile, ceiling=cpu_ceiling,
-                                   repeats=args.repeats):
+                                repeats=args.repeats):
             emit({**row, "compile": args.compile})
     names = [c for c in cases if c in OPTION_COST]
     if names:

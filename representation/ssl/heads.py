@@ -43,7 +43,8 @@ def momentum_update_(target: nn.Module, online: nn.Module, momentum: float) -> N
     """``target = momentum * target + (1 - momentum) * online`` for every parameter, in place.
 
     MoCo (He et al. 2020, eq. 2) and BYOL (Grill et al. 2020, Section 3.1) both move the target
-    this way. Buffers (BatchNorm statistics) are the target's own: its forward passes keep them.
+    this way, as do the Polyak-averaged target critics of SAC and DQN with ``tau < 1`` (momentum
+    ``1 - tau``). Buffers (BatchNorm statistics) are the target's own: its forward passes keep them.
     """
     targets = list(target.parameters())
     onlines = list(online.parameters())
