@@ -143,8 +143,13 @@ class Agent(nn.Module):
         return metrics
 
     def clip_gradients(self, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> None:
-        """Scales the gradients of ``optimizer``'s parameters to global L2 norm <= ``max_grad_norm``."""
-        nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], max_grad_norm)
+        """Scales the gradients of ``optimizer``'s parameters to global L2 norm <= ``max_grad_norm``:
+        ``nn.utils.clip_grad_norm_``'s arithmetic, op for op, without its per-call grouping of the
+        tensors by device and dtype (all of an agent's live on one device)."""
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if grads:
+            total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            torch._foreach_mul_(grads, (max_grad_norm / (total_norm + 1e-6)).clamp_(max=1.0))
 
     def auxiliary_view(self, batch: Batch) -> Batch:
         """The batch an off-policy agent's update trains on (CURL may share its augmented anchor)."""

@@ -239,6 +239,8 @@ class _EpisodeTally:
 
     def add(self, info: dict[str, torch.Tensor]) -> None:
         done = info["episode_done"]
+        if done.device.type == "cpu" and not bool(done.any()):
+            return  # on the CPU the check costs nothing and most steps finish no episode
         finished = torch.stack([done, info["episode_return"], info["episode_length"]]) * done
         if self.sums is None:
             self.sums = torch.zeros(finished.shape, dtype=torch.float64, device=self.device)

@@ -24,8 +24,8 @@ class EpisodeStatistics(VecEnvWrapper):
         self._length = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
 
     def reset(self, seed: int | None = None) -> Tensor:
-        self._return.zero_()
-        self._length.zero_()
+        # fresh tensors: the last step's info may hold the old ones (all-envs steps rebind them)
+        self._return, self._length = torch.zeros_like(self._return), torch.zeros_like(self._length)
         return self.env.reset(seed)
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
@@ -33,14 +33,19 @@ class EpisodeStatistics(VecEnvWrapper):
         ended = info.get("episode_end")
         if ended is None:
             ended = terminated | truncated
-        envs = info.get("env_id", slice(None))  # an asynchronous env returns some envs ...
-        stepped = ~info["first_obs"] if "first_obs" in info else True  # ... some unstepped after a reset
-        returns, lengths = self._return[envs] + reward, self._length[envs] + stepped
-        running = returns.masked_fill(ended, 0.0), lengths.masked_fill(ended, 0)
-        if "env_id" in info:
-            self._return[envs], self._length[envs] = running
-        else:  # all envs: the new tensors replace the old ones, sparing two copies
-            self._return, self._length = running
+        if "env_id" in info:  # an asynchronous env returns some envs, some unstepped after a reset
+            envs = info["env_id"]
+            stepped = ~info["first_obs"] if "first_obs" in info else True
+            returns, lengths = self._return[envs] + reward, self._length[envs] + stepped
+            self._return[envs], self._length[envs] = returns.masked_fill(ended, 0.0), lengths.masked_fill(ended, 0)
+        else:  # all envs: the new tensors replace the old ones
+            returns, lengths = self._return + reward, self._length + 1
+            # On the CPU, reading whether any episode ended costs nothing and spares the two
+            # masked fills on most steps; elsewhere they run unconditionally, never waiting.
+            if self.device.type != "cpu" or bool(ended.any()):
+                self._return, self._length = returns.masked_fill(ended, 0.0), lengths.masked_fill(ended, 0)
+            else:
+                self._return, self._length = returns, lengths
         info["episode_done"], info["episode_return"], info["episode_length"] = ended, returns, lengths
         return obs, reward, terminated, truncated, info
 
