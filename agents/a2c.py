@@ -90,11 +90,11 @@ class A2C(OnPolicyRollouts, Agent):
     def loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss to minimise and its detached terms."""
         cfg = self.config
-        dist, value = self.net(batch.obs)
+        log_prob, entropy, value = self.net.evaluate_actions(batch.obs, batch.action)
         advantage = self.normalized_advantage(batch.advantage)
-        policy_loss = -(advantage * dist.log_prob(batch.action)).mean()
+        policy_loss = -(advantage * log_prob).mean()
         value_loss = 0.5 * (value - batch.returns).square().mean()
-        entropy = dist.entropy().mean()
+        entropy = entropy.mean()
         loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
         return loss, {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
                       "losses/entropy": entropy.detach()}

@@ -46,3 +46,9 @@ class ActorCritic(nn.Module):
         """``forward`` with the policy as the tensors its distribution is built from."""
         features = self.encoder(obs)
         return self.policy.dist_inputs(features), self.value(obs, features)
+
+    def evaluate_actions(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``log pi(action|obs)``, the policy's entropy at ``obs`` and ``V(obs)``: what the
+        policy-gradient losses take, without building the distribution."""
+        dist_inputs, value = self.dist_inputs_and_value(obs)
+        return (*self.policy.log_prob_and_entropy(action, *dist_inputs), value)

@@ -32,10 +32,16 @@ class StackedActorCritic(nn.Module):
         super().__init__()
         self.stack = SeedStack(networks)
         self.distribution = networks[0].policy.distribution
+        self.log_prob_and_entropy = networks[0].policy.log_prob_and_entropy
 
     def forward(self, obs: Tensor):
         dist_inputs, value = self.stack.call("dist_inputs_and_value", obs)
         return self.distribution(*dist_inputs), value
+
+    def evaluate_actions(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``ActorCritic.evaluate_actions`` of each network on its row of ``obs`` and ``action``."""
+        dist_inputs, value = self.stack.call("dist_inputs_and_value", obs)
+        return (*self.log_prob_and_entropy(action, *dist_inputs), value)
 
     def value(self, obs: Tensor) -> Tensor:
         return self.stack.call("value", obs)

@@ -81,8 +81,7 @@ class PPO(OnPolicyRollouts, Agent):
     def loss(self, batch: Batch, clip_coef: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss to minimise and its detached terms (``clip_coef`` a tensor, as it may be annealed)."""
         cfg = self.config
-        dist, value = self.net(batch.obs)
-        log_prob = dist.log_prob(batch.action)
+        log_prob, entropy, value = self.net.evaluate_actions(batch.obs, batch.action)
         log_ratio = log_prob - batch.log_prob
         ratio = log_ratio.exp()
         advantage = self.normalized_advantage(batch.advantage)
@@ -92,7 +91,7 @@ class PPO(OnPolicyRollouts, Agent):
             value_loss = 0.5 * torch.max((value - batch.returns).square(), (clipped - batch.returns).square()).mean(-1)
         else:
             value_loss = 0.5 * (value - batch.returns).square().mean(-1)
-        entropy = dist.entropy().mean(-1)
+        entropy = entropy.mean(-1)
         loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
         with torch.no_grad():  # Schulman's unbiased, low-variance KL estimator (k3)
             approx_kl = ((ratio - 1) - log_ratio).mean(-1)

@@ -157,10 +157,10 @@ class REINFORCE(OnPolicyRollouts, Agent):
         """``-mean_t(log pi(a_t|s_t) * advantage_t)`` (plus the value baseline's loss) and its
         detached terms."""
         cfg = self.config
-        dist, value = self.net(batch.obs)
+        log_prob, entropy, value = self.net.evaluate_actions(batch.obs, batch.action)
         advantage = self.normalized_advantage(batch.advantage)
-        policy_loss = -(advantage * dist.log_prob(batch.action)).mean()
-        entropy = dist.entropy().mean()
+        policy_loss = -(advantage * log_prob).mean()
+        entropy = entropy.mean()
         loss = policy_loss - cfg.ent_coef * entropy
         value_loss = 0.5 * (value - batch.returns).square().mean()
         if cfg.baseline == "value":

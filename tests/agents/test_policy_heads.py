@@ -1,4 +1,6 @@
-"""The policy heads' acting draw: the action and log-probability the full distribution gives."""
+"""The policy heads' acting draw and the losses' log-probability and entropy: what the full
+distribution gives."""
+import pytest
 import torch
 from gymnasium import spaces
 
@@ -34,3 +36,29 @@ def test_gaussian_sample_is_the_distributions_draw_with_its_log_density():
     expected = dist.sample()
     assert torch.equal(action, expected)
     torch.testing.assert_close(log_prob, dist.log_prob(expected))
+
+
+@pytest.mark.parametrize("shape", [(64, 5), (3, 16, 4)])  # one network's batch; K stacked seeds' batches
+def test_categorical_log_prob_and_entropy_and_their_gradients_are_the_distributions(shape):
+    generator = torch.Generator().manual_seed(1)
+    logits = (torch.randn(shape, generator=generator) * 4).requires_grad_()
+    action = torch.randint(0, shape[-1], shape[:-1], generator=generator)
+    log_prob, entropy = CategoricalHead.log_prob_and_entropy(action, logits)
+    (log_prob.square().sum() + entropy.sum()).backward()
+    reference = logits.detach().clone().requires_grad_()
+    dist = CategoricalHead.distribution(reference)
+    torch.testing.assert_close(log_prob, dist.log_prob(action), rtol=0, atol=1e-6)
+    torch.testing.assert_close(entropy, dist.entropy(), rtol=0, atol=1e-6)
+    (dist.log_prob(action).square().sum() + dist.entropy().sum()).backward()
+    torch.testing.assert_close(logits.grad, reference.grad, rtol=0, atol=1e-5)
+
+
+def test_gaussian_log_prob_and_entropy_are_the_distributions():
+    head = GaussianHead(8, spaces.Box(-1, 1, (3,)), log_std_init=-0.5)
+    mean, log_std = head.dist_inputs(torch.randn(64, 8))
+    action = torch.randn(64, 3)
+    log_prob, entropy = GaussianHead.log_prob_and_entropy(action, mean, log_std)
+    dist = GaussianHead.distribution(mean, log_std)
+    torch.testing.assert_close(log_prob, dist.log_prob(action))
+    torch.testing.assert_close(entropy, dist.entropy())
+
