@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 class ActorCritic(nn.Module):
     """Policy and value heads on one shared encoder or on two encoders of the same kind."""
 
+    batch_shape_agnostic = True  # every leading dimension is batch (``agents.seed_stack``)
+
     def __init__(self, config: OnPolicyConfig, observation_space: spaces.Space, action_space: spaces.Space):
         super().__init__()
         self.encoder = build_encoder(config, observation_space)

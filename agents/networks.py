@@ -80,6 +80,8 @@ def linear(in_dim: int, out_dim: int, gain: float) -> nn.Linear:
 
 
 class CategoricalHead(nn.Module):
+    batch_shape_agnostic = True  # every leading dimension is batch (``agents.seed_stack``)
+
     def __init__(self, in_dim: int, action_space: spaces.Discrete):
         super().__init__()
         self.logits = linear(in_dim, int(action_space.n), gain=0.01)
@@ -120,6 +122,8 @@ class CategoricalHead(nn.Module):
 
 class GaussianHead(nn.Module):
     """Diagonal Gaussian with a state-independent log-std (Schulman et al. 2017, PPO's MuJoCo policy)."""
+
+    batch_shape_agnostic = True  # every leading dimension is batch; log_std broadcasts (``agents.seed_stack``)
 
     def __init__(self, in_dim: int, action_space: spaces.Box, log_std_init: float = 0.0):
         super().__init__()

@@ -13,6 +13,7 @@ import torch
 
 from agents.checkpoint import rng_state, seed_everything, set_rng_state
 from agents.evaluation import evaluate, make_eval_env
+from agents.host_allocator import keep_freed_host_memory
 from agents.logger import Logger
 from envs import make_env
 from envs.vec_env import VecEnv
@@ -75,6 +76,7 @@ class Runner:
 
     def run_seeds(self) -> list[dict[str, Any]]:
         """Trains; returns one summary per seed."""
+        keep_freed_host_memory()
         threads = torch.get_num_threads()
         if self.config.torch_threads:
             torch.set_num_threads(self.config.torch_threads)

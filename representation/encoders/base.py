@@ -37,10 +37,11 @@ def flat_input_dim(space: spaces.Space) -> int:
 
 
 def to_flat_float(obs: Tensor, space: spaces.Space) -> Tensor:
-    """Turns raw observations into ``[B, flat_input_dim]`` floats."""
+    """Turns raw observations ``[*batch, *obs_shape]`` into ``[*batch, flat_input_dim]`` floats
+    (any number of leading batch dimensions: K seeds' ``[K, B, ...]`` stay apart)."""
     if isinstance(space, spaces.Discrete):
-        return torch.nn.functional.one_hot(obs.long().reshape(-1) - int(space.start), int(space.n)).float()
-    obs = obs.reshape(obs.shape[0], -1)
+        return torch.nn.functional.one_hot(obs.long() - int(space.start), int(space.n)).float()
+    obs = obs.flatten(obs.dim() - len(space.shape)) if space.shape else obs.unsqueeze(-1)
     if obs.dtype == torch.uint8:
         return obs.float() / 255.0
     return obs.float()

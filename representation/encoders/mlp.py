@@ -12,6 +12,8 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 
 
 class MLPEncoder(Encoder):
+    batch_shape_agnostic = True  # every leading dimension is batch (``agents.seed_stack``)
+
     def __init__(self, observation_space: spaces.Space, hidden_sizes: Sequence[int] = (64, 64),
                  activation: str = "tanh", layer_norm: bool = False):
         super().__init__()

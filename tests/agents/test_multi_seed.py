@@ -11,7 +11,7 @@ from torch import nn
 from agents import PPO
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
-from agents.multi_seed import MultiSeedPPO, build_multi_seed
+from agents.multi_seed import MultiSeedPPO, StackedActorCritic, build_multi_seed
 from agents.runner import CHECKPOINT, Runner
 from agents.seed_stack import SeedStack
 from test_resume import Crash, crash_after
@@ -25,27 +25,32 @@ def multi_seed(seeds: list[int], **settings) -> MultiSeedPPO:
     return build_multi_seed(PPO, template.config, template.observation_space, template.action_space, seeds)
 
 
-def small_networks(count: int) -> list[nn.Module]:
+def small_networks(count: int, layer_norm: bool = False) -> list[nn.Module]:
+    """Linear-tanh-linear nets, which a SeedStack runs directly; with a LayerNorm, under vmap."""
     networks = []
     for seed in range(count):
         torch.manual_seed(seed)
-        networks.append(nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2)))
+        middle = [nn.LayerNorm(8)] if layer_norm else []
+        networks.append(nn.Sequential(nn.Linear(3, 8), *middle, nn.Tanh(), nn.Linear(8, 2)))
     return networks
 
 
-def test_seed_stack_runs_each_copy_on_its_own_rows():
-    networks = small_networks(3)
+@pytest.mark.parametrize("layer_norm", [False, True], ids=["direct", "vmap"])
+def test_seed_stack_runs_each_copy_on_its_own_rows(layer_norm):
+    networks = small_networks(3, layer_norm)
     stack = SeedStack(networks)
+    assert stack.runs_directly is not layer_norm
     inputs = torch.randn(3, 5, 3)
     outputs = stack.call("forward", inputs)
     for k, network in enumerate(networks):
         assert torch.allclose(outputs[k], network(inputs[k]), atol=1e-6)
-    copy = stack.copy_into(1, small_networks(1)[0])
+    copy = stack.copy_into(1, small_networks(1, layer_norm)[0])
     assert all(torch.equal(a, b) for a, b in zip(copy.state_dict().values(), networks[1].state_dict().values()))
 
 
-def test_seed_stack_gradients_and_clipping_are_per_copy():
-    networks = small_networks(3)
+@pytest.mark.parametrize("layer_norm", [False, True], ids=["direct", "vmap"])
+def test_seed_stack_gradients_and_clipping_are_per_copy(layer_norm):
+    networks = small_networks(3, layer_norm)
     stack = SeedStack(networks)
     inputs = torch.randn(3, 5, 3) * torch.tensor([1.0, 10.0, 100.0]).view(3, 1, 1)  # very different norms
     stack.call("forward", inputs).square().mean((1, 2)).sum().backward()
@@ -56,6 +61,26 @@ def test_seed_stack_gradients_and_clipping_are_per_copy():
         assert torch.allclose(norms[k], expected_norm, rtol=1e-5)
         for stacked, own in zip(stack.stacked, network.parameters()):
             assert torch.allclose(stacked.grad[k], own.grad, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_stacked_actor_critics_run_directly_and_give_each_network_its_own_outputs(env_id):
+    """The categorical and Gaussian actor-critics run without vmap; the Gaussian head's log-std,
+    a parameter outside any linear layer, broadcasts copy k against row k only."""
+    settings = {**SETTINGS, "log_std_init": 0.0}
+    agents = [PPO.from_env(env_id, **settings, seed=seed) for seed in (1, 2, 3)]
+    for k, agent in enumerate(agents):
+        if hasattr(agent.net.policy, "log_std"):  # a different log-std per copy
+            agent.net.policy.log_std.data.fill_(-0.5 * k)
+    stacked = StackedActorCritic([agent.net for agent in agents])
+    assert stacked.stack.runs_directly
+    obs = torch.randn(3, 5, agents[0].observation_space.shape[0])
+    dist_inputs, values = stacked.stack.call("dist_inputs_and_value", obs)
+    for k, agent in enumerate(agents):
+        own_inputs, own_value = agent.net.dist_inputs_and_value(obs[k])
+        for stacked_input, own_input in zip(dist_inputs, own_inputs, strict=True):
+            assert torch.allclose(stacked_input[k], own_input, atol=1e-6)
+        assert torch.allclose(values[k], own_value, atol=1e-6)
 
 
 def test_each_seed_starts_from_the_weights_of_its_own_plain_run():
