@@ -5,8 +5,9 @@ env whose K seed groups of N envs each reset from their own seed; every random d
 (initial weights, reset states, actions, minibatch order) comes from that seed's own generator,
 and every loss is a per-seed mean, so seed k of a K-seed run computes exactly what seed k of a
 one-seed run (``--num-seeds 1``) computes, only K times as many at once. A plain run of the same
-seed starts from the same weights and states but batched and unbatched matrix products round
-differently, so the two drift apart by float round-off during training.
+seed starts from the same weights and states, but batched and unbatched matrix products round
+differently and the stacked networks' tanh is computed through the sigmoid (``SeedStack``), so
+the two drift apart by float round-off during training.
 """
 from __future__ import annotations
 

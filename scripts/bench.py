@@ -4,7 +4,8 @@ Prints one JSON line per case. Learning cases train the same agent with the same
 hyperparameters, env counts and torch threads in reprl and Stable-Baselines3 (``pip install -e
 ".[bench]"``) and report ``reprl_sps``, ``sb3_sps`` and ``ratio``, and on a CPU the eager
 network-plus-env ceiling (``bench_cases/ceiling.py``). ``--repeats 3`` times the two sides of those
-cases three times in alternation, for figures a drift of the machine's speed moves less. ``--quick``
+cases (and of ``multiseed``) three times in alternation, for figures a drift of the machine's speed
+moves less. ``--quick``
 runs every case briefly (a smoke test, not a measurement).
 
 ``--device cuda`` puts reprl's side of the learning, torch-env, PPO-torch and multi-seed cases on
@@ -39,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true",
                         help="train reprl's side of the learning cases with --compile (rows say \"compile\")")
     parser.add_argument("--repeats", type=int, default=1,
-                        help="time reprl and SB3 this many times in alternation in the learning and policy-gradient "
-                             "cases; rows give medians and each pair's ratio (default: 1)")
+                        help="time the two sides this many times in alternation in the learning, policy-gradient "
+                             "and multiseed cases; rows give medians and each pair's ratio (default: 1)")
     parser.add_argument("--device", default="cpu",
                         help=f"torch device of reprl's side (cpu, cuda, cuda:1); other than cpu only for: "
                              f"{', '.join(ON_ANY_DEVICE)} (default: cpu)")
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if "multiseed" in cases:
         from bench_cases import multiseed_cases
 
-        for row in multiseed_cases.run(args.quick, device):
+        for row in multiseed_cases.run(args.quick, device, repeats=args.repeats):
             emit(row)
     return 0
 

@@ -5,6 +5,7 @@ a lone small-MLP run on one torch thread (a second one only adds synchronisation
 run, whose stacked updates are real arithmetic, on two. On a GPU both sides run there."""
 from __future__ import annotations
 
+import statistics
 import tempfile
 from collections.abc import Iterator
 
@@ -34,13 +35,24 @@ def steps_per_second(num_seeds: int | None, steps: int, device: torch.device) ->
     return summaries[0]["sps"] * len(summaries)
 
 
-def run(quick: bool = False, device: torch.device = torch.device("cpu")) -> Iterator[dict]:
+def run(quick: bool = False, device: torch.device = torch.device("cpu"), repeats: int = 1) -> Iterator[dict]:
     """One row per K: ``seeds``, ``sps`` (all seeds together), ``single_seed_sps`` and their ``ratio``
-    (the speed-up over running the K seeds one after another)."""
+    (the speed-up over running the K seeds one after another).
+
+    ``repeats`` > 1 times a lone seed and the K seeds in alternation that many times for each K:
+    the row reports each side's median, the median of the pairs' ratios and every pair's ratio
+    (``pair_ratios``); a lone seed's speed varies by a fifth from run to run here."""
     steps = 512 if quick else STEPS
-    single = steps_per_second(None, steps, device)
     for num_seeds in (1, 2) if quick else SEEDS:
-        together = steps_per_second(num_seeds, steps, device)
-        yield {"case": CASE, "env": ENV_ID, "seeds": num_seeds, "steps_per_seed": steps, "device": str(device),
+        singles, togethers = [], []
+        for _ in range(repeats):
+            singles.append(steps_per_second(None, steps, device))
+            togethers.append(steps_per_second(num_seeds, steps, device))
+        pair_ratios = [together / single for single, together in zip(singles, togethers)]
+        row = {"case": CASE, "env": ENV_ID, "seeds": num_seeds, "steps_per_seed": steps, "device": str(device),
                "torch_threads": MULTI_SEED_THREADS, "single_seed_torch_threads": SINGLE_SEED_THREADS,
-               "sps": round(together, 1), "single_seed_sps": round(single, 1), "ratio": round(together / single, 3)}
+               "sps": round(statistics.median(togethers), 1), "single_seed_sps": round(statistics.median(singles), 1),
+               "ratio": round(statistics.median(pair_ratios), 3)}
+        if repeats > 1:
+            row.update(repeats=repeats, pair_ratios=[round(r, 3) for r in pair_ratios])
+        yield row

@@ -16,3 +16,10 @@ def test_quick_multiseed_rows(capsys):
     for row in rows:
         assert row["case"] == "multiseed" and row["env"] == "CartPole-v1" and row["steps_per_seed"] == 512
         assert row["sps"] > 0 and row["ratio"] == pytest.approx(row["sps"] / row["single_seed_sps"], abs=2e-3)
+
+
+def test_repeated_multiseed_rows_give_the_median_of_their_pairs(capsys):
+    assert bench.main(["--cases", "multiseed", "--quick", "--repeats", "3"]) == 0
+    for row in (json.loads(line) for line in capsys.readouterr().out.splitlines()):
+        assert row["repeats"] == 3 and len(row["pair_ratios"]) == 3
+        assert row["ratio"] == pytest.approx(sorted(row["pair_ratios"])[1], abs=2e-3)
