@@ -4,7 +4,8 @@ Each parameter of the K copies is stored once as a ``[K, ...]`` tensor, and a me
 architecture is evaluated for all K copies at once on a storage-less template of the network
 whose tensors are swapped for the stacked ones, so K small networks cost about as many kernel
 launches as one. Networks built only of linear layers, elementwise activations and modules that
-declare ``batch_shape_agnostic`` (they treat every leading dimension as batch) run directly on
+declare ``batch_shape_agnostic`` (they treat every leading dimension as batch, and a parameter
+of their own enters only by broadcasting against the features) run directly on
 ``[K, B, ...]`` inputs, each linear layer as one batched matrix product and each tanh through
 the sigmoid (``StackedTanh``: the same to float precision, and faster on the CPU for K copies'
 large activations); any other network runs
@@ -118,7 +119,7 @@ class StackedLinear(nn.Module):
         self.bias = layer.bias
 
     def forward(self, x: Tensor) -> Tensor:
-        rows = x.flatten(1, -2)
+        rows = x.reshape(x.shape[0], -1, x.shape[-1])
         out = (torch.bmm(rows, self.weight.transpose(1, 2)) if self.bias is None
                else torch.baddbmm(self.bias.unsqueeze(1), rows, self.weight.transpose(1, 2)))
         return out.view(*x.shape[:-1], out.shape[-1])

@@ -35,12 +35,13 @@ def small_networks(count: int, layer_norm: bool = False) -> list[nn.Module]:
     return networks
 
 
+@pytest.mark.parametrize("batch_shape", [(), (5,), (4, 6)], ids=["unbatched", "batch", "two-batch-dims"])
 @pytest.mark.parametrize("layer_norm", [False, True], ids=["direct", "vmap"])
-def test_seed_stack_runs_each_copy_on_its_own_rows(layer_norm):
+def test_seed_stack_runs_each_copy_on_its_own_rows(layer_norm, batch_shape):
     networks = small_networks(3, layer_norm)
     stack = SeedStack(networks)
     assert stack.runs_directly is not layer_norm
-    inputs = torch.randn(3, 5, 3)
+    inputs = torch.randn(3, *batch_shape, 3)
     outputs = stack.call("forward", inputs)
     for k, network in enumerate(networks):
         assert torch.allclose(outputs[k], network(inputs[k]), atol=1e-6)
