@@ -88,13 +88,14 @@ class A2C(OnPolicyRollouts, Agent):
         return {**metrics, **self.optimizer_step(self.optimizer, loss, batch, self.config.max_grad_norm)}
 
     def loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
-        """The loss to minimise and its detached terms."""
+        """The loss to minimise and its detached terms; every mean runs over the last dimension,
+        so batches of ``[K, B]`` (K seeds stepped together, ``agents.multi_seed``) give K losses."""
         cfg = self.config
         log_prob, entropy, value = self.net.evaluate_actions(batch.obs, batch.action)
         advantage = self.normalized_advantage(batch.advantage)
-        policy_loss = -(advantage * log_prob).mean()
-        value_loss = 0.5 * (value - batch.returns).square().mean()
-        entropy = entropy.mean()
+        policy_loss = -(advantage * log_prob).mean(-1)
+        value_loss = 0.5 * (value - batch.returns).square().mean(-1)
+        entropy = entropy.mean(-1)
         loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
         return loss, {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
                       "losses/entropy": entropy.detach()}

@@ -1,4 +1,4 @@
-"""K independent PPO runs (one per seed) trained in one process as one batched run.
+"""K independent PPO or A2C runs (one per seed) trained in one process as one batched run.
 
 The K seeds' networks are stacked (``agents.seed_stack``) and called together on a torch-native
 env whose K seed groups of N envs each reset from their own seed; every random draw a seed makes
@@ -12,16 +12,18 @@ the two drift apart by float round-off during training.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 from torch.distributions import Categorical, Independent
 
+from agents.a2c import A2C
 from agents.actor_critic import ActorCritic
 from agents.base import Agent
-from agents.ppo import PPO, PPOConfig
+from agents.on_policy import OnPolicyConfig
+from agents.ppo import PPO
 from agents.seed_stack import SeedStack
 from replay.grouped_rollout_buffer import GroupedRolloutBuffer
 
@@ -48,28 +50,34 @@ class StackedActorCritic(nn.Module):
         return self.stack.call("value", obs)
 
 
-class MultiSeedPPO(PPO):
-    """PPO for ``seeds`` at once over K seed groups of envs; the Runner trains it like one agent
-    and writes one run directory per seed (``seed_agents()`` gives each seed as a plain PPO)."""
+class MultiSeed:
+    """An on-policy agent for ``seeds`` at once over K seed groups of envs; the Runner trains it
+    like one agent and writes one run directory per seed (``seed_agents()`` gives each seed as a
+    plain agent). Mixed in before the agent's class, whose losses must be per-seed means over
+    the last dimension: ``[K]`` losses, summed for the backward pass."""
 
-    def __init__(self, config: PPOConfig, observation_space: spaces.Space, action_space: spaces.Space,
+    seed_agent_class: ClassVar[type[Agent]]  # the agent each seed is
+
+    def __init__(self, config: OnPolicyConfig, observation_space: spaces.Space, action_space: spaces.Space,
                  seeds: list[int]):
         if len(seeds) < 1 or len(set(seeds)) != len(seeds):
             raise ValueError(f"--num-seeds needs distinct seeds, got {seeds}")
         if config.aux != "none":
             raise ValueError("auxiliary objectives (--aux) are not available with --num-seeds")
-        if config.target_kl:
+        if getattr(config, "target_kl", None):
             raise ValueError("--target-kl stops all seeds' epochs together: not available with --num-seeds")
         Agent.__init__(self, config, observation_space, action_space)
         self.seeds = list(seeds)
         self.num_seeds = len(seeds)
         # Built one by one with their own seeds: the initial weights of single-seed runs.
-        self._per_seed = [PPO(replace(config, seed=seed), observation_space, action_space) for seed in seeds]
+        self._per_seed = [self.seed_agent_class(replace(config, seed=seed), observation_space, action_space)
+                          for seed in seeds]
         self.net = StackedActorCritic([agent.net for agent in self._per_seed])
         self.clip_action = self._per_seed[0].clip_action
-        self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad],
-                                          lr=config.learning_rate, eps=config.adam_eps,
-                                          fused=self.device.type in ("cpu", "cuda"))
+        # The single-seed agent's optimiser on the stacked parameters; Adam and RMSprop act
+        # elementwise, so each seed's slice steps exactly as it would alone.
+        optimizer = self._per_seed[0].optimizer
+        self.optimizer = type(optimizer)([p for p in self.net.parameters() if p.requires_grad], **optimizer.defaults)
         self.generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
         self.buffer = None
         self.iteration = 0
@@ -133,12 +141,27 @@ class MultiSeedPPO(PPO):
         return {**super().payload(), "seeds": self.seeds}
 
 
-def build_multi_seed(agent_cls: type[Agent], config: PPOConfig, observation_space: spaces.Space,
-                     action_space: spaces.Space, seeds: list[int]) -> MultiSeedPPO:
-    """The multi-seed version of ``agent_cls`` (PPO only, for now) over torch-native envs."""
-    if agent_cls is not PPO:
-        raise ValueError(f"--num-seeds trains PPO; {agent_cls.name} runs one seed per process "
-                         "(scripts/compare.py runs many in parallel)")
+class MultiSeedPPO(MultiSeed, PPO):
+    """PPO for K seeds at once."""
+
+    seed_agent_class = PPO
+
+
+class MultiSeedA2C(MultiSeed, A2C):
+    """A2C for K seeds at once."""
+
+    seed_agent_class = A2C
+
+
+MULTI_SEED_AGENTS: dict[type[Agent], type[MultiSeed]] = {PPO: MultiSeedPPO, A2C: MultiSeedA2C}
+
+
+def build_multi_seed(agent_cls: type[Agent], config: OnPolicyConfig, observation_space: spaces.Space,
+                     action_space: spaces.Space, seeds: list[int]) -> MultiSeed:
+    """The multi-seed version of ``agent_cls`` (PPO or A2C) over torch-native envs."""
+    if agent_cls not in MULTI_SEED_AGENTS:
+        raise ValueError(f"--num-seeds trains {' and '.join(cls.name for cls in MULTI_SEED_AGENTS)}; "
+                         f"{agent_cls.name} runs one seed per process (scripts/compare.py runs many in parallel)")
     from envs.torch_envs import TORCH_ENVS
 
     if config.env not in TORCH_ENVS or config.backend == "gymnasium":
@@ -147,4 +170,4 @@ def build_multi_seed(agent_cls: type[Agent], config: PPOConfig, observation_spac
     if config.normalize_obs or config.normalize_reward:
         raise ValueError("observation and reward normalisation are not available with --num-seeds")
     config.backend = "torch"
-    return MultiSeedPPO(config, observation_space, action_space, seeds)
+    return MULTI_SEED_AGENTS[agent_cls](config, observation_space, action_space, seeds)

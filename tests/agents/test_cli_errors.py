@@ -22,7 +22,7 @@ BAD_INPUTS = {
     "unknown encoder": (["--encoder", "transformer"], "unknown encoder 'transformer'"),
     "unknown preset": (["--preset", "turbo"], "unknown preset 'turbo'"),
     "zero seeds": (["--num-seeds", "0"], "--num-seeds must be >= 1"),
-    "multi-seed dqn": (["--agent", "dqn", "--num-seeds", "2"], "--num-seeds trains PPO"),
+    "multi-seed dqn": (["--agent", "dqn", "--num-seeds", "2"], "--num-seeds trains ppo and a2c"),
     "multi-seed atari": (["--env", "PongNoFrameskip-v4", "--num-seeds", "2"], "torch-native env"),
     "multi-seed aux": (["--num-seeds", "2", "--aux", "curl"], "not available with --num-seeds"),
     "async non-atari": (["--agent", "dqn", "--env-batch-size", "2"], "env_batch_size needs an Atari env"),

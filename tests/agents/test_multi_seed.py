@@ -1,4 +1,4 @@
-"""Multi-seed PPO: K seeds trained as one batched run compute exactly what each seed computes
+"""Multi-seed PPO and A2C: K seeds trained as one batched run compute exactly what each seed computes
 alone, write one run directory per seed, and resume exactly."""
 from __future__ import annotations
 
@@ -8,21 +8,24 @@ import pytest
 import torch
 from torch import nn
 
-from agents import PPO
+from agents import A2C, PPO, TRPO
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
-from agents.multi_seed import MultiSeedPPO, StackedActorCritic, build_multi_seed
+from agents.multi_seed import MultiSeed, StackedActorCritic, build_multi_seed
 from agents.runner import CHECKPOINT, Runner
 from agents.seed_stack import SeedStack, StackedTanh
 from test_resume import Crash, crash_after
 
-SETTINGS = dict(steps=1_024, num_envs=4, num_steps=32, update_epochs=3, num_minibatches=2, eval_every=512,
-                eval_episodes=2, log_every=256, checkpoint_every=256, backend="torch")
+RUN = dict(steps=1_024, num_envs=4, eval_every=512, eval_episodes=2, log_every=256, checkpoint_every=256,
+           backend="torch")
+# A2C with normalised advantages: a normalisation across seeds would mix them.
+SETTINGS = {PPO: dict(RUN, num_steps=32, update_epochs=3, num_minibatches=2), A2C: dict(RUN, num_steps=8, norm_adv=True)}
+AGENTS = pytest.mark.parametrize("agent_cls", [PPO, A2C], ids=["ppo", "a2c"])
 
 
-def multi_seed(seeds: list[int], **settings) -> MultiSeedPPO:
-    template = PPO.from_env("CartPole-v1", **{**SETTINGS, **settings})
-    return build_multi_seed(PPO, template.config, template.observation_space, template.action_space, seeds)
+def multi_seed(seeds: list[int], agent_cls: type[Agent] = PPO, **settings) -> MultiSeed:
+    template = agent_cls.from_env("CartPole-v1", **{**SETTINGS[agent_cls], **settings})
+    return build_multi_seed(agent_cls, template.config, template.observation_space, template.action_space, seeds)
 
 
 def small_networks(count: int, layer_norm: bool = False) -> list[nn.Module]:
@@ -83,8 +86,7 @@ def test_stacked_tanh_is_tanh_to_float_precision_with_tanh_gradients():
 def test_stacked_actor_critics_run_directly_and_give_each_network_its_own_outputs(env_id):
     """The categorical and Gaussian actor-critics run without vmap; the Gaussian head's log-std,
     a parameter outside any linear layer, broadcasts copy k against row k only."""
-    settings = {**SETTINGS, "log_std_init": 0.0}
-    agents = [PPO.from_env(env_id, **settings, seed=seed) for seed in (1, 2, 3)]
+    agents = [PPO.from_env(env_id, **SETTINGS[PPO], seed=seed) for seed in (1, 2, 3)]
     for k, agent in enumerate(agents):
         if hasattr(agent.net.policy, "log_std"):  # a different log-std per copy
             agent.net.policy.log_std.data.fill_(-0.5 * k)
@@ -99,18 +101,20 @@ def test_stacked_actor_critics_run_directly_and_give_each_network_its_own_output
         assert torch.allclose(values[k], own_value, atol=1e-6)
 
 
-def test_each_seed_starts_from_the_weights_of_its_own_plain_run():
-    agent = multi_seed([4, 9])
+@AGENTS
+def test_each_seed_starts_from_the_weights_of_its_own_plain_run(agent_cls):
+    agent = multi_seed([4, 9], agent_cls)
     for seed, seed_agent in zip([4, 9], agent.seed_agents()):
-        plain = PPO.from_env("CartPole-v1", **SETTINGS, seed=seed)
+        plain = agent_cls.from_env("CartPole-v1", **SETTINGS[agent_cls], seed=seed)
         for (name, a), b in zip(plain.net.state_dict().items(), seed_agent.net.state_dict().values()):
             assert torch.equal(a, b), name
 
 
-def test_a_seed_trained_with_others_equals_the_seed_trained_alone(tmp_path):
-    together = multi_seed([1, 2, 3])
+@AGENTS
+def test_a_seed_trained_with_others_equals_the_seed_trained_alone(tmp_path, agent_cls):
+    together = multi_seed([1, 2, 3], agent_cls)
     summaries = Runner(together, run_dir=tmp_path / "together", progress=False).run_seeds()
-    alone = multi_seed([2])
+    alone = multi_seed([2], agent_cls)
     (summary_alone,) = Runner(alone, run_dir=tmp_path / "alone", progress=False).run_seeds()
     for a, b in zip(together.seed_agents()[1].state_dict().values(), alone.seed_agents()[0].state_dict().values()):
         assert torch.equal(a, b)
@@ -125,29 +129,32 @@ def test_a_seed_trained_with_others_equals_the_seed_trained_alone(tmp_path):
     assert [drop_time(x) for x in logged_together] == [drop_time(x) for x in logged_alone]
 
 
-def test_one_directory_per_seed_with_a_loadable_agent(tmp_path):
-    agent = multi_seed([5, 6])
+@AGENTS
+def test_one_directory_per_seed_with_a_loadable_agent(tmp_path, agent_cls):
+    agent = multi_seed([5, 6], agent_cls)
     summaries = Runner(agent, run_dir=tmp_path, progress=False).run_seeds()
-    assert [s["seed"] for s in summaries] == [5, 6] and all(s["steps"] == SETTINGS["steps"] for s in summaries)
+    assert [s["seed"] for s in summaries] == [5, 6] and all(s["steps"] == RUN["steps"] for s in summaries)
     for seed, seed_agent in zip([5, 6], agent.seed_agents()):
         seed_dir = tmp_path / f"seed_{seed}"
         assert json.loads((seed_dir / "config.json").read_text())["seed"] == seed
         assert json.loads((seed_dir / "summary.json").read_text())["seed"] == seed
-        loaded = PPO.load(seed_dir / "agent.pt")
+        loaded = agent_cls.load(seed_dir / "agent.pt")
+        assert type(loaded) is agent_cls
         obs = torch.randn(6, 4)
         assert torch.equal(loaded.act(obs, explore=False), seed_agent.act(obs, explore=False))
 
 
-def test_a_crashed_multi_seed_run_resumes_exactly(tmp_path):
-    unbroken = multi_seed([1, 2])
+@AGENTS
+def test_a_crashed_multi_seed_run_resumes_exactly(tmp_path, agent_cls):
+    unbroken = multi_seed([1, 2], agent_cls)
     Runner(unbroken, run_dir=tmp_path / "unbroken", progress=False).run_seeds()
-    crashed = multi_seed([1, 2])
+    crashed = multi_seed([1, 2], agent_cls)
     crash_after(crashed, 700)
     with pytest.raises(Crash):
         Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run_seeds()
     payload = load_checkpoint(tmp_path / "crashed" / CHECKPOINT, AGENT_FORMAT)
     resumed = Agent.from_payload(payload)
-    assert isinstance(resumed, MultiSeedPPO) and resumed.seeds == [1, 2]
+    assert isinstance(resumed, MultiSeed) and isinstance(resumed, agent_cls) and resumed.seeds == [1, 2]
     Runner(resumed, run_dir=tmp_path / "crashed", progress=False, resume=payload).run_seeds()
     for (name, a), b in zip(unbroken.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
@@ -158,3 +165,6 @@ def test_settings_that_mix_the_seeds_are_refused():
         multi_seed([1, 2], target_kl=0.01)
     with pytest.raises(ValueError, match="distinct seeds"):
         multi_seed([1, 1])
+    with pytest.raises(ValueError, match="--num-seeds trains ppo and a2c; trpo runs one seed"):
+        template = TRPO.from_env("CartPole-v1", backend="torch")
+        build_multi_seed(TRPO, template.config, template.observation_space, template.action_space, [1, 2])
