@@ -5,8 +5,7 @@ hyperparameters, env counts and torch threads in reprl and Stable-Baselines3 (``
 ".[bench]"``) and report ``reprl_sps``, ``sb3_sps`` and ``ratio``, and on a CPU the eager
 network-plus-env ceiling (``bench_cases/ceiling.py``). ``--repeats 3`` times the two sides of those
 cases (and of ``multiseed``) three times in alternation, for figures a drift of the machine's speed
-moves less. ``--quick``
-runs every case briefly (a smoke test, not a measurement).
+moves less. ``--quick`` runs every case briefly (a smoke test, not a measurement).
 
 ``--device cuda`` puts reprl's side of the learning, torch-env, PPO-torch and multi-seed cases on
 a GPU (rows say ``"device"``). SB3 then trains its CNN policies on the GPU too and its MLP
