@@ -3,13 +3,14 @@
 reprl steps its batched torch CartPole (``backend="torch"``); SB3 steps ``make_vec_env``'s
 DummyVecEnv of gymnasium CartPoles. Both sides train the same PPO (same rollout length,
 minibatch size, epochs, discount, GAE lambda, learning rate, clipping, separate 64x64 tanh
-actor and critic, one torch thread) for the same number of env steps at each env count. On a
+actor and critic, the same torch threads) for the same number of env steps at each env count. On a
 GPU, reprl's env and learner run there and the table goes on to 65,536 envs; SB3 stays on the CPU
 (its advice for MLP policies) and stops at 4,096 envs: the larger budgets would take it minutes
 per row.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,9 +26,12 @@ ENV_ID = "CartPole-v1"
 # every remaining setting spelled out so that SB3 gets the same. SB3 takes these through
 # ``learning_cases.sb3_sps`` with a constant learning rate and clipping range: the schedules
 # change values, not the work done per step.
+# The preset's torch default threads are pinned to the CPU count, so that both sides run with
+# them whatever an earlier case of the same process set.
 PPO_TORCH_CARTPOLE: dict[str, Any] = {
     **{name: value for name, value in PPO.presets["parallel:classic"].items() if name != "eval_every"},
-    "vf_coef": 0.5, "max_grad_norm": 0.5, "norm_adv": True, "encoder": "mlp"}
+    "vf_coef": 0.5, "max_grad_norm": 0.5, "norm_adv": True, "encoder": "mlp",
+    "torch_threads": PPO.presets["parallel:classic"]["torch_threads"] or os.cpu_count() or 1}
 
 # Rollouts timed per env count: a few seconds a side at every N, SB3 under a minute at 4,096.
 ROLLOUTS = {8: 128, 64: 96, 256: 64, 1024: 32, 4096: 8}

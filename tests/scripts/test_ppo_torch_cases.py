@@ -1,6 +1,7 @@
 """The ``ppo_torch_cartpole`` bench case: what each side is asked to run, and the rows it prints."""
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +40,8 @@ def test_rows_time_both_sides_on_the_same_settings(monkeypatch):
     sizes = [8, 64, 256, 1024, 4096]
     rollouts = {8: 128, 64: 96, 256: 64, 1024: 32, 4096: 8}
     assert rows == [{"case": "ppo_torch_cartpole", "num_envs": n, "steps": rollouts[n] * n * 16, "device": "cpu",
-                     "torch_threads": 1, "reprl_sps": 10.0 * n, "sb3_sps": 4.0 * n, "ratio": 2.5} for n in sizes]
+                     "torch_threads": os.cpu_count(), "reprl_sps": 10.0 * n, "sb3_sps": 4.0 * n, "ratio": 2.5}
+                    for n in sizes]  # the preset's torch default threads, pinned for both sides
     expected_hp = [{**ppo_torch_cases.PPO_TORCH_CARTPOLE, "num_envs": n, "device": "cpu"} for n in sizes]
     assert [c[:4] for c in calls[0::2]] == [("reprl", "ppo", "CartPole-v1", row["steps"]) for row in rows]
     assert [c[:4] for c in calls[1::2]] == [("sb3", "ppo", "CartPole-v1", row["steps"]) for row in rows]
@@ -86,7 +88,7 @@ def test_quick_bench_prints_one_row_per_env_count(capsys):
     has_sb3 = importlib.util.find_spec("stable_baselines3") is not None
     for row in rows:
         assert list(row) == ROW_KEYS
-        assert row["case"] == "ppo_torch_cartpole" and row["torch_threads"] == 1
+        assert row["case"] == "ppo_torch_cartpole" and row["torch_threads"] == os.cpu_count()
         assert row["steps"] == 2 * row["num_envs"] * 16
         assert row["reprl_sps"] > 0
         if has_sb3:
