@@ -87,6 +87,8 @@ class QNetwork(nn.Module):
     """Encoder plus ``QHead`` (with ``standardize_features``, a ``FeatureStandardizer`` between
     them); ``q_values`` is the expectation over atoms when distributional."""
 
+    batch_shape_agnostic = True  # every leading dimension is batch (``agents.seed_stack``)
+
     def __init__(self, encoder: nn.Module, num_actions: int, config: DQNConfig):
         super().__init__()
         self.encoder = encoder
@@ -97,13 +99,15 @@ class QNetwork(nn.Module):
         self.register_buffer("support", torch.linspace(config.v_min, config.v_max, config.atoms))
 
     def forward(self, obs: Tensor, noise: bool = True, encoded: bool = False) -> Tensor:
-        """Q-values ``[B, A]``, or logits ``[B, A, atoms]`` when distributional; ``encoded``: ``obs``
-        are already the encoder's features."""
+        """Q-values ``[..., A]``, or logits ``[..., A, atoms]`` when distributional; ``encoded``:
+        ``obs`` are already the encoder's features."""
         return self.head(self.standardize(obs if encoded else self.encoder(obs)), noise)
 
     def q_values(self, obs: Tensor, noise: bool = True, encoded: bool = False) -> Tensor:
         out = self(obs, noise, encoded)
-        return out if out.dim() == 2 else (out.softmax(-1) * self.support).sum(-1)
+        # (the support's own last dimension lines up with the atoms: K stacked copies' supports
+        # are [K, 1, atoms], against logits [K, B, A, atoms])
+        return out if self.head.atoms == 1 else (out.softmax(-1) * self.support.unsqueeze(-2)).sum(-1)
 
 
 class DQN(Agent):
@@ -191,22 +195,30 @@ class DQN(Agent):
         eps = self.epsilon(self.step) if epsilon is None else epsilon
         if not explore or eps <= 0.0:
             return greedy
-        random_actions = torch.randint(self.num_actions, greedy.shape, device=greedy.device)
-        return torch.where(torch.rand(greedy.shape, device=greedy.device) < eps, random_actions, greedy)
+        random_actions = self.random_actions(len(greedy))
+        return torch.where(self.uniforms(len(greedy)) < eps, random_actions, greedy)
 
     def greedy_action(self, obs: Tensor, noise: bool) -> Tensor:
         """argmax_a Q(obs, a): the network call of every step."""
         return self.q.q_values(obs, noise).argmax(dim=1)
+
+    def random_actions(self, count: int) -> Tensor:
+        """``count`` uniformly random actions (one per env)."""
+        return torch.randint(self.num_actions, (count,), device=self.device)
+
+    def uniforms(self, count: int) -> Tensor:
+        """``count`` draws from U[0, 1) (one per env), that epsilon-greedy compares with epsilon."""
+        return torch.rand(count, device=self.device)
 
     # ---------------------------------------------------------------------- learning
     def greedy_next_action(self, batch: Batch, next_q_target: Tensor) -> Tensor:
         """argmax_a' of the target net's Q(s', a'), or of the online net's with ``double``: ``[B]``."""
         chooser = self.q.q_values(batch.next_obs, encoded=self.config.replay_features) if self.config.double \
             else next_q_target
-        return chooser.argmax(dim=1)
+        return chooser.argmax(dim=-1)
 
     def next_action_probs(self, batch: Batch, next_q_target: Tensor, epsilon: Tensor) -> Tensor:
-        """pi(a' | s') ``[B, A]`` that the target line averages the next values over."""
+        """pi(a' | s') ``[..., A]`` that the target line averages the next values over."""
         greedy = nn.functional.one_hot(self.greedy_next_action(batch, next_q_target), self.num_actions).float()
         if self.config.target == "q_learning":
             return greedy
@@ -217,24 +229,25 @@ class DQN(Agent):
         # the final observation (the buffer marks it -1), so the policy's expectation stands in.
         taken = batch.next_action.long()
         sarsa = nn.functional.one_hot(taken.clamp(min=0), self.num_actions).float()
-        return torch.where((taken >= 0)[:, None], sarsa, expected)
+        return torch.where((taken >= 0).unsqueeze(-1), sarsa, expected)
 
     @torch.no_grad()
     def td_target(self, batch: Batch, epsilon: Tensor | None = None) -> Tensor:
-        """Scalar targets ``[B]``, or target distributions ``[B, atoms]`` when distributional;
-        ``epsilon`` (default: the current one) is the behaviour policy's, for the SARSA targets."""
+        """Scalar targets ``[..., B]``, or target distributions ``[..., B, atoms]`` when
+        distributional (a batch of ``[..., B]`` transitions); ``epsilon`` (default: the current
+        one) is the behaviour policy's, for the SARSA targets."""
         if epsilon is None:
             epsilon = self.current_epsilon()
         out = self.q_target(batch.next_obs, encoded=self.config.replay_features)
         if not self.config.distributional:
             if self.config.target == "q_learning":  # pi is one-hot: the expectation is one value
-                next_value = out.gather(1, self.greedy_next_action(batch, out)[:, None]).squeeze(1)
+                next_value = out.gather(-1, self.greedy_next_action(batch, out).unsqueeze(-1)).squeeze(-1)
             else:
-                next_value = (self.next_action_probs(batch, out, epsilon) * out).sum(1)
+                next_value = (self.next_action_probs(batch, out, epsilon) * out).sum(-1)
             return batch.reward + batch.discount * (1.0 - batch.terminated) * next_value
         next_dist = out.softmax(-1)
         probs = self.next_action_probs(batch, (next_dist * self.q_target.support).sum(-1), epsilon)
-        mixture = (probs[..., None] * next_dist).sum(1)
+        mixture = (probs[..., None] * next_dist).sum(-2)
         return project_distribution(mixture, batch.reward, batch.discount, batch.terminated, self.q_target.support)
 
     def current_epsilon(self) -> Tensor:
@@ -253,24 +266,26 @@ class DQN(Agent):
         return metrics
 
     def loss(self, batch: Batch, epsilon: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """The TD loss weighted by ``batch.weights``, the new priorities and the detached terms."""
+        """The TD loss weighted by ``batch.weights`` (a mean over the last batch dimension, so
+        ``[K, B]`` batches of K stacked seeds give K losses), the new priorities and the detached terms."""
         target = self.td_target(batch, epsilon)
         out = self.q(batch.obs, encoded=self.config.replay_features)
-        action = batch.action.long().view(-1, 1)
+        action = batch.action.long().unsqueeze(-1)
         if self.config.distributional:
-            log_probs = out.log_softmax(-1).gather(1, action[..., None].expand(-1, 1, out.shape[-1])).squeeze(1)
+            log_probs = out.log_softmax(-1).gather(-2, action[..., None].expand(*action.shape, out.shape[-1]))
+            log_probs = log_probs.squeeze(-2)
             per_sample = -(target * log_probs).sum(-1)  # cross-entropy: the KL up to a constant
             priority = per_sample.detach()
             q = (log_probs.exp() * self.q.support).sum(-1)
         else:
-            q = out.gather(1, action).squeeze(1)
+            q = out.gather(-1, action).squeeze(-1)
             if self.config.loss == "huber":
                 per_sample = F.smooth_l1_loss(q, target, reduction="none")
             else:
                 per_sample = 0.5 * (q - target).square()
             priority = (q - target).detach().abs()
-        loss = (batch.weights * per_sample).mean()
-        return loss, priority, {"losses/td_loss": loss.detach(), "losses/q_values": q.detach().mean()}
+        loss = (batch.weights * per_sample).mean(-1)
+        return loss, priority, {"losses/td_loss": loss.detach(), "losses/q_values": q.detach().mean(-1)}
 
     @torch.no_grad()
     def update_target(self) -> None:
@@ -314,7 +329,7 @@ class DQN(Agent):
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         self.step = step
         if step < self.config.learning_starts:
-            action = torch.randint(self.num_actions, (obs.shape[0],), device=obs.device)
+            action = self.random_actions(obs.shape[0])
         else:
             action = self.act(obs, explore=True)
         return action, action, {}
@@ -348,7 +363,7 @@ class DQN(Agent):
         cfg = self.config
         self.step = step
         metrics = None
-        num_envs = next_obs.shape[0]
+        num_envs = next_obs.shape[0] // self.num_seeds  # each seed's (``agents.multi_seed``)
         if step > cfg.learning_starts:
             if cfg.standardize_features and not bool(self.q.standardize.fitted):
                 self.fit_feature_statistics()

@@ -44,13 +44,10 @@ class NoisyLinear(nn.Module):
         return nn.functional.linear(x, weight, self.bias_mu + self.bias_sigma * self.eps_out)
 
 
-class _Linear(nn.Linear):
-    def forward(self, x: Tensor, noise: bool = True) -> Tensor:  # same call shape as NoisyLinear
-        return super().forward(x)
-
-
 class QHead(nn.Module):
-    """Features ``[B, F]`` to Q-values ``[B, A]``, or to logits ``[B, A, atoms]`` when distributional."""
+    """Features ``[..., F]`` to Q-values ``[..., A]``, or to logits ``[..., A, atoms]`` when distributional."""
+
+    batch_shape_agnostic = True  # every leading dimension is batch (``agents.seed_stack``)
 
     def __init__(self, in_dim: int, num_actions: int, *, dueling: bool = False, aggregation: str = "mean",
                  noisy: bool = False, sigma0: float = 0.5, atoms: int = 1, hidden: int = 0):
@@ -58,7 +55,7 @@ class QHead(nn.Module):
         self.num_actions, self.atoms, self.dueling, self.aggregation = num_actions, atoms, dueling, aggregation
 
         def layer(i: int, o: int) -> nn.Module:
-            return NoisyLinear(i, o, sigma0) if noisy else _Linear(i, o)
+            return NoisyLinear(i, o, sigma0) if noisy else nn.Linear(i, o)
 
         def stream(out: int) -> nn.ModuleList:
             return nn.ModuleList([layer(in_dim, hidden), layer(hidden, out)] if hidden else [layer(in_dim, out)])
@@ -69,17 +66,16 @@ class QHead(nn.Module):
     @staticmethod
     def _run(stream: nn.ModuleList, x: Tensor, noise: bool) -> Tensor:
         for i, layer in enumerate(stream):
-            x = layer(x, noise)
+            x = layer(x, noise) if isinstance(layer, NoisyLinear) else layer(x)
             if i < len(stream) - 1:
                 x = torch.relu(x)
         return x
 
     def forward(self, features: Tensor, noise: bool = True) -> Tensor:
-        batch = features.shape[0]
-        out = self._run(self.advantage, features, noise).view(batch, self.num_actions, self.atoms)
+        out = self._run(self.advantage, features, noise).unflatten(-1, (self.num_actions, self.atoms))
         if self.value is not None:
-            value = self._run(self.value, features, noise).view(batch, 1, self.atoms)
-            baseline = out.mean(1, keepdim=True) if self.aggregation == "mean" else out.max(1, keepdim=True).values
+            value = self._run(self.value, features, noise).unsqueeze(-2)
+            baseline = out.mean(-2, keepdim=True) if self.aggregation == "mean" else out.max(-2, keepdim=True).values
             out = value + out - baseline
         return out.squeeze(-1) if self.atoms == 1 else out
 

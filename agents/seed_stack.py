@@ -17,7 +17,7 @@ gradient, and elementwise optimisers (Adam) then step each copy exactly as they 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import chain
 from typing import Any
@@ -28,8 +28,9 @@ from torch.func import stack_module_state, vmap
 
 
 class SeedStack(nn.Module):
-    """``len(networks)`` copies of one architecture; ``call(method, *inputs)`` runs
-    ``network.method`` on each copy's slice of ``inputs`` (leading dimension K)."""
+    """``len(networks)`` copies of one architecture; ``call(method, *inputs, **options)`` runs
+    ``network.method`` on each copy's slice of ``inputs`` (leading dimension K), with the same
+    non-tensor ``options`` for all."""
 
     def __init__(self, networks: list[nn.Module]):
         super().__init__()
@@ -38,15 +39,15 @@ class SeedStack(nn.Module):
         params, buffers = stack_module_state(networks)
         trainable = {name for name, p in networks[0].named_parameters() if p.requires_grad}
         self.param_names, self.buffer_names = list(params), list(buffers)
-        self.stacked = nn.ParameterList(nn.Parameter(params[name].detach().clone(), requires_grad=name in trainable)
-                                        for name in self.param_names)
-        for i, name in enumerate(self.buffer_names):
-            self.register_buffer(f"stacked_buffer_{i}", buffers[name].clone())
         # The architecture without storage; a list keeps it out of parameters() and state_dict().
         template = copy.deepcopy(networks[0]).to("meta")
         self.runs_directly = _runs_directly(template)
         if self.runs_directly:
             _stack_layers(template)
+        self.stacked = nn.ParameterList(nn.Parameter(params[name].detach().clone(), requires_grad=name in trainable)
+                                        for name in self.param_names)
+        for i, name in enumerate(self.buffer_names):
+            self.register_buffer(f"stacked_buffer_{i}", buffers[name].clone())
         self._template = [template]
         self._slots = _tensor_slots(template, self.param_names + self.buffer_names)
         self.num_copies = len(networks)
@@ -57,26 +58,27 @@ class SeedStack(nn.Module):
         return [*self.stacked._parameters.values(),
                 *(getattr(self, f"stacked_buffer_{i}") for i in range(len(self.buffer_names)))]
 
-    def call(self, method: str, *inputs: Tensor) -> Any:
+    def call(self, method: str, *inputs: Tensor, **options: Any) -> Any:
         tensors = self._tensors()
         if self.num_copies > 1:
-            return self._call_copies(method, tensors, inputs)
+            return self._call_copies(method, tensors, inputs, options)
         # A batch of one sends matrix-vector products (a value head's [B, 64] @ [64, 1]) to
         # routines that round differently from the batched ones every K >= 2 uses. A lone copy
         # therefore runs beside a detached twin, so that what a copy computes never depends on
         # how many copies run with it.
         twinned = [torch.cat([t, t.detach()]) for t in tensors]
-        return _first_copy(self._call_copies(method, twinned, [torch.cat([x, x]) for x in inputs]))
+        return _first_copy(self._call_copies(method, twinned, [torch.cat([x, x]) for x in inputs], options))
 
-    def _call_copies(self, method: str, tensors: list[Tensor], inputs: list[Tensor] | tuple[Tensor, ...]) -> Any:
+    def _call_copies(self, method: str, tensors: list[Tensor], inputs: list[Tensor] | tuple[Tensor, ...],
+                     options: dict[str, Any]) -> Any:
         template, slots = self._template[0], self._slots
         if self.runs_directly:
             with _swapped_in(slots, tensors, copies_broadcast=True):
-                return getattr(template, method)(*inputs)
+                return getattr(template, method)(*inputs, **options)
 
         def one_copy(copy_tensors: list[Tensor], *args: Tensor) -> Any:
             with _swapped_in(slots, copy_tensors):
-                return getattr(template, method)(*args)
+                return getattr(template, method)(*args, **options)
 
         return vmap(one_copy, randomness="error")(tensors, *inputs)
 
@@ -87,16 +89,22 @@ class SeedStack(nn.Module):
         return network
 
     def clip_grad_norm_(self, max_norm: float) -> Tensor:
-        """Clips each copy's gradient to global L2 norm ``max_norm`` on its own (the per-copy
-        version of ``nn.utils.clip_grad_norm_``); returns the K norms before clipping."""
-        grads = [p.grad for p in self.stacked if p.grad is not None]
-        if not grads:
-            return torch.zeros(self.num_copies)
-        norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads], dim=1).norm(dim=1)
-        scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-        for g in grads:
-            g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
-        return norms
+        """``clip_grad_norm_per_copy_`` of this stack's parameters."""
+        return clip_grad_norm_per_copy_(self.stacked, max_norm, self.num_copies)
+
+
+def clip_grad_norm_per_copy_(parameters: Iterable[Tensor], max_norm: float, num_copies: int) -> Tensor:
+    """Clips each copy's gradient (slice k of every stacked ``[K, ...]`` parameter) to global L2
+    norm ``max_norm`` on its own (the per-copy version of ``nn.utils.clip_grad_norm_``); returns
+    the K norms before clipping."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(num_copies)
+    norms = torch.stack([torch.linalg.vector_norm(g, dim=tuple(range(1, g.dim()))) for g in grads], dim=1).norm(dim=1)
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
+    return norms
 
 
 # Parameter-free modules that act elementwise, so any leading dimensions pass through them.
@@ -105,13 +113,21 @@ ELEMENTWISE_MODULES = (nn.Identity, nn.Tanh, nn.ReLU, nn.ELU, nn.GELU, nn.Sigmoi
 
 def _runs_directly(network: nn.Module) -> bool:
     """Whether K stacked copies of ``network`` can run on ``[K, B, ...]`` inputs without vmap."""
-    return all(isinstance(module, (nn.Linear, nn.Sequential, *ELEMENTWISE_MODULES))
+    return all(isinstance(module, (nn.Linear, nn.Sequential, nn.ModuleList, *ELEMENTWISE_MODULES))
                or getattr(module, "batch_shape_agnostic", False) for module in network.modules())
 
 
 class StackedLinear(nn.Module):
     """K linear layers with ``weight [K, out, in]`` and ``bias [K, out]``, applied to
-    ``[K, *batch, in]``: row k through layer k, as one batched matrix product."""
+    ``[K, *batch, in]``: row k through layer k, as one batched matrix product.
+
+    The product is taken feature-major, ``weight @ x^T`` (``[K, out, B]``), and handed on as its
+    transpose, a view: its backward then yields the weight's gradient in the weight's own layout,
+    where ``x @ weight^T`` yields it transposed and the gradient is copied into the parameter's
+    layout (for K=16 DQN networks of 256 units, 1.2 ms of an 8 ms gradient step). Features stay
+    feature-major from layer to layer, so only a network's input is copied into that layout: the
+    same layout for any K, so that the product rounds alike however many copies run (the
+    envs' observations come in other layouts, and a lone copy's twin is a fresh tensor)."""
 
     def __init__(self, layer: nn.Linear):
         super().__init__()
@@ -119,10 +135,10 @@ class StackedLinear(nn.Module):
         self.bias = layer.bias
 
     def forward(self, x: Tensor) -> Tensor:
-        rows = x.reshape(x.shape[0], -1, x.shape[-1])
-        out = (torch.bmm(rows, self.weight.transpose(1, 2)) if self.bias is None
-               else torch.baddbmm(self.bias.unsqueeze(1), rows, self.weight.transpose(1, 2)))
-        return out.view(*x.shape[:-1], out.shape[-1])
+        columns = x.reshape(x.shape[0], -1, x.shape[-1]).transpose(1, 2).contiguous()
+        out = (torch.bmm(self.weight, columns) if self.bias is None
+               else torch.baddbmm(self.bias.unsqueeze(2), self.weight, columns))
+        return out.transpose(1, 2).reshape(*x.shape[:-1], out.shape[1])
 
 
 def _tanh_from_sigmoid(x: Tensor) -> Tensor:

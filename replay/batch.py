@@ -1,6 +1,7 @@
 """The one sample type every buffer returns and every agent consumes."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 from torch import Tensor
@@ -32,11 +33,16 @@ class Batch:
     returns: Tensor | None = None
     next_action: Tensor | None = None
 
-    def chunk(self, chunks: int) -> list["Batch"]:
-        """Splits along the batch dimension into ``chunks`` equal batches (e.g. one per gradient step)."""
-        parts = {f.name: getattr(self, f.name).chunk(chunks) for f in fields(self) if getattr(self, f.name) is not None}
+    def chunk(self, chunks: int, dim: int = 0) -> list["Batch"]:
+        """Splits along the batch dimension ``dim`` into ``chunks`` equal batches (e.g. one per gradient step)."""
+        parts = {f.name: getattr(self, f.name).chunk(chunks, dim) for f in fields(self)
+                 if getattr(self, f.name) is not None}
         return [Batch(**{name: tensors[i] for name, tensors in parts.items()}) for i in range(chunks)]
 
-    def to(self, device) -> "Batch":
-        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+    def map(self, function: Callable[[Tensor], Tensor]) -> "Batch":
+        """``function`` applied to every field that is set."""
+        return replace(self, **{f.name: function(getattr(self, f.name)) for f in fields(self)
                                 if getattr(self, f.name) is not None})
+
+    def to(self, device) -> "Batch":
+        return self.map(lambda tensor: tensor.to(device))

@@ -207,12 +207,8 @@ class ReplayBuffer:
             raise ValueError(f"cannot sample: nothing sampleable in {self.added} transitions added; an env's "
                              f"first transition is sampleable after {self.n_step + 1} of its steps")
         if self.tree is None:
-            ends = counts.cumsum(0)
-            draws = torch.rand(batch_size, generator=generator, dtype=torch.float64,
-                               device=self.device)
-            flat = (draws * ends[-1]).long().clamp(max=ends[-1] - 1)
-            env = torch.searchsorted(ends, flat, right=True)
-            step = self.valid_from[env] + flat - (ends - counts)[env]
+            draws = torch.rand(batch_size, generator=generator, dtype=torch.float64, device=self.device)
+            step, env = self._uniform_draws(counts, draws[None])
             weights = torch.ones(batch_size, dtype=torch.float32, device=self.device)
         else:
             slot = self.tree.sample(batch_size, generator).to(self.device)
@@ -223,6 +219,19 @@ class ReplayBuffer:
             scaled = (counts.sum() * probs) ** -beta
             weights = (scaled / scaled.max()).float()
         return self._gather(step, env, weights)
+
+    def _uniform_draws(self, counts: Tensor, draws: Tensor) -> tuple[Tensor, Tensor]:
+        """Maps uniform ``draws`` in [0, 1) ``[G, B]`` to sampleable transitions (``counts`` per
+        env), uniformly over those of each group of envs (the envs split into G equal groups, in
+        order; G = 1: all): their steps and envs, ``[G * B]`` each, group by group."""
+        groups = draws.shape[0]
+        counts = counts.view(groups, -1)
+        ends = counts.cumsum(1)
+        flat = (draws * ends[:, -1:]).long().clamp(max=ends[:, -1:] - 1)
+        env = torch.searchsorted(ends, flat, right=True)
+        step = self.valid_from.view(groups, -1).gather(1, env) + flat - (ends - counts).gather(1, env)
+        env = env + torch.arange(groups, device=self.device).unsqueeze(1) * counts.shape[1]
+        return step.flatten(), env.flatten()
 
     def _gather(self, step: Tensor, env: Tensor, weights: Tensor) -> Batch:
         rows = (step[:, None] + self._window) % self.rows

@@ -4,7 +4,7 @@ Prints one JSON line per case. Learning cases train the same agent with the same
 hyperparameters, env counts and torch threads in reprl and Stable-Baselines3 (``pip install -e
 ".[bench]"``) and report ``reprl_sps``, ``sb3_sps`` and ``ratio``, and on a CPU the eager
 network-plus-env ceiling (``bench_cases/ceiling.py``). ``--repeats 3`` times the two sides of those
-cases (and of ``multiseed``) three times in alternation, for figures a drift of the machine's speed
+cases (and of the multi-seed ones) three times in alternation, for figures a drift of the machine's speed
 moves less. ``--quick`` runs every case briefly (a smoke test, not a measurement).
 
 ``--device cuda`` puts reprl's side of the learning, torch-env, PPO-torch and multi-seed cases on
@@ -27,9 +27,10 @@ from bench_cases import atari_cases, ceiling, learning_cases, option_cost_cases,
 LEARNING = list(learning_cases.CASES)
 POLICY_GRADIENT = list(pg_cases.CASES)
 OPTION_COST = list(option_cost_cases.CASES)
-OTHER = ["atari_rollout", "dqn_pong_async", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole", "multiseed"]
+MULTI_SEED = ["multiseed", "multiseed_dqn"]
+OTHER = ["atari_rollout", "dqn_pong_async", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole", *MULTI_SEED]
 ALL = LEARNING + POLICY_GRADIENT + OPTION_COST + OTHER
-ON_ANY_DEVICE = LEARNING + ["torch_env", "ppo_torch_cartpole", "multiseed"]
+ON_ANY_DEVICE = LEARNING + ["torch_env", "ppo_torch_cartpole", *MULTI_SEED]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="train reprl's side of the learning cases with --compile (rows say \"compile\")")
     parser.add_argument("--repeats", type=int, default=1,
                         help="time the two sides this many times in alternation in the learning, policy-gradient "
-                             "and multiseed cases; rows give medians and each pair's ratio (default: 1)")
+                             "and multi-seed cases; rows give medians and each pair's ratio (default: 1)")
     parser.add_argument("--device", default="cpu",
                         help=f"torch device of reprl's side (cpu, cuda, cuda:1); other than cpu only for: "
                              f"{', '.join(ON_ANY_DEVICE)} (default: cpu)")
@@ -105,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
 
         for row in ppo_torch_cases.run(args.quick, device):
             emit(row)
-    if "multiseed" in cases:
+    for case in (c for c in MULTI_SEED if c in cases):
         from bench_cases import multiseed_cases
 
-        for row in multiseed_cases.run(args.quick, device, repeats=args.repeats):
+        for row in multiseed_cases.run(case, args.quick, device, repeats=args.repeats):
             emit(row)
     return 0
 

@@ -54,6 +54,17 @@ def test_c51_projection_matches_a_loop_and_conserves_mass():
     assert projected[5, 6] == pytest.approx(1.0)  # terminal: all mass on the atom nearest r = 2
 
 
+def test_c51_projection_treats_leading_dimensions_as_batch():
+    generator = torch.Generator().manual_seed(1)
+    support = torch.linspace(0.0, 20.0, 21)
+    probs = torch.rand(2, 3, 21, generator=generator).softmax(-1)
+    reward, discount = torch.randn(2, 3, generator=generator) * 5, torch.rand(2, 3, generator=generator)
+    terminated = (torch.rand(2, 3, generator=generator) < 0.3).float()
+    projected = project_distribution(probs, reward, discount, terminated, support)
+    flat = project_distribution(probs.flatten(0, 1), reward.flatten(), discount.flatten(), terminated.flatten(), support)
+    assert projected.shape == (2, 3, 21) and torch.equal(projected.flatten(0, 1), flat)
+
+
 def test_noisy_layer_noise_statistics():
     torch.manual_seed(0)
     layer = NoisyLinear(3, 2, sigma0=0.5)

@@ -1,5 +1,5 @@
-"""Multi-seed PPO and A2C: K seeds trained as one batched run compute exactly what each seed computes
-alone, write one run directory per seed, and resume exactly."""
+"""Multi-seed PPO, A2C and DQN: K seeds trained as one batched run compute exactly what each seed
+computes alone, write one run directory per seed, and resume exactly."""
 from __future__ import annotations
 
 import json
@@ -8,19 +8,26 @@ import pytest
 import torch
 from torch import nn
 
-from agents import A2C, PPO, TRPO
+from agents import A2C, DQN, PPO, TRPO
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
-from agents.multi_seed import MultiSeed, StackedActorCritic, build_multi_seed
+from agents.multi_seed import MultiSeed, build_multi_seed
+from agents.multi_seed_dqn import StackedQNetwork
+from agents.multi_seed_on_policy import StackedActorCritic
 from agents.runner import CHECKPOINT, Runner
 from agents.seed_stack import SeedStack, StackedTanh
 from test_resume import Crash, crash_after
 
 RUN = dict(steps=1_024, num_envs=4, eval_every=512, eval_episodes=2, log_every=256, checkpoint_every=256,
            backend="torch")
-# A2C with normalised advantages: a normalisation across seeds would mix them.
-SETTINGS = {PPO: dict(RUN, num_steps=32, update_epochs=3, num_minibatches=2), A2C: dict(RUN, num_steps=8, norm_adv=True)}
-AGENTS = pytest.mark.parametrize("agent_cls", [PPO, A2C], ids=["ppo", "a2c"])
+# A2C with normalised advantages: a normalisation across seeds would mix them. DQN as a small
+# Rainbow without the noise and the priorities (which --num-seeds refuses).
+SETTINGS = {PPO: dict(RUN, num_steps=32, update_epochs=3, num_minibatches=2), A2C: dict(RUN, num_steps=8, norm_adv=True),
+            DQN: dict(RUN, learning_starts=200, train_frequency=16, gradient_steps=4, batch_size=16, buffer_size=2_000,
+                      target_update_interval=64, double=True, dueling=True, n_step=3, distributional=True,
+                      atoms=11, v_min=0.0, v_max=50.0, encoder_options={"hidden_sizes": [32, 32]})}
+AGENTS = pytest.mark.parametrize("agent_cls", [PPO, A2C, DQN], ids=["ppo", "a2c", "dqn"])
+NETWORK = {PPO: "net", A2C: "net", DQN: "q"}  # the network each agent acts with
 
 
 def multi_seed(seeds: list[int], agent_cls: type[Agent] = PPO, **settings) -> MultiSeed:
@@ -101,12 +108,26 @@ def test_stacked_actor_critics_run_directly_and_give_each_network_its_own_output
         assert torch.allclose(values[k], own_value, atol=1e-6)
 
 
+@pytest.mark.parametrize("distributional", [False, True], ids=["q", "c51"])
+def test_stacked_q_networks_run_directly_and_give_each_network_its_own_outputs(distributional):
+    """Dueling heads (two streams) with scalar or distributional outputs run without vmap."""
+    settings = dict(SETTINGS[DQN], distributional=distributional)
+    networks = [DQN.from_env("CartPole-v1", **settings, seed=seed).q for seed in (1, 2, 3)]
+    stacked = StackedQNetwork(networks)
+    assert stacked.stack.runs_directly
+    obs = torch.randn(3, 5, 4)
+    logits, q_values = stacked(obs), stacked.q_values(obs)
+    for k, network in enumerate(networks):
+        assert torch.allclose(logits[k], network(obs[k]), atol=1e-6)
+        assert torch.allclose(q_values[k], network.q_values(obs[k]), atol=1e-5)
+
+
 @AGENTS
 def test_each_seed_starts_from_the_weights_of_its_own_plain_run(agent_cls):
     agent = multi_seed([4, 9], agent_cls)
     for seed, seed_agent in zip([4, 9], agent.seed_agents()):
         plain = agent_cls.from_env("CartPole-v1", **SETTINGS[agent_cls], seed=seed)
-        for (name, a), b in zip(plain.net.state_dict().items(), seed_agent.net.state_dict().values()):
+        for (name, a), b in zip(plain.state_dict().items(), seed_agent.state_dict().values(), strict=True):
             assert torch.equal(a, b), name
 
 
@@ -120,8 +141,8 @@ def test_a_seed_trained_with_others_equals_the_seed_trained_alone(tmp_path, agen
         assert torch.equal(a, b)
     assert summaries[1]["eval_returns"] == summary_alone["eval_returns"]
     # The three seeds did learn different things.
-    first, second = (agent.net.value_head.weight for agent in together.seed_agents()[:2])
-    assert not torch.equal(first, second)
+    first, second = (getattr(agent, NETWORK[agent_cls]).parameters() for agent in together.seed_agents()[:2])
+    assert all(not torch.equal(a, b) for a, b in zip(first, second, strict=True))
     # Seed 2's logs equal its lone run's, line by line, except the clock.
     drop_time = lambda line: {k: v for k, v in json.loads(line).items() if k not in ("time", "charts/sps")}  # noqa: E731
     logged_together = (tmp_path / "together" / "seed_2" / "metrics.jsonl").read_text().splitlines()
@@ -165,6 +186,9 @@ def test_settings_that_mix_the_seeds_are_refused():
         multi_seed([1, 2], target_kl=0.01)
     with pytest.raises(ValueError, match="distinct seeds"):
         multi_seed([1, 1])
-    with pytest.raises(ValueError, match="--num-seeds trains ppo and a2c; trpo runs one seed"):
+    for setting in ("noisy", "prioritized"):
+        with pytest.raises(ValueError, match=f"--{setting} is not available with --num-seeds"):
+            multi_seed([1, 2], DQN, **{setting: True})
+    with pytest.raises(ValueError, match="--num-seeds trains ppo, a2c, dqn; trpo runs one seed"):
         template = TRPO.from_env("CartPole-v1", backend="torch")
         build_multi_seed(TRPO, template.config, template.observation_space, template.action_space, [1, 2])

@@ -1,4 +1,5 @@
-"""The ``multiseed`` bench case: rows for K = 1 and 2 in quick mode, ratio = together / one seed."""
+"""The ``multiseed`` and ``multiseed_dqn`` bench cases: rows for K = 1 and 2 in quick mode, ratio =
+together / one seed."""
 import json
 import sys
 from pathlib import Path
@@ -9,12 +10,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import bench  # noqa: E402
 
 
-def test_quick_multiseed_rows(capsys):
-    assert bench.main(["--cases", "multiseed", "--quick"]) == 0
+@pytest.mark.parametrize(("case", "agent", "steps"), [("multiseed", "ppo", 512), ("multiseed_dqn", "dqn", 1_536)])
+def test_quick_multiseed_rows(capsys, case, agent, steps):
+    assert bench.main(["--cases", case, "--quick"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["seeds"] for row in rows] == [1, 2]
     for row in rows:
-        assert row["case"] == "multiseed" and row["env"] == "CartPole-v1" and row["steps_per_seed"] == 512
+        assert row["case"] == case and row["agent"] == agent and row["env"] == "CartPole-v1"
+        assert row["steps_per_seed"] == steps
         assert row["sps"] > 0 and row["ratio"] == pytest.approx(row["sps"] / row["single_seed_sps"], abs=2e-3)
 
 

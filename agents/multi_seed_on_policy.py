@@ -1,0 +1,97 @@
+"""PPO and A2C for K seeds in one process (``agents.multi_seed``): stacked actor-critics, each
+seed's actions drawn with its own generator, and a rollout buffer whose minibatches keep the
+seeds apart."""
+from __future__ import annotations
+
+import torch
+from gymnasium import spaces
+from torch import Tensor, nn
+from torch.distributions import Categorical, Independent
+
+from agents.a2c import A2C
+from agents.actor_critic import ActorCritic
+from agents.multi_seed import MultiSeed
+from agents.on_policy import OnPolicyConfig
+from agents.ppo import PPO
+from agents.seed_stack import SeedStack
+from replay.grouped_rollout_buffer import GroupedRolloutBuffer
+
+
+class StackedActorCritic(nn.Module):
+    """K ``ActorCritic`` networks called on ``[K, B, ...]`` observations (row k by network k)."""
+
+    def __init__(self, networks: list[ActorCritic]):
+        super().__init__()
+        self.stack = SeedStack(networks)
+        self.distribution = networks[0].policy.distribution
+        self.log_prob_and_entropy = networks[0].policy.log_prob_and_entropy
+
+    def forward(self, obs: Tensor):
+        dist_inputs, value = self.stack.call("dist_inputs_and_value", obs)
+        return self.distribution(*dist_inputs), value
+
+    def evaluate_actions(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``ActorCritic.evaluate_actions`` of each network on its row of ``obs`` and ``action``."""
+        dist_inputs, value = self.stack.call("dist_inputs_and_value", obs)
+        return (*self.log_prob_and_entropy(action, *dist_inputs), value)
+
+    def value(self, obs: Tensor) -> Tensor:
+        return self.stack.call("value", obs)
+
+
+class MultiSeedOnPolicy(MultiSeed):
+    """Acting and rollout storage of an on-policy agent (``self.net`` an ``ActorCritic``) for K seeds."""
+
+    stacked_networks = {"net": StackedActorCritic}
+
+    def __init__(self, config: OnPolicyConfig, observation_space: spaces.Space, action_space: spaces.Space,
+                 seeds: list[int]):
+        if getattr(config, "target_kl", None):
+            raise ValueError("--target-kl stops all seeds' epochs together: not available with --num-seeds")
+        super().__init__(config, observation_space, action_space, seeds)
+
+    def _sample(self, dist: Categorical | Independent) -> Tensor:
+        """One action per env, seed k's drawn with seed k's generator (inverse-CDF / reparameterised)."""
+        if isinstance(dist, Categorical):
+            shape = dist.probs.shape[1:-1]
+            uniform = self.seed_draws(lambda g: torch.rand(shape, generator=g, device=g.device))
+            cdf = dist.probs.cumsum(-1)
+            return torch.searchsorted(cdf, uniform.unsqueeze(-1)).squeeze(-1).clamp_max(cdf.shape[-1] - 1)
+        normal = dist.base_dist
+        shape = normal.loc.shape[1:]
+        noise = self.seed_draws(lambda g: torch.randn(shape, generator=g, device=g.device))
+        return normal.loc + normal.scale * noise
+
+    @torch.no_grad()
+    def act(self, obs: Tensor, explore: bool = True) -> Tensor:
+        dist, _ = self.net(self._by_seed(obs))
+        action = (self._sample(dist) if explore else self._per_seed[0].net.policy.mode(dist)).flatten(0, 1)
+        return self.clip_action(action) if self.clip_action is not None else action
+
+    @torch.no_grad()
+    def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        dist, value = self.net(self._by_seed(obs))
+        action = self._sample(dist)
+        log_prob = dist.log_prob(action)
+        action = action.flatten(0, 1)
+        env_action = self.clip_action(action) if self.clip_action is not None else action
+        return action, env_action, {"log_prob": log_prob.flatten(), "value": value.flatten()}
+
+    def state_value(self, obs: Tensor) -> Tensor:
+        return self.net.value(self._by_seed(obs)).flatten()
+
+    def setup_training(self, num_envs: int) -> None:
+        self.buffer = GroupedRolloutBuffer(self.config.num_steps, num_envs, self.observation_space,
+                                           self.action_space, self.device, self.generators)
+
+
+class MultiSeedPPO(MultiSeedOnPolicy, PPO):
+    """PPO for K seeds at once."""
+
+    seed_agent_class = PPO
+
+
+class MultiSeedA2C(MultiSeedOnPolicy, A2C):
+    """A2C for K seeds at once."""
+
+    seed_agent_class = A2C
