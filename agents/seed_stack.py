@@ -117,17 +117,36 @@ def _runs_directly(network: nn.Module) -> bool:
                or getattr(module, "batch_shape_agnostic", False) for module in network.modules())
 
 
+class _StackedAffine(torch.autograd.Function):
+    """``bias + rows @ weight^T`` for K copies (``rows [K, B, in]``, ``weight [K, out, in]``,
+    ``bias [K, out]``), with a backward that computes the weight's gradient as
+    ``grad^T @ rows``, in the weight's own layout. Autograd's own backward of the product gives
+    the gradient of ``weight^T`` and hands on its transpose, which is then copied into the
+    parameter's layout: for K=16 DQN networks of 256 units, 1.2 ms of an 8 ms gradient step."""
+
+    @staticmethod
+    def forward(ctx, rows: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        ctx.save_for_backward(rows, weight)
+        return torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        rows, weight = ctx.saved_tensors
+        grad = grad.contiguous()
+        grad_rows = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
+        grad_weight = torch.bmm(grad.transpose(1, 2), rows) if ctx.needs_input_grad[1] else None
+        grad_bias = grad.sum(1) if ctx.needs_input_grad[2] else None
+        return grad_rows, grad_weight, grad_bias
+
+
 class StackedLinear(nn.Module):
     """K linear layers with ``weight [K, out, in]`` and ``bias [K, out]``, applied to
-    ``[K, *batch, in]``: row k through layer k, as one batched matrix product.
+    ``[K, *batch, in]``: row k through layer k, as one batched matrix product (``_StackedAffine``
+    where gradients are needed).
 
-    The product is taken feature-major, ``weight @ x^T`` (``[K, out, B]``), and handed on as its
-    transpose, a view: its backward then yields the weight's gradient in the weight's own layout,
-    where ``x @ weight^T`` yields it transposed and the gradient is copied into the parameter's
-    layout (for K=16 DQN networks of 256 units, 1.2 ms of an 8 ms gradient step). Features stay
-    feature-major from layer to layer, so only a network's input is copied into that layout: the
-    same layout for any K, so that the product rounds alike however many copies run (the
-    envs' observations come in other layouts, and a lone copy's twin is a fresh tensor)."""
+    The input is made contiguous first: the envs' observations come in other layouts, and a lone
+    copy's twin is a fresh tensor, so this gives the product the same layout, and the same
+    rounding, however many copies run."""
 
     def __init__(self, layer: nn.Linear):
         super().__init__()
@@ -135,10 +154,14 @@ class StackedLinear(nn.Module):
         self.bias = layer.bias
 
     def forward(self, x: Tensor) -> Tensor:
-        columns = x.reshape(x.shape[0], -1, x.shape[-1]).transpose(1, 2).contiguous()
-        out = (torch.bmm(self.weight, columns) if self.bias is None
-               else torch.baddbmm(self.bias.unsqueeze(2), self.weight, columns))
-        return out.transpose(1, 2).reshape(*x.shape[:-1], out.shape[1])
+        rows = x.reshape(x.shape[0], -1, x.shape[-1]).contiguous()
+        if self.bias is None:
+            out = torch.bmm(rows, self.weight.transpose(1, 2))
+        elif torch.is_grad_enabled() and (self.weight.requires_grad or rows.requires_grad):
+            out = _StackedAffine.apply(rows, self.weight, self.bias)
+        else:
+            out = torch.baddbmm(self.bias.unsqueeze(1), rows, self.weight.transpose(1, 2))
+        return out.view(*x.shape[:-1], out.shape[-1])
 
 
 def _tanh_from_sigmoid(x: Tensor) -> Tensor:

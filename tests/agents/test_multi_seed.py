@@ -64,10 +64,13 @@ def test_seed_stack_gradients_and_clipping_are_per_copy(layer_norm):
     networks = small_networks(3, layer_norm)
     stack = SeedStack(networks)
     inputs = torch.randn(3, 5, 3) * torch.tensor([1.0, 10.0, 100.0]).view(3, 1, 1)  # very different norms
+    inputs.requires_grad_()
     stack.call("forward", inputs).square().mean((1, 2)).sum().backward()
     norms = stack.clip_grad_norm_(1.0)
     for k, network in enumerate(networks):
-        network(inputs[k]).square().mean().backward()
+        own_inputs = inputs[k].detach().requires_grad_()
+        network(own_inputs).square().mean().backward()
+        assert torch.allclose(inputs.grad[k], own_inputs.grad, rtol=1e-4, atol=1e-7)
         expected_norm = nn.utils.clip_grad_norm_(network.parameters(), 1.0)
         assert torch.allclose(norms[k], expected_norm, rtol=1e-5)
         for stacked, own in zip(stack.stacked, network.parameters()):
