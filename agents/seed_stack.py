@@ -39,15 +39,15 @@ class SeedStack(nn.Module):
         params, buffers = stack_module_state(networks)
         trainable = {name for name, p in networks[0].named_parameters() if p.requires_grad}
         self.param_names, self.buffer_names = list(params), list(buffers)
+        self.stacked = nn.ParameterList(nn.Parameter(params[name].detach().clone(), requires_grad=name in trainable)
+                                        for name in self.param_names)
+        for i, name in enumerate(self.buffer_names):
+            self.register_buffer(f"stacked_buffer_{i}", buffers[name].clone())
         # The architecture without storage; a list keeps it out of parameters() and state_dict().
         template = copy.deepcopy(networks[0]).to("meta")
         self.runs_directly = _runs_directly(template)
         if self.runs_directly:
             _stack_layers(template)
-        self.stacked = nn.ParameterList(nn.Parameter(params[name].detach().clone(), requires_grad=name in trainable)
-                                        for name in self.param_names)
-        for i, name in enumerate(self.buffer_names):
-            self.register_buffer(f"stacked_buffer_{i}", buffers[name].clone())
         self._template = [template]
         self._slots = _tensor_slots(template, self.param_names + self.buffer_names)
         self.num_copies = len(networks)
@@ -100,7 +100,7 @@ def clip_grad_norm_per_copy_(parameters: Iterable[Tensor], max_norm: float, num_
     grads = [p.grad for p in parameters if p.grad is not None]
     if not grads:
         return torch.zeros(num_copies)
-    norms = torch.stack([torch.linalg.vector_norm(g, dim=tuple(range(1, g.dim()))) for g in grads], dim=1).norm(dim=1)
+    norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads], dim=1).norm(dim=1)
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
@@ -157,7 +157,7 @@ class StackedLinear(nn.Module):
         rows = x.reshape(x.shape[0], -1, x.shape[-1]).contiguous()
         if self.bias is None:
             out = torch.bmm(rows, self.weight.transpose(1, 2))
-        elif torch.is_grad_enabled() and (self.weight.requires_grad or rows.requires_grad):
+        elif torch.is_grad_enabled() and (self.weight.requires_grad or self.bias.requires_grad or rows.requires_grad):
             out = _StackedAffine.apply(rows, self.weight, self.bias)
         else:
             out = torch.baddbmm(self.bias.unsqueeze(1), rows, self.weight.transpose(1, 2))
