@@ -3,6 +3,8 @@ computes alone, write one run directory per seed, and resume exactly."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -195,3 +197,18 @@ def test_settings_that_mix_the_seeds_are_refused():
     with pytest.raises(ValueError, match="--num-seeds trains ppo, a2c, dqn; trpo runs one seed"):
         template = TRPO.from_env("CartPole-v1", backend="torch")
         build_multi_seed(TRPO, template.config, template.observation_space, template.action_space, [1, 2])
+
+
+def test_command_line_trains_multi_seed_dqn_and_resumes_it_to_a_larger_budget(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+    import train
+
+    common = ["--eval-every", "0", "--eval-episodes", "1", "--no-progress"]
+    assert train.main(["--agent", "dqn", "--env", "CartPole-v1", "--backend", "torch", "--num-seeds", "2", "--seed", "3",
+                       "--steps", "600", "--learning-starts", "200", "--run-dir", str(tmp_path), *common]) == 0
+    assert train.main(["--resume", str(tmp_path), "--steps", "800", *common]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" after ")[1].split()[0] for line in lines] == ["600", "600", "800", "800"]
+    for seed in (3, 4):
+        assert json.loads((tmp_path / f"seed_{seed}" / "summary.json").read_text())["steps"] == 800
+        assert type(DQN.load(tmp_path / f"seed_{seed}" / "agent.pt")) is DQN
