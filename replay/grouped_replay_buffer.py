@@ -36,9 +36,7 @@ class GroupedReplayBuffer(ReplayBuffer):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         counts = self._sampleable_counts()
-        if self.added <= self.n_step * self.num_envs and not bool(counts.view(self.num_groups, -1).any(1).all()):
-            raise ValueError(f"cannot sample: a group has nothing sampleable in {self.added} transitions added; "
-                             f"an env's first transition is sampleable after {self.n_step + 1} of its steps")
+        self._check_sampleable(counts, self.num_groups)
         draws = torch.stack([torch.rand(batch_size, generator=g, dtype=torch.float64, device=g.device)
                              for g in self.generators]).to(self.device)
         step, env = self._uniform_draws(counts, draws)

@@ -201,11 +201,7 @@ class ReplayBuffer:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         counts = self._sampleable_counts()
-        # More than n steps per env on average guarantee a sampleable transition; below that
-        # (only early on) the device is asked.
-        if self.added <= self.n_step * self.num_envs and not bool(counts.any()):
-            raise ValueError(f"cannot sample: nothing sampleable in {self.added} transitions added; an env's "
-                             f"first transition is sampleable after {self.n_step + 1} of its steps")
+        self._check_sampleable(counts)
         if self.tree is None:
             draws = torch.rand(batch_size, generator=generator, dtype=torch.float64, device=self.device)
             step, env = self._uniform_draws(counts, draws[None])
@@ -219,6 +215,14 @@ class ReplayBuffer:
             scaled = (counts.sum() * probs) ** -beta
             weights = (scaled / scaled.max()).float()
         return self._gather(step, env, weights)
+
+    def _check_sampleable(self, counts: Tensor, groups: int = 1) -> None:
+        """Raises unless each of the ``groups`` equal groups of envs has a sampleable transition.
+        More than n steps per env on average guarantee one; below that (only early on) the
+        device is asked."""
+        if self.added <= self.n_step * self.num_envs and not bool(counts.view(groups, -1).any(1).all()):
+            raise ValueError(f"cannot sample: nothing sampleable in {self.added} transitions added; an env's "
+                             f"first transition is sampleable after {self.n_step + 1} of its steps")
 
     def _uniform_draws(self, counts: Tensor, draws: Tensor) -> tuple[Tensor, Tensor]:
         """Maps uniform ``draws`` in [0, 1) ``[G, B]`` to sampleable transitions (``counts`` per
