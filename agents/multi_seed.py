@@ -9,7 +9,8 @@ A plain run of the same seed starts from the same weights and states, but batche
 matrix products round differently and the stacked networks' tanh is computed through the
 sigmoid (``SeedStack``), so the two drift apart by float round-off during training.
 
-``agents.multi_seed_on_policy`` holds PPO and A2C, ``agents.multi_seed_dqn`` DQN.
+``agents.multi_seed_on_policy`` holds PPO and A2C, ``agents.multi_seed_dqn`` DQN and
+``agents.multi_seed_sac`` SAC.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ MULTI_SEED_AGENTS: dict[str, str] = {
     "ppo": "agents.multi_seed_on_policy:MultiSeedPPO",
     "a2c": "agents.multi_seed_on_policy:MultiSeedA2C",
     "dqn": "agents.multi_seed_dqn:MultiSeedDQN",
+    "sac": "agents.multi_seed_sac:MultiSeedSAC",
 }
 
 
@@ -58,17 +60,27 @@ class MultiSeed:
         # Built one by one with their own seeds: the initial weights of single-seed runs.
         self._per_seed = [self.seed_agent_class(replace(config, seed=seed), observation_space, action_space)
                           for seed in seeds]
-        for name, stack in self.stacked_networks.items():
-            setattr(self, name, stack([getattr(agent, name) for agent in self._per_seed]))
+        self.stack_seeds()
         # Adam and RMSprop act elementwise, so each seed's slice steps exactly as it would alone;
         # but not under the fused CPU kernels, which vectorise over a whole stacked tensor and round
         # its scalar tail differently (C51's [K, 11] biases step differently for K = 2 and K = 3).
-        optimizer = self._per_seed[0].optimizer
-        settings = dict(optimizer.defaults)
-        if settings.get("fused"):
-            settings.update(fused=False, foreach=True)
-        self.optimizer = type(optimizer)([p for p in self.parameters() if p.requires_grad], **settings)
+        for name, parameters in self.optimized_parameters().items():
+            optimizer = getattr(self._per_seed[0], name)
+            settings = dict(optimizer.defaults)
+            if settings.get("fused"):
+                settings.update(fused=False, foreach=True)
+            setattr(self, name, type(optimizer)(parameters, **settings))
         self.generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
+
+    def stack_seeds(self) -> None:
+        """Replaces the networks named in ``stacked_networks`` by the stacks of the seeds' own."""
+        for name, stack in self.stacked_networks.items():
+            networks = [getattr(agent, name) for agent in self._per_seed]
+            setattr(self, name, None if networks[0] is None else stack(networks))  # None: a network left out
+
+    def optimized_parameters(self) -> dict[str, list[Tensor]]:
+        """Each optimiser of the agent (by attribute name) -> the stacked parameters it steps."""
+        return {"optimizer": [p for p in self.parameters() if p.requires_grad]}
 
     def _by_seed(self, tensor: Tensor) -> Tensor:
         """``[K * N, ...]`` rows of all envs -> ``[K, N, ...]``, row k being seed k's envs."""
@@ -78,6 +90,18 @@ class MultiSeed:
         """``draw(generator)`` with each seed's generator, stacked: ``[K, ...]``."""
         return torch.stack([draw(generator) for generator in self.generators])
 
+    def seed_normal(self, shape: tuple[int, ...]) -> Tensor:
+        """Standard normal draws ``[K, *shape]``, row k from seed k's generator."""
+        return self.seed_draws(lambda g: torch.randn(shape, generator=g, device=g.device))
+
+    def seed_categorical(self, probs: Tensor) -> Tensor:
+        """One index per row of ``probs`` (``[K, ..., A]``) by the inverse CDF of a uniform draw
+        from the row's seed's generator."""
+        shape = probs.shape[1:-1]
+        uniform = self.seed_draws(lambda g: torch.rand(shape, generator=g, device=g.device))
+        cdf = probs.cumsum(-1)
+        return torch.searchsorted(cdf, uniform.unsqueeze(-1)).squeeze(-1).clamp_max(cdf.shape[-1] - 1)
+
     def clip_gradients(self, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> None:
         params = [p for group in optimizer.param_groups for p in group["params"]]
         clip_grad_norm_per_copy_(params, max_grad_norm, self.num_seeds)
@@ -85,7 +109,8 @@ class MultiSeed:
     def seed_agents(self) -> list[Agent]:
         for index, agent in enumerate(self._per_seed):
             for name in self.stacked_networks:
-                getattr(self, name).stack.copy_into(index, getattr(agent, name))
+                if getattr(self, name) is not None:
+                    getattr(self, name).stack.copy_into(index, getattr(agent, name))
         return list(self._per_seed)
 
     def training_state(self, include_buffer: bool = True) -> dict[str, Any]:

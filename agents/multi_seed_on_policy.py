@@ -53,14 +53,9 @@ class MultiSeedOnPolicy(MultiSeed):
     def _sample(self, dist: Categorical | Independent) -> Tensor:
         """One action per env, seed k's drawn with seed k's generator (inverse-CDF / reparameterised)."""
         if isinstance(dist, Categorical):
-            shape = dist.probs.shape[1:-1]
-            uniform = self.seed_draws(lambda g: torch.rand(shape, generator=g, device=g.device))
-            cdf = dist.probs.cumsum(-1)
-            return torch.searchsorted(cdf, uniform.unsqueeze(-1)).squeeze(-1).clamp_max(cdf.shape[-1] - 1)
+            return self.seed_categorical(dist.probs)
         normal = dist.base_dist
-        shape = normal.loc.shape[1:]
-        noise = self.seed_draws(lambda g: torch.randn(shape, generator=g, device=g.device))
-        return normal.loc + normal.scale * noise
+        return normal.loc + normal.scale * self.seed_normal(normal.loc.shape[1:])
 
     @torch.no_grad()
     def act(self, obs: Tensor, explore: bool = True) -> Tensor:

@@ -201,6 +201,7 @@ class TanhGaussianHead(nn.Module):
     """
 
     LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0  # as in the authors' code and Stable-Baselines3
+    batch_shape_agnostic = True  # (agents.seed_stack)
 
     def __init__(self, in_dim: int, action_dim: int):
         super().__init__()
@@ -212,9 +213,14 @@ class TanhGaussianHead(nn.Module):
         log_std = self.log_std(features).clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
         return Normal(self.mean(features), log_std.exp(), validate_args=False)
 
-    def sample(self, features: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
-        """``(tanh(u), log pi(tanh(u)|s))`` with ``u`` reparameterised (or the mean when deterministic)."""
+    def sample(self, features: Tensor, noise: Tensor | None = None,
+               deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        """``(tanh(u), log pi(tanh(u)|s))`` with ``u = mu + sigma * noise`` reparameterised (the mean
+        when deterministic); ``noise``, standard normal draws, is drawn here when not given."""
         gaussian = self(features)
-        u = gaussian.mean if deterministic else gaussian.rsample()
+        if deterministic:
+            u = gaussian.mean
+        else:
+            u = gaussian.rsample() if noise is None else gaussian.mean + gaussian.stddev * noise
         log_jacobian = 2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))
         return torch.tanh(u), (gaussian.log_prob(u) - log_jacobian).sum(-1)

@@ -69,6 +69,8 @@ class SACConfig(AgentConfig):
 class TwinQ(nn.Module):
     """Two Q heads on one encoder: ``Q_j(s, a)`` (continuous) or ``Q_j(s, .)`` (discrete)."""
 
+    batch_shape_agnostic = True  # (agents.seed_stack)
+
     def __init__(self, encoder: nn.Module, action_dim: int, num_actions: int | None, hidden_sizes: list[int]):
         super().__init__()
         self.encoder = encoder
@@ -121,6 +123,7 @@ class SAC(Agent):
             self.action_center, self.action_scale = (high + low) / 2, (high - low) / 2
         else:
             raise ValueError(f"sac needs a Discrete or 1-D Box action space, got {action_space}")
+        self.action_dim = action_dim
         hidden = [config.head_width] * config.head_depth
         self.encoder = build_encoder(config, observation_space)
         self.critic = TwinQ(self.encoder, action_dim, self.num_actions, hidden)
@@ -155,15 +158,32 @@ class SAC(Agent):
     def actor_features(self, obs: Tensor) -> Tensor:
         if self.actor_encoder is not None:
             return self.actor_encoder(obs)
-        return self.encoder(obs).detach()
+        return self.critic.encoder(obs).detach()
 
     def policy(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
         """Continuous: ``(action in [-1, 1]^d, log pi)``; discrete: ``(probabilities, log-probabilities)``."""
-        features = self.actor_features(obs)
+        features = self.actor_trunk(self.actor_features(obs))
         if self.num_actions:
-            log_probs = F.log_softmax(self.actor_head(self.actor_trunk(features)), dim=-1)
+            log_probs = F.log_softmax(self.actor_head(features), dim=-1)
             return log_probs.exp(), log_probs
-        return self.actor_head.sample(self.actor_trunk(features), deterministic)
+        if deterministic:
+            return self.actor_head.sample(features, deterministic=True)
+        return self.actor_head.sample(features, self.policy_noise(features.shape[:-1]))
+
+    def policy_noise(self, batch_shape: torch.Size) -> Tensor | None:
+        """Standard normal draws ``[*batch_shape, d]`` for the reparameterised action; None lets the
+        policy head draw them."""
+        return None
+
+    def sample_categorical(self, probs: Tensor) -> Tensor:
+        """One action index drawn from each row of ``probs``."""
+        return torch.multinomial(probs, 1).squeeze(-1)
+
+    def random_actions(self, count: int, generator: torch.Generator | None = None) -> Tensor:
+        """``count`` uniformly random actions as replay stores them: indices, or points of ``[-1, 1]^d``."""
+        if self.num_actions:
+            return torch.randint(self.num_actions, (count,), generator=generator, device=self.device)
+        return torch.rand((count, self.action_dim), generator=generator, device=self.device) * 2.0 - 1.0
 
     def to_env_action(self, action: Tensor) -> Tensor:
         return action if self.num_actions else self.action_center + self.action_scale * action
@@ -176,7 +196,7 @@ class SAC(Agent):
         """The action as stored in replay: an index, or the squashed action in ``[-1, 1]^d``."""
         if self.num_actions:
             probs, _ = self.policy(obs)
-            return torch.multinomial(probs, 1).squeeze(-1) if explore else probs.argmax(-1)
+            return self.sample_categorical(probs) if explore else probs.argmax(-1)
         return self.policy(obs, deterministic=not explore)[0]
 
     @property
@@ -185,6 +205,9 @@ class SAC(Agent):
 
     # ---------------------------------------------------------------------- learning
     def update(self, batch: Batch) -> dict[str, Tensor]:
+        """One gradient step of temperature, critics and actor. Every mean runs over the last
+        dimension, so a ``[K, B]`` batch (K seeds stacked, ``agents.multi_seed_sac``, with
+        ``alpha`` of shape ``[K, 1]``) gives K separate losses."""
         batch = self.auxiliary_view(batch)
         cfg = self.config
         metrics: dict[str, Tensor] = {}
@@ -195,10 +218,8 @@ class SAC(Agent):
             action, log_prob = self.policy(batch.obs)
             entropy = -log_prob
         if cfg.autotune:  # eq. 18
-            alpha_loss = -(self.log_alpha * (self.target_entropy - entropy).detach()).mean()
-            self.alpha_optimizer.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            self.alpha_optimizer.step()
+            alpha_loss = -(self.log_alpha * (self.target_entropy - entropy).detach()).mean(-1)
+            self.optimizer_step(self.alpha_optimizer, alpha_loss, None, 0.0)
             metrics["losses/alpha_loss"] = alpha_loss.detach()
         alpha = self.alpha
         critic_loss, q1 = self.critic_loss(batch, alpha)
@@ -208,12 +229,12 @@ class SAC(Agent):
         if self.num_actions:
             with torch.no_grad():
                 q = torch.min(*self.critic(batch.obs))
-            actor_loss = (probs * (alpha * log_probs - q)).sum(-1).mean()
+            actor_loss = (probs * (alpha.unsqueeze(-1) * log_probs - q)).sum(-1).mean(-1)
         else:
             critic_params = self.critic_optimizer.param_groups[0]["params"]
             for p in critic_params:  # the actor's gradient flows through the critics, not into them
                 p.requires_grad_(False)
-            actor_loss = (alpha * log_prob - torch.min(*self.critic(batch.obs, action))).mean()
+            actor_loss = (alpha * log_prob - torch.min(*self.critic(batch.obs, action))).mean(-1)
             for p in critic_params:
                 p.requires_grad_(True)
         self.optimizer_step(self.actor_optimizer, actor_loss, None, cfg.max_grad_norm)
@@ -222,7 +243,7 @@ class SAC(Agent):
         if self._updates % cfg.target_update_interval == 0:
             self.update_target()
         metrics.update({"losses/critic_loss": critic_loss.detach(), "losses/actor_loss": actor_loss.detach(),
-                        "losses/q_values": q1.mean(), "losses/entropy": entropy.detach().mean(),
+                        "losses/q_values": q1.mean(-1), "losses/entropy": entropy.detach().mean(-1),
                         "losses/alpha": alpha})
         return metrics
 
@@ -233,17 +254,17 @@ class SAC(Agent):
             if self.num_actions:
                 next_probs, next_log_probs = self.policy(batch.next_obs)
                 next_q = torch.min(*self.critic_target(batch.next_obs))
-                next_value = (next_probs * (next_q - alpha * next_log_probs)).sum(-1)
+                next_value = (next_probs * (next_q - alpha.unsqueeze(-1) * next_log_probs)).sum(-1)
             else:
                 next_action, next_log_prob = self.policy(batch.next_obs)
                 next_value = torch.min(*self.critic_target(batch.next_obs, next_action)) - alpha * next_log_prob
             target = batch.reward + batch.discount * (1.0 - batch.terminated) * next_value
         if self.num_actions:
-            index = batch.action.long().view(-1, 1)
-            q1, q2 = (q.gather(1, index).squeeze(1) for q in self.critic(batch.obs))
+            index = batch.action.long().unsqueeze(-1)
+            q1, q2 = (q.gather(-1, index).squeeze(-1) for q in self.critic(batch.obs))
         else:
             q1, q2 = self.critic(batch.obs, batch.action)
-        return 0.5 * ((q1 - target).square().mean() + (q2 - target).square().mean()), q1.detach()
+        return 0.5 * ((q1 - target).square().mean(-1) + (q2 - target).square().mean(-1)), q1.detach()
 
     @torch.no_grad()
     def update_target(self) -> None:
@@ -260,10 +281,8 @@ class SAC(Agent):
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         if step >= self.config.learning_starts:
             action = self.policy_action(obs, explore=True)
-        elif self.num_actions:
-            action = torch.randint(self.num_actions, (obs.shape[0],), device=obs.device)
         else:
-            action = torch.rand((obs.shape[0], self.action_scale.shape[0]), device=obs.device) * 2.0 - 1.0
+            action = self.random_actions(obs.shape[0])
         return action, self.to_env_action(action), {}
 
     def observe(self, obs, action, reward, next_obs, terminated, truncated, extras, env_ids=None) -> None:
@@ -274,7 +293,7 @@ class SAC(Agent):
         if step <= cfg.learning_starts:
             return None
         metrics = None
-        self._since_train += next_obs.shape[0]
+        self._since_train += next_obs.shape[0] // self.num_seeds
         while self._since_train >= cfg.train_frequency:
             self._since_train -= cfg.train_frequency
             for _ in range(cfg.gradient_steps):

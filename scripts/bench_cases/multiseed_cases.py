@@ -1,8 +1,9 @@
 """Throughput of K seeds trained together in one process (``--num-seeds K``) against K runs of
-one seed each, one after another, with the agent's tuned CartPole settings on the torch-native
-env, neither evaluating nor checkpointing while timed: ``multiseed`` for PPO, ``multiseed_dqn``
-for DQN (its first 1,000 steps per seed are random play, the rest trains 128 gradient steps
-every 256 steps). Each side runs at its fastest on this machine: a lone small-MLP run on one
+one seed each, one after another, with the agent's tuned settings on a torch-native env, neither
+evaluating nor checkpointing while timed: ``multiseed`` for PPO on CartPole, ``multiseed_dqn``
+for DQN on CartPole (its first 1,000 steps per seed are random play, the rest trains 128 gradient
+steps every 256 steps), ``multiseed_sac`` for SAC on Pendulum (100 steps of random play, then a
+gradient step on 256 transitions per env step). Each side runs at its fastest on this machine: a lone small-MLP run on one
 torch thread (a second one only adds synchronisation), the K-seed run, whose stacked updates are
 real arithmetic, on two. On a GPU both sides run there."""
 from __future__ import annotations
@@ -13,26 +14,27 @@ from collections.abc import Iterator
 
 import torch
 
-from agents import DQN, PPO
+from agents import DQN, PPO, SAC
 from agents.base import Agent
 from agents.multi_seed import build_multi_seed
 from agents.runner import Runner
 
-ENV_ID = "CartPole-v1"
 SEEDS = (1, 4, 16)
-# case -> (agent, steps per seed, quick steps per seed)
-CASES: dict[str, tuple[type[Agent], int, int]] = {
-    "multiseed": (PPO, 51_200, 512),  # 200 rollouts of 8 envs x 32 steps
-    "multiseed_dqn": (DQN, 8_192, 1_536),  # 7,192 steps of training: 3,584 gradient steps
+# case -> (agent, env, steps per seed, quick steps per seed)
+CASES: dict[str, tuple[type[Agent], str, int, int]] = {
+    "multiseed": (PPO, "CartPole-v1", 51_200, 512),  # 200 rollouts of 8 envs x 32 steps
+    "multiseed_dqn": (DQN, "CartPole-v1", 8_192, 1_536),  # 7,192 steps of training: 3,584 gradient steps
+    "multiseed_sac": (SAC, "Pendulum-v1", 2_000, 300),  # 1,900 gradient steps
 }
 SETTINGS = dict(backend="torch", eval_every=0, checkpoint_every=0, eval_episodes=1, log_every=10**9)
 SINGLE_SEED_THREADS, MULTI_SEED_THREADS = 1, 2
 
 
-def steps_per_second(agent_cls: type[Agent], num_seeds: int | None, steps: int, device: torch.device) -> float:
+def steps_per_second(agent_cls: type[Agent], env_id: str, num_seeds: int | None, steps: int,
+                     device: torch.device) -> float:
     """Env steps per second summed over the seeds (``None``: a plain one-seed run)."""
     threads = SINGLE_SEED_THREADS if num_seeds is None else MULTI_SEED_THREADS
-    agent = agent_cls.from_env(ENV_ID, steps=steps, torch_threads=threads, device=str(device), **SETTINGS)
+    agent = agent_cls.from_env(env_id, steps=steps, torch_threads=threads, device=str(device), **SETTINGS)
     if num_seeds is not None:
         agent = build_multi_seed(agent_cls, agent.config, agent.observation_space, agent.action_space,
                                  list(range(num_seeds)))
@@ -49,15 +51,15 @@ def run(case: str, quick: bool = False, device: torch.device = torch.device("cpu
     ``repeats`` > 1 times a lone seed and the K seeds in alternation that many times for each K:
     the row reports each side's median, the median of the pairs' ratios and every pair's ratio
     (``pair_ratios``); a lone seed's speed varies by a fifth from run to run here."""
-    agent_cls, steps, quick_steps = CASES[case]
+    agent_cls, env_id, steps, quick_steps = CASES[case]
     steps = quick_steps if quick else steps
     for num_seeds in (1, 2) if quick else SEEDS:
         singles, togethers = [], []
         for _ in range(repeats):
-            singles.append(steps_per_second(agent_cls, None, steps, device))
-            togethers.append(steps_per_second(agent_cls, num_seeds, steps, device))
+            singles.append(steps_per_second(agent_cls, env_id, None, steps, device))
+            togethers.append(steps_per_second(agent_cls, env_id, num_seeds, steps, device))
         pair_ratios = [together / single for single, together in zip(singles, togethers)]
-        row = {"case": case, "agent": agent_cls.name, "env": ENV_ID, "seeds": num_seeds, "steps_per_seed": steps,
+        row = {"case": case, "agent": agent_cls.name, "env": env_id, "seeds": num_seeds, "steps_per_seed": steps,
                "device": str(device), "torch_threads": MULTI_SEED_THREADS,
                "single_seed_torch_threads": SINGLE_SEED_THREADS,
                "sps": round(statistics.median(togethers), 1), "single_seed_sps": round(statistics.median(singles), 1),

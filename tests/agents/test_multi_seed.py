@@ -1,4 +1,4 @@
-"""Multi-seed PPO, A2C and DQN: K seeds trained as one batched run compute exactly what each seed
+"""Multi-seed PPO, A2C, DQN and SAC: K seeds trained as one batched run compute exactly what each seed
 computes alone, write one run directory per seed, and resume exactly."""
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from agents import A2C, DQN, PPO, TRPO
+from agents import A2C, DQN, PPO, SAC, TRPO
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
 from agents.multi_seed import MultiSeed, build_multi_seed
 from agents.multi_seed_dqn import StackedQNetwork
 from agents.multi_seed_on_policy import StackedActorCritic
+from agents.multi_seed_sac import StackedPolicyHead, StackedTwinQ
 from agents.runner import CHECKPOINT, Runner
 from agents.seed_stack import SeedStack, StackedTanh
 from test_resume import Crash, crash_after
@@ -23,17 +24,25 @@ from test_resume import Crash, crash_after
 RUN = dict(steps=1_024, num_envs=4, eval_every=512, eval_episodes=2, log_every=256, checkpoint_every=256,
            backend="torch")
 # A2C with normalised advantages: a normalisation across seeds would mix them. DQN as a small
-# Rainbow without the noise and the priorities (which --num-seeds refuses).
+# Rainbow without the noise and the priorities (which --num-seeds refuses). SAC with n-step
+# returns and gradient clipping, on Gaussian and on discrete actions.
 SETTINGS = {PPO: dict(RUN, num_steps=32, update_epochs=3, num_minibatches=2), A2C: dict(RUN, num_steps=8, norm_adv=True),
             DQN: dict(RUN, learning_starts=200, train_frequency=16, gradient_steps=4, batch_size=16, buffer_size=2_000,
                       target_update_interval=64, double=True, dueling=True, n_step=3, distributional=True,
-                      atoms=11, v_min=0.0, v_max=50.0, encoder_options={"hidden_sizes": [32, 32]})}
-AGENTS = pytest.mark.parametrize("agent_cls", [PPO, A2C, DQN], ids=["ppo", "a2c", "dqn"])
-NETWORK = {PPO: "net", A2C: "net", DQN: "q"}  # the network each agent acts with
+                      atoms=11, v_min=0.0, v_max=50.0, encoder_options={"hidden_sizes": [32, 32]}),
+            SAC: dict(RUN, learning_starts=200, train_frequency=8, gradient_steps=2, batch_size=16, buffer_size=2_000,
+                      n_step=3, max_grad_norm=1.0, head_width=32, encoder_options={"hidden_sizes": [32]})}
+# Each case: (agent, env, the network it acts with, settings of the case).
+CASES = {"ppo": (PPO, "CartPole-v1", "net", {}), "a2c": (A2C, "CartPole-v1", "net", {}),
+         "dqn": (DQN, "CartPole-v1", "q", {}), "sac": (SAC, "Pendulum-v1", "actor_head", {}),
+         "sac-discrete": (SAC, "CartPole-v1", "actor_head", {}),
+         "sac-shared-encoder": (SAC, "Pendulum-v1", "actor_head", {"shared_encoder": True})}
+AGENTS = pytest.mark.parametrize("case", ["ppo", "a2c", "dqn", "sac", "sac-discrete"])
 
 
-def multi_seed(seeds: list[int], agent_cls: type[Agent] = PPO, **settings) -> MultiSeed:
-    template = agent_cls.from_env("CartPole-v1", **{**SETTINGS[agent_cls], **settings})
+def multi_seed(seeds: list[int], case: str = "ppo", **settings) -> MultiSeed:
+    agent_cls, env_id, _, case_settings = CASES[case]
+    template = agent_cls.from_env(env_id, **{**SETTINGS[agent_cls], **case_settings, **settings})
     return build_multi_seed(agent_cls, template.config, template.observation_space, template.action_space, seeds)
 
 
@@ -127,26 +136,54 @@ def test_stacked_q_networks_run_directly_and_give_each_network_its_own_outputs(d
         assert torch.allclose(q_values[k], network.q_values(obs[k]), atol=1e-5)
 
 
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_stacked_sac_networks_run_directly_and_give_each_network_its_own_outputs(env_id):
+    """Twin critics (with or without an action input), their encoders and the actor heads, a
+    Gaussian one sampling with the noise it is given."""
+    agents = [SAC.from_env(env_id, **SETTINGS[SAC], seed=seed) for seed in (1, 2, 3)]
+    critics = StackedTwinQ([agent.critic for agent in agents])
+    heads = StackedPolicyHead([agent.actor_head for agent in agents])
+    assert critics.stack.runs_directly and heads.stack.runs_directly
+    obs = torch.randn(3, 5, agents[0].observation_space.shape[0])
+    features = torch.randn(3, 5, 32)
+    if env_id == "Pendulum-v1":
+        actions = torch.rand(3, 5, 1) * 2 - 1
+        noise = torch.randn(3, 5, 1)
+        q_values, sampled = critics(obs, actions), heads.sample(features, noise)
+        own_q = [agent.critic(obs[k], actions[k]) for k, agent in enumerate(agents)]
+        own_sampled = [agent.actor_head.sample(features[k], noise[k]) for k, agent in enumerate(agents)]
+    else:
+        q_values, sampled = critics(obs), (heads(features),)
+        own_q = [agent.critic(obs[k]) for k, agent in enumerate(agents)]
+        own_sampled = [(agent.actor_head(features[k]),) for k, agent in enumerate(agents)]
+    encoded = critics.encoder(obs)
+    for k, agent in enumerate(agents):
+        assert torch.allclose(encoded[k], agent.critic.encoder(obs[k]), atol=1e-6)
+        for stacked, own in zip((*q_values, *sampled), (*own_q[k], *own_sampled[k]), strict=True):
+            assert torch.allclose(stacked[k], own, atol=1e-5)
+
+
 @AGENTS
-def test_each_seed_starts_from_the_weights_of_its_own_plain_run(agent_cls):
-    agent = multi_seed([4, 9], agent_cls)
+def test_each_seed_starts_from_the_weights_of_its_own_plain_run(case):
+    agent_cls, env_id, _, _ = CASES[case]
+    agent = multi_seed([4, 9], case)
     for seed, seed_agent in zip([4, 9], agent.seed_agents()):
-        plain = agent_cls.from_env("CartPole-v1", **SETTINGS[agent_cls], seed=seed)
+        plain = agent_cls.from_env(env_id, **SETTINGS[agent_cls], seed=seed)
         for (name, a), b in zip(plain.state_dict().items(), seed_agent.state_dict().values(), strict=True):
             assert torch.equal(a, b), name
 
 
-@AGENTS
-def test_a_seed_trained_with_others_equals_the_seed_trained_alone(tmp_path, agent_cls):
-    together = multi_seed([1, 2, 3], agent_cls)
+@pytest.mark.parametrize("case", ["ppo", "a2c", "dqn", "sac", "sac-discrete", "sac-shared-encoder"])
+def test_a_seed_trained_with_others_equals_the_seed_trained_alone(tmp_path, case):
+    together = multi_seed([1, 2, 3], case)
     summaries = Runner(together, run_dir=tmp_path / "together", progress=False).run_seeds()
-    alone = multi_seed([2], agent_cls)
+    alone = multi_seed([2], case)
     (summary_alone,) = Runner(alone, run_dir=tmp_path / "alone", progress=False).run_seeds()
     for a, b in zip(together.seed_agents()[1].state_dict().values(), alone.seed_agents()[0].state_dict().values()):
         assert torch.equal(a, b)
     assert summaries[1]["eval_returns"] == summary_alone["eval_returns"]
     # The three seeds did learn different things.
-    first, second = (getattr(agent, NETWORK[agent_cls]).parameters() for agent in together.seed_agents()[:2])
+    first, second = (getattr(agent, CASES[case][2]).parameters() for agent in together.seed_agents()[:2])
     assert all(not torch.equal(a, b) for a, b in zip(first, second, strict=True))
     # Seed 2's logs equal its lone run's, line by line, except the clock.
     drop_time = lambda line: {k: v for k, v in json.loads(line).items() if k not in ("time", "charts/sps")}  # noqa: E731
@@ -156,8 +193,9 @@ def test_a_seed_trained_with_others_equals_the_seed_trained_alone(tmp_path, agen
 
 
 @AGENTS
-def test_one_directory_per_seed_with_a_loadable_agent(tmp_path, agent_cls):
-    agent = multi_seed([5, 6], agent_cls)
+def test_one_directory_per_seed_with_a_loadable_agent(tmp_path, case):
+    agent_cls = CASES[case][0]
+    agent = multi_seed([5, 6], case)
     summaries = Runner(agent, run_dir=tmp_path, progress=False).run_seeds()
     assert [s["seed"] for s in summaries] == [5, 6] and all(s["steps"] == RUN["steps"] for s in summaries)
     for seed, seed_agent in zip([5, 6], agent.seed_agents()):
@@ -166,15 +204,16 @@ def test_one_directory_per_seed_with_a_loadable_agent(tmp_path, agent_cls):
         assert json.loads((seed_dir / "summary.json").read_text())["seed"] == seed
         loaded = agent_cls.load(seed_dir / "agent.pt")
         assert type(loaded) is agent_cls
-        obs = torch.randn(6, 4)
+        obs = torch.randn(6, *seed_agent.observation_space.shape)
         assert torch.equal(loaded.act(obs, explore=False), seed_agent.act(obs, explore=False))
 
 
 @AGENTS
-def test_a_crashed_multi_seed_run_resumes_exactly(tmp_path, agent_cls):
-    unbroken = multi_seed([1, 2], agent_cls)
+def test_a_crashed_multi_seed_run_resumes_exactly(tmp_path, case):
+    agent_cls = CASES[case][0]
+    unbroken = multi_seed([1, 2], case)
     Runner(unbroken, run_dir=tmp_path / "unbroken", progress=False).run_seeds()
-    crashed = multi_seed([1, 2], agent_cls)
+    crashed = multi_seed([1, 2], case)
     crash_after(crashed, 700)
     with pytest.raises(Crash):
         Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run_seeds()
@@ -193,8 +232,8 @@ def test_settings_that_mix_the_seeds_are_refused():
         multi_seed([1, 1])
     for setting in ("noisy", "prioritized"):
         with pytest.raises(ValueError, match=f"--{setting} is not available with --num-seeds"):
-            multi_seed([1, 2], DQN, **{setting: True})
-    with pytest.raises(ValueError, match="--num-seeds trains ppo, a2c, dqn; trpo runs one seed"):
+            multi_seed([1, 2], "dqn", **{setting: True})
+    with pytest.raises(ValueError, match="--num-seeds trains ppo, a2c, dqn, sac; trpo runs one seed"):
         template = TRPO.from_env("CartPole-v1", backend="torch")
         build_multi_seed(TRPO, template.config, template.observation_space, template.action_space, [1, 2])
 

@@ -1,4 +1,4 @@
-"""The ``multiseed`` and ``multiseed_dqn`` bench cases: rows for K = 1 and 2 in quick mode, ratio =
+"""The ``multiseed``, ``multiseed_dqn`` and ``multiseed_sac`` bench cases: rows for K = 1 and 2 in quick mode, ratio =
 together / one seed."""
 import json
 import sys
@@ -10,13 +10,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import bench  # noqa: E402
 
 
-@pytest.mark.parametrize(("case", "agent", "steps"), [("multiseed", "ppo", 512), ("multiseed_dqn", "dqn", 1_536)])
-def test_quick_multiseed_rows(capsys, case, agent, steps):
+@pytest.mark.parametrize(("case", "agent", "env", "steps"), [("multiseed", "ppo", "CartPole-v1", 512),
+                                                             ("multiseed_dqn", "dqn", "CartPole-v1", 1_536),
+                                                             ("multiseed_sac", "sac", "Pendulum-v1", 300)])
+def test_quick_multiseed_rows(capsys, case, agent, env, steps):
     assert bench.main(["--cases", case, "--quick"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [row["seeds"] for row in rows] == [1, 2]
     for row in rows:
-        assert row["case"] == case and row["agent"] == agent and row["env"] == "CartPole-v1"
+        assert row["case"] == case and row["agent"] == agent and row["env"] == env
         assert row["steps_per_seed"] == steps
         assert row["sps"] > 0 and row["ratio"] == pytest.approx(row["sps"] / row["single_seed_sps"], abs=2e-3)
 
