@@ -44,6 +44,14 @@ class ActorCritic(nn.Module):
         features = self.encoder(obs)
         return self.policy(features), self.value(obs, features)
 
+    def policy_distribution(self, obs: Tensor):
+        """pi(.|obs) alone, without the value."""
+        return self.policy(self.encoder(obs))
+
+    def dist_inputs(self, obs: Tensor) -> tuple[Tensor, ...]:
+        """The tensors ``policy_distribution`` is built from (what batched copies return)."""
+        return self.policy.dist_inputs(self.encoder(obs))
+
     def dist_inputs_and_value(self, obs: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
         """``forward`` with the policy as the tensors its distribution is built from."""
         features = self.encoder(obs)

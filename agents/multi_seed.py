@@ -9,7 +9,7 @@ A plain run of the same seed starts from the same weights and states, but batche
 matrix products round differently and the stacked networks' tanh is computed through the
 sigmoid (``SeedStack``), so the two drift apart by float round-off during training.
 
-``agents.multi_seed_on_policy`` holds PPO and A2C, ``agents.multi_seed_dqn`` DQN and
+``agents.multi_seed_on_policy`` holds PPO, A2C and TRPO, ``agents.multi_seed_dqn`` DQN and
 ``agents.multi_seed_sac`` SAC.
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ from agents.seed_stack import clip_grad_norm_per_copy_
 MULTI_SEED_AGENTS: dict[str, str] = {
     "ppo": "agents.multi_seed_on_policy:MultiSeedPPO",
     "a2c": "agents.multi_seed_on_policy:MultiSeedA2C",
+    "trpo": "agents.multi_seed_on_policy:MultiSeedTRPO",
     "dqn": "agents.multi_seed_dqn:MultiSeedDQN",
     "sac": "agents.multi_seed_sac:MultiSeedSAC",
 }

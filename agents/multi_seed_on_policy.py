@@ -1,4 +1,4 @@
-"""PPO and A2C for K seeds in one process (``agents.multi_seed``): stacked actor-critics, each
+"""PPO, A2C and TRPO for K seeds in one process (``agents.multi_seed``): stacked actor-critics, each
 seed's actions drawn with its own generator, and a rollout buffer whose minibatches keep the
 seeds apart."""
 from __future__ import annotations
@@ -13,6 +13,7 @@ from agents.actor_critic import ActorCritic
 from agents.multi_seed import MultiSeed
 from agents.on_policy import OnPolicyConfig
 from agents.ppo import PPO
+from agents.trpo import TRPO, split_parameters
 from agents.seed_stack import SeedStack
 from replay.grouped_rollout_buffer import GroupedRolloutBuffer
 
@@ -29,6 +30,9 @@ class StackedActorCritic(nn.Module):
     def forward(self, obs: Tensor):
         dist_inputs, value = self.stack.call("dist_inputs_and_value", obs)
         return self.distribution(*dist_inputs), value
+
+    def policy_distribution(self, obs: Tensor):
+        return self.distribution(*self.stack.call("dist_inputs", obs))
 
     def evaluate_actions(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``ActorCritic.evaluate_actions`` of each network on its row of ``obs`` and ``action``."""
@@ -90,3 +94,24 @@ class MultiSeedA2C(MultiSeedOnPolicy, A2C):
     """A2C for K seeds at once."""
 
     seed_agent_class = A2C
+
+
+class MultiSeedTRPO(MultiSeedOnPolicy, TRPO):
+    """TRPO for K seeds at once: one conjugate-gradient solve and one line search per seed, run
+    side by side on ``[K, P]`` parameter vectors."""
+
+    seed_agent_class = TRPO
+
+    @property
+    def seed_shape(self) -> tuple[int, ...]:
+        return (self.num_seeds,)
+
+    def stack_seeds(self) -> None:
+        super().stack_seeds()
+        self.policy_params = self._stacked_parameters()[0]
+
+    def optimized_parameters(self) -> dict[str, list[Tensor]]:
+        return {"optimizer": self._stacked_parameters()[1]}
+
+    def _stacked_parameters(self) -> tuple[list[Tensor], list[Tensor]]:
+        return split_parameters(zip(self.net.stack.param_names, self.net.stack.stacked))

@@ -12,14 +12,13 @@ the mean KL within ``max_kl``; if none does, the policy stays where it was.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 from gymnasium import spaces
 from torch import Tensor
 from torch.distributions import Categorical, Distribution, Independent, Normal, kl_divergence
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from agents.base import Agent
 from agents.config import option
@@ -45,17 +44,28 @@ class TRPOConfig(OnPolicyConfig):
     critic_batch_size: int = option(128, "critic minibatch size", positive=True)
 
 
-def backtracking_line_search(evaluate: Callable[[float], tuple[float, float]], max_kl: float,
-                             shrink: float, iters: int) -> float:
+def backtracking_line_search(evaluate: Callable[[Tensor], tuple[Tensor, Tensor]], max_kl: float,
+                             shrink: float, iters: int, shape: tuple[int, ...] = (),
+                             device: torch.device | None = None) -> Tensor:
     """The first fraction ``shrink ** i`` (i < iters) of the full step whose ``evaluate(fraction)
-    -> (surrogate improvement, mean KL)`` improves the surrogate within the KL bound; 0 if none."""
-    fraction = 1.0
+    -> (surrogate improvement, mean KL)`` improves the surrogate within the KL bound; 0 if none.
+
+    Fractions, improvements and KLs are tensors of ``shape``, one entry per policy (K seeds'
+    policies searched together); an entry keeps the first fraction it accepts while the others
+    go on shrinking."""
+    fraction = torch.ones(shape, device=device)
+    accepted = torch.zeros(shape, dtype=torch.bool, device=device)
     for _ in range(iters):
         improvement, kl = evaluate(fraction)
-        if improvement > 0.0 and kl <= max_kl:
-            return fraction
-        fraction *= shrink
-    return 0.0
+        accepted |= (improvement > 0.0) & (kl <= max_kl)
+        if bool(accepted.all()):
+            break
+        fraction = torch.where(accepted, fraction, fraction * shrink)
+    return torch.where(accepted, fraction, 0.0)
+
+
+# The ActorCritic modules the trust-region step moves; the critic's are fitted by the optimiser.
+POLICY_MODULES = ("encoder", "policy")
 
 
 class TRPO(OnPolicyRollouts, Agent):
@@ -85,31 +95,53 @@ class TRPO(OnPolicyRollouts, Agent):
         if config.shared_encoder:
             raise ValueError("trpo needs separate actor and critic networks: use --shared-encoder false")
         self.init_actor_critic(observation_space, action_space)
-        self.policy_params = [p for m in (self.net.encoder, self.net.policy) for p in m.parameters()
-                              if p.requires_grad]
-        critic_params = [p for m in (self.net.critic_encoder, self.net.value_head) for p in m.parameters()
-                         if p.requires_grad]
+        self.policy_params, critic_params = split_parameters(self.net.named_parameters())
         # Auxiliary objectives shape the critic's encoder: the policy moves only by trust-region steps.
         critic_params += self.attach_auxiliary(self.net.critic_encoder)
         self.optimizer = torch.optim.Adam(critic_params, lr=config.learning_rate, eps=config.adam_eps)
 
+    # The policy's parameters as one vector per policy: ``[P]``, or ``[K, P]`` for K stacked seeds
+    # (``agents.multi_seed_on_policy``), whose parameters carry the seed as a leading dimension.
+    seed_shape: tuple[int, ...] = ()
+
+    def to_vector(self, tensors: list[Tensor]) -> Tensor:
+        return torch.cat([t.reshape(*self.seed_shape, -1) for t in tensors], dim=-1)
+
+    def from_vector(self, vector: Tensor) -> list[Tensor]:
+        """``to_vector``'s inverse: a contiguous tensor shaped as each of the policy's parameters.
+        (Contiguous: views into a ``[K, P]`` vector start each seed's rows at another alignment,
+        and the batched products of the Fisher-vector product then round each seed differently.)"""
+        tensors, offset = [], 0
+        for param in self.policy_params:
+            size = param.numel() // math.prod(self.seed_shape)
+            tensors.append(vector[..., offset:offset + size].reshape(param.shape).contiguous())
+            offset += size
+        return tensors
+
+    @torch.no_grad()
+    def set_policy_vector(self, vector: Tensor) -> None:
+        for param, value in zip(self.policy_params, self.from_vector(vector), strict=True):
+            param.copy_(value)
+
     def surrogate(self, batch: Batch, advantage: Tensor) -> tuple[Tensor, Distribution]:
-        """Eq. 14's objective (plus the entropy bonus) and the policy it was computed with."""
-        dist = self.net.policy(self.net.encoder(batch.obs))
+        """Eq. 14's objective (plus the entropy bonus) and the policy it was computed with; every
+        mean runs over the last dimension (one objective per seed when K seeds are stacked)."""
+        dist = self.net.policy_distribution(batch.obs)
         ratio = (dist.log_prob(batch.action) - batch.log_prob).exp()
-        return (ratio * advantage).mean() + self.config.ent_coef * dist.entropy().mean(), dist
+        return (ratio * advantage).mean(-1) + self.config.ent_coef * dist.entropy().mean(-1), dist
 
     def fisher_vector_product(self, obs: Tensor) -> Callable[[Tensor], Tensor]:
         """``v -> (F + damping I) v`` at the current policy, F the Hessian of the mean
         ``KL(pi_current || pi_theta)`` on ``obs``, by double backprop (appendix C.1)."""
         params = self.policy_params
-        dist = self.net.policy(self.net.encoder(obs))
-        kl = kl_divergence(_detached(dist), dist).mean()
-        kl_gradient = parameters_to_vector(torch.autograd.grad(kl, params, create_graph=True))
+        dist = self.net.policy_distribution(obs)
+        kl = kl_divergence(_detached(dist), dist).mean(-1).sum()  # a sum over seeds when K are stacked
+        kl_gradient = torch.autograd.grad(kl, params, create_graph=True)
 
         def product(vector: Tensor) -> Tensor:
-            hessian_vector = torch.autograd.grad(kl_gradient @ vector, params, retain_graph=True)
-            return parameters_to_vector(hessian_vector) + self.config.cg_damping * vector
+            # d/dtheta (grad KL . v): the backward of grad KL with v as its output gradient
+            hessian_vector = torch.autograd.grad(kl_gradient, params, self.from_vector(vector), retain_graph=True)
+            return self.to_vector(hessian_vector) + self.config.cg_damping * vector
         return product
 
     def policy_step(self, batch: Batch) -> dict[str, Tensor]:
@@ -117,28 +149,29 @@ class TRPO(OnPolicyRollouts, Agent):
         advantage = self.normalized_advantage(batch.advantage)
         objective, dist = self.surrogate(batch, advantage)
         old_dist = _detached(dist)
-        gradient = parameters_to_vector(torch.autograd.grad(objective, params))
+        gradient = self.to_vector(torch.autograd.grad(objective.sum(), params))
         fisher_vector_product = self.fisher_vector_product(batch.obs)
         direction = conjugate_gradient(fisher_vector_product, gradient, cfg.cg_iters)
-        curvature = direction @ fisher_vector_product(direction)
+        curvature = (direction * fisher_vector_product(direction)).sum(-1, keepdim=True)
         full_step = direction * torch.sqrt(2.0 * cfg.max_kl / curvature.clamp_min(1e-12))
-        old_params = parameters_to_vector(params).detach()
-        old_objective = float(objective.detach())
+        old_params = self.to_vector(params).detach()
+        old_objective = objective.detach()
 
         @torch.no_grad()
-        def evaluate(fraction: float) -> tuple[float, float]:
-            vector_to_parameters(old_params + fraction * full_step, params)
+        def evaluate(fraction: Tensor) -> tuple[Tensor, Tensor]:
+            self.set_policy_vector(old_params + fraction.unsqueeze(-1) * full_step)
             new_objective, new_dist = self.surrogate(batch, advantage)
-            return float(new_objective) - old_objective, float(kl_divergence(old_dist, new_dist).mean())
+            return new_objective - old_objective, kl_divergence(old_dist, new_dist).mean(-1)
 
-        fraction = backtracking_line_search(evaluate, cfg.max_kl, cfg.line_search_shrink, cfg.line_search_iters)
+        fraction = backtracking_line_search(evaluate, cfg.max_kl, cfg.line_search_shrink, cfg.line_search_iters,
+                                            self.seed_shape, self.device)
+        self.set_policy_vector(old_params + fraction.unsqueeze(-1) * full_step)
         with torch.no_grad():
-            vector_to_parameters(old_params + fraction * full_step, params)
             new_objective, new_dist = self.surrogate(batch, advantage)
-            kl = kl_divergence(old_dist, new_dist).mean()
+            kl = kl_divergence(old_dist, new_dist).mean(-1)
         return {"losses/policy_objective": new_objective, "losses/kl": kl,
-                "losses/step_fraction": torch.tensor(fraction), "losses/entropy": new_dist.entropy().mean(),
-                "losses/grad_norm": gradient.norm().detach(), "losses/surrogate_gain": new_objective - old_objective}
+                "losses/step_fraction": fraction, "losses/entropy": new_dist.entropy().mean(-1),
+                "losses/grad_norm": gradient.norm(dim=-1), "losses/surrogate_gain": new_objective - old_objective}
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One critic gradient step on ``batch``."""
@@ -147,17 +180,26 @@ class TRPO(OnPolicyRollouts, Agent):
         return {"losses/value_loss": value_loss.detach(), **metrics}
 
     def critic_loss(self, batch: Batch) -> Tensor:
-        """``(V(s) - R)^2 / 2``, averaged over ``batch``."""
-        return 0.5 * (self.net.value(batch.obs) - batch.returns).square().mean()
+        """``(V(s) - R)^2 / 2``, averaged over ``batch``'s last dimension."""
+        return 0.5 * (self.net.value(batch.obs) - batch.returns).square().mean(-1)
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         cfg = self.config
         self.anneal_learning_rate()
         metrics = self.policy_step(next(self.buffer.minibatches(1, epochs=1)))
-        total = self.buffer.num_steps * self.buffer.num_envs
+        total = self.buffer.num_steps * self.buffer.num_envs // self.num_seeds  # one seed's transitions
         for batch in self.buffer.minibatches(max(1, math.ceil(total / cfg.critic_batch_size)), cfg.critic_updates):
             metrics.update(self.update(batch))
         return metrics
+
+
+def split_parameters(named_parameters: Iterable[tuple[str, Tensor]]) -> tuple[list[Tensor], list[Tensor]]:
+    """An ``ActorCritic``'s trainable parameters, by name: the policy's (``POLICY_MODULES``), the critic's."""
+    policy, critic = [], []
+    for name, param in named_parameters:
+        if param.requires_grad:
+            (policy if name.split(".")[0] in POLICY_MODULES else critic).append(param)
+    return policy, critic
 
 
 def _detached(dist: Distribution) -> Distribution:

@@ -26,7 +26,7 @@ def build_parser(agent_name: str | None) -> ArgumentParser:
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint.pt")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
     parser.add_argument("--num-seeds", type=int, default=1, metavar="K",
-                        help="train seeds SEED .. SEED+K-1 together in this process (PPO, A2C, DQN or SAC on a torch-native env): "
+                        help="train seeds SEED .. SEED+K-1 together in this process (PPO, A2C, TRPO, DQN or SAC on a torch-native env): "
                              "one batched run, RUN_DIR/seed_S per seed (default: 1)")
     if agent_name in AGENTS:
         add_config_flags(parser.add_argument_group(f"{agent_name} settings"), agent_class(agent_name).config_class)

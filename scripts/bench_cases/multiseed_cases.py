@@ -1,6 +1,7 @@
 """Throughput of K seeds trained together in one process (``--num-seeds K``) against K runs of
 one seed each, one after another, with the agent's tuned settings on a torch-native env, neither
-evaluating nor checkpointing while timed: ``multiseed`` for PPO on CartPole, ``multiseed_dqn``
+evaluating nor checkpointing while timed: ``multiseed`` for PPO on CartPole, ``multiseed_trpo``
+for TRPO on CartPole (rollouts of 2 envs x 512 steps, 20 critic epochs each), ``multiseed_dqn``
 for DQN on CartPole (its first 1,000 steps per seed are random play, the rest trains 128 gradient
 steps every 256 steps), ``multiseed_sac`` for SAC on Pendulum (100 steps of random play, then a
 gradient step on 256 transitions per env step). Each side runs at its fastest on this machine: a lone small-MLP run on one
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 
 import torch
 
-from agents import DQN, PPO, SAC
+from agents import DQN, PPO, SAC, TRPO
 from agents.base import Agent
 from agents.multi_seed import build_multi_seed
 from agents.runner import Runner
@@ -23,6 +24,7 @@ SEEDS = (1, 4, 16)
 # case -> (agent, env, steps per seed, quick steps per seed)
 CASES: dict[str, tuple[type[Agent], str, int, int]] = {
     "multiseed": (PPO, "CartPole-v1", 51_200, 512),  # 200 rollouts of 8 envs x 32 steps
+    "multiseed_trpo": (TRPO, "CartPole-v1", 20_480, 1_024),  # 20 rollouts (quick: 1)
     "multiseed_dqn": (DQN, "CartPole-v1", 8_192, 1_536),  # 7,192 steps of training: 3,584 gradient steps
     "multiseed_sac": (SAC, "Pendulum-v1", 2_000, 300),  # 1,900 gradient steps
 }

@@ -1,4 +1,4 @@
-"""Multi-seed PPO, A2C, DQN and SAC: K seeds trained as one batched run compute exactly what each seed
+"""Multi-seed PPO, A2C, TRPO, DQN and SAC: K seeds trained as one batched run compute exactly what each seed
 computes alone, write one run directory per seed, and resume exactly."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from agents import A2C, DQN, PPO, SAC, TRPO
+from agents import A2C, DQN, PPO, REINFORCE, SAC, TRPO
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
 from agents.multi_seed import MultiSeed, build_multi_seed
@@ -30,14 +30,16 @@ SETTINGS = {PPO: dict(RUN, num_steps=32, update_epochs=3, num_minibatches=2), A2
             DQN: dict(RUN, learning_starts=200, train_frequency=16, gradient_steps=4, batch_size=16, buffer_size=2_000,
                       target_update_interval=64, double=True, dueling=True, n_step=3, distributional=True,
                       atoms=11, v_min=0.0, v_max=50.0, encoder_options={"hidden_sizes": [32, 32]}),
+            TRPO: dict(RUN, num_steps=64, critic_updates=2, critic_batch_size=64, cg_iters=10),
             SAC: dict(RUN, learning_starts=200, train_frequency=8, gradient_steps=2, batch_size=16, buffer_size=2_000,
                       n_step=3, max_grad_norm=1.0, head_width=32, encoder_options={"hidden_sizes": [32]})}
 # Each case: (agent, env, the network it acts with, settings of the case).
 CASES = {"ppo": (PPO, "CartPole-v1", "net", {}), "a2c": (A2C, "CartPole-v1", "net", {}),
+         "trpo": (TRPO, "CartPole-v1", "net", {}), "trpo-gaussian": (TRPO, "Pendulum-v1", "net", {}),
          "dqn": (DQN, "CartPole-v1", "q", {}), "sac": (SAC, "Pendulum-v1", "actor_head", {}),
          "sac-discrete": (SAC, "CartPole-v1", "actor_head", {}),
          "sac-shared-encoder": (SAC, "Pendulum-v1", "actor_head", {"shared_encoder": True})}
-AGENTS = pytest.mark.parametrize("case", ["ppo", "a2c", "dqn", "sac", "sac-discrete"])
+AGENTS = pytest.mark.parametrize("case", ["ppo", "a2c", "trpo", "dqn", "sac", "sac-discrete"])
 
 
 def multi_seed(seeds: list[int], case: str = "ppo", **settings) -> MultiSeed:
@@ -163,6 +165,20 @@ def test_stacked_sac_networks_run_directly_and_give_each_network_its_own_outputs
             assert torch.allclose(stacked[k], own, atol=1e-5)
 
 
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_stacked_trpo_takes_each_seeds_own_fisher_vector_products(env_id):
+    """The K seeds' products come from one double backward through the stacked networks (tanh
+    through the sigmoid included); each equals that of the seed's own network."""
+    agent = multi_seed([1, 2, 3], "trpo" if env_id == "CartPole-v1" else "trpo-gaussian")
+    seed_agents = agent.seed_agents()
+    obs = torch.randn(3, 40, agent.observation_space.shape[0])
+    vectors = torch.randn(3, agent.to_vector(agent.policy_params).shape[-1])
+    products = agent.fisher_vector_product(obs)(vectors)
+    for k, seed_agent in enumerate(seed_agents):
+        own = seed_agent.fisher_vector_product(obs[k])(vectors[k])
+        torch.testing.assert_close(products[k], own, rtol=1e-4, atol=1e-6)
+
+
 @AGENTS
 def test_each_seed_starts_from_the_weights_of_its_own_plain_run(case):
     agent_cls, env_id, _, _ = CASES[case]
@@ -173,7 +189,8 @@ def test_each_seed_starts_from_the_weights_of_its_own_plain_run(case):
             assert torch.equal(a, b), name
 
 
-@pytest.mark.parametrize("case", ["ppo", "a2c", "dqn", "sac", "sac-discrete", "sac-shared-encoder"])
+@pytest.mark.parametrize("case", ["ppo", "a2c", "trpo", "trpo-gaussian", "dqn", "sac", "sac-discrete",
+                                  "sac-shared-encoder"])
 def test_a_seed_trained_with_others_equals_the_seed_trained_alone(tmp_path, case):
     together = multi_seed([1, 2, 3], case)
     summaries = Runner(together, run_dir=tmp_path / "together", progress=False).run_seeds()
@@ -233,9 +250,9 @@ def test_settings_that_mix_the_seeds_are_refused():
     for setting in ("noisy", "prioritized"):
         with pytest.raises(ValueError, match=f"--{setting} is not available with --num-seeds"):
             multi_seed([1, 2], "dqn", **{setting: True})
-    with pytest.raises(ValueError, match="--num-seeds trains ppo, a2c, dqn, sac; trpo runs one seed"):
-        template = TRPO.from_env("CartPole-v1", backend="torch")
-        build_multi_seed(TRPO, template.config, template.observation_space, template.action_space, [1, 2])
+    with pytest.raises(ValueError, match="--num-seeds trains ppo, a2c, trpo, dqn, sac; reinforce runs one seed"):
+        template = REINFORCE.from_env("CartPole-v1", backend="torch")
+        build_multi_seed(REINFORCE, template.config, template.observation_space, template.action_space, [1, 2])
 
 
 def test_command_line_trains_multi_seed_dqn_and_resumes_it_to_a_larger_budget(tmp_path, capsys):

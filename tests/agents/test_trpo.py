@@ -1,5 +1,6 @@
-"""TRPO: conjugate gradient against a dense solve, Fisher-vector products against the dense KL
-Hessian, the line search's acceptance rule, the KL bound after a step, learning."""
+"""TRPO: conjugate gradient against a dense solve (one system or several stacked), Fisher-vector
+products against the dense KL Hessian, the line search's acceptance rule, the KL bound after a
+step, learning."""
 import json
 
 import pytest
@@ -27,6 +28,22 @@ def test_conjugate_gradient_solves_a_small_fisher_system_like_a_dense_solve():
     torch.testing.assert_close(x, torch.linalg.solve(fisher, b), rtol=1e-8, atol=1e-8)
     with pytest.raises(ValueError, match="at least one iteration"):
         conjugate_gradient(lambda v: fisher @ v, b, iters=0)
+
+
+def test_conjugate_gradient_solves_stacked_systems_row_by_row():
+    """Three systems at once (K seeds' policies): each row is solved as if alone, and a row that
+    converges at once (b = 0) stays at x = 0 while the others iterate."""
+    generator = torch.Generator().manual_seed(0)
+    factors = torch.randn(3, 5, 5, generator=generator, dtype=torch.float64)
+    matrices = factors @ factors.transpose(1, 2) + 0.1 * torch.eye(5, dtype=torch.float64)
+    b = torch.randn(3, 5, generator=generator, dtype=torch.float64)
+    b[1] = 0.0
+    x = conjugate_gradient(lambda v: torch.einsum("kij,kj->ki", matrices, v), b, iters=5, residual_tol=1e-20)
+    for k in (0, 2):
+        alone = conjugate_gradient(lambda v: matrices[k] @ v, b[k], iters=5, residual_tol=1e-20)
+        torch.testing.assert_close(x[k], alone, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(x[k], torch.linalg.solve(matrices[k], b[k]), rtol=1e-6, atol=1e-8)
+    assert torch.equal(x[1], torch.zeros(5, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
@@ -61,6 +78,19 @@ def test_line_search_rejects_steps_that_break_the_kl_bound_or_do_not_improve():
     assert tried == [1.0, 0.5, 0.25, 0.125]
     assert backtracking_line_search(lambda f: (-f, 0.0), max_kl=0.01, shrink=0.5, iters=5) == 0.0
     assert backtracking_line_search(lambda f: (f, 0.05 * f), max_kl=0.01, shrink=0.5, iters=3) == 0.0
+
+
+def test_line_search_keeps_each_policys_first_accepted_fraction():
+    """Three policies searched together: the first accepts the full step, the second a quarter of
+    it, the third never improves and stays put."""
+    kl_per_unit_step = torch.tensor([0.005, 0.03, 0.0])
+    gain_sign = torch.tensor([1.0, 1.0, -1.0])
+
+    def evaluate(fraction):
+        return gain_sign * fraction, kl_per_unit_step * fraction
+
+    fractions = backtracking_line_search(evaluate, max_kl=0.01, shrink=0.5, iters=10, shape=(3,))
+    assert fractions.tolist() == [1.0, 0.25, 0.0]
 
 
 def test_policy_step_keeps_the_mean_kl_within_the_trust_region(tmp_path):

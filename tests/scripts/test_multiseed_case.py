@@ -1,4 +1,4 @@
-"""The ``multiseed``, ``multiseed_dqn`` and ``multiseed_sac`` bench cases: rows for K = 1 and 2 in quick mode, ratio =
+"""The ``multiseed``, ``multiseed_trpo``, ``multiseed_dqn`` and ``multiseed_sac`` bench cases: rows for K = 1 and 2 in quick mode, ratio =
 together / one seed."""
 import json
 import sys
@@ -11,6 +11,7 @@ import bench  # noqa: E402
 
 
 @pytest.mark.parametrize(("case", "agent", "env", "steps"), [("multiseed", "ppo", "CartPole-v1", 512),
+                                                             ("multiseed_trpo", "trpo", "CartPole-v1", 1_024),
                                                              ("multiseed_dqn", "dqn", "CartPole-v1", 1_536),
                                                              ("multiseed_sac", "sac", "Pendulum-v1", 300)])
 def test_quick_multiseed_rows(capsys, case, agent, env, steps):
