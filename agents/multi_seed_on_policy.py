@@ -13,8 +13,8 @@ from agents.actor_critic import ActorCritic
 from agents.multi_seed import MultiSeed
 from agents.on_policy import OnPolicyConfig
 from agents.ppo import PPO
-from agents.trpo import TRPO, split_parameters
 from agents.seed_stack import SeedStack
+from agents.trpo import TRPO, split_parameters
 from replay.grouped_rollout_buffer import GroupedRolloutBuffer
 
 

@@ -74,6 +74,7 @@ class MultiSeedSAC(MultiSeed, SAC):
         return self.seed_categorical(probs)
 
     def random_actions(self, count: int, generator: torch.Generator | None = None) -> Tensor:
+        """Each seed's share of ``count`` drawn with the seed's own generator (not ``generator``)."""
         per_seed = count // self.num_seeds
         return self.seed_draws(lambda g: super(MultiSeedSAC, self).random_actions(per_seed, g)).flatten(0, 1)
 
