@@ -53,19 +53,26 @@ class Runner:
     A multi-seed agent (``agents.multi_seed``) trains its seeds together: ``steps`` counts each
     seed's own env steps, and every seed gets the directory ``run_dir/seed_S`` with its config,
     logs, evaluations, ``summary.json`` and final ``agent.pt``, while ``run_dir/checkpoint.pt``
-    holds the joint state a resume needs.
+    holds the joint state a resume needs. ``seed_dirs`` puts the seeds' directories elsewhere
+    (one per seed, in the agent's seed order; ``scripts/compare.py`` keeps one folder per run).
     """
 
     def __init__(self, agent, run_dir: str | os.PathLike | None = None, progress: bool = True,
-                 resume: dict[str, Any] | None = None):
+                 resume: dict[str, Any] | None = None, seed_dirs: list[str | os.PathLike] | None = None):
         self.agent = agent
         self.config = agent.config
         self.seeds: list[int] = getattr(agent, "seeds", [self.config.seed])
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(self.config, agent.name, self.seeds)
         self.progress = progress
         self.resume = resume
+        if seed_dirs is not None and (len(seed_dirs) != len(self.seeds) or not hasattr(agent, "seeds")):
+            raise ValueError(f"seed_dirs needs one directory per seed of a multi-seed agent, got {len(seed_dirs)} "
+                             f"for seeds {self.seeds}")
+        self._seed_dirs = [Path(path) for path in seed_dirs] if seed_dirs is not None else None
 
     def seed_dirs(self) -> list[Path]:
+        if self._seed_dirs is not None:
+            return self._seed_dirs
         if len(self.seeds) == 1:
             return [self.run_dir]
         return [self.run_dir / f"seed_{seed}" for seed in self.seeds]
@@ -157,7 +164,7 @@ class Runner:
                        "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
                        "eval_returns": [float(r) for r in returns], "wall_time_s": round(logger.elapsed, 2),
                        "sps": round(train_sps, 1), "run_dir": str(seed_dir)}
-            if len(seeds) > 1:
+            if seed_dir != self.run_dir:  # the joint checkpoint is elsewhere: each seed's own agent here
                 summary["num_seeds"] = len(seeds)
                 seed_agent.save(seed_dir / "agent.pt")
             (seed_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

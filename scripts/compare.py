@@ -6,6 +6,9 @@
 Every (agent, env, seed) is an ordinary run folder OUT/runs/<env>__<agent>__seed<k>/ (the same
 files as scripts/train.py writes), trained by --workers local processes or by Ray tasks
 (--backend ray, --address auto or HOST:PORT; see agents/comparison/backends.py for storage).
+--seeds-per-process K trains up to K seeds of an agent together in one process (as train.py's
+--num-seeds does) where the agent has a multi-seed version and runs on torch-native envs
+(--set backend=torch); see agents/comparison/grouping.py.
 Afterwards OUT/summary.md, summary.json, curves.png and aggregate.png compare the agents
 (Agarwal et al. 2021: IQM, optimality gap, probability of improvement, performance profiles).
 
@@ -22,9 +25,10 @@ are OUT/runs/<env>__<variant>__seed<k>/ and its settings win over --set.
 --set key=value applies to every agent, --set agent.key=value to one (and to its variants);
 values are JSON where they parse as JSON, else strings. --config FILE (.toml, or .yaml with
 PyYAML) holds the same fields under the flags' long names (agents, envs, seeds, steps, out,
-workers, backend, address, gpus_per_run, cpus_per_run, variants: a list of --variant strings,
-and set: a table with agent sub-tables, or a list of "key=value"); flags given on the command
-line win (and --variant / --set add to the file's). --report OUT rebuilds the report only.
+workers, backend, address, gpus_per_run, cpus_per_run, seeds_per_process, variants: a list of
+--variant strings, and set: a table with agent sub-tables, or a list of "key=value"); flags
+given on the command line win (and --variant / --set add to the file's). --report OUT rebuilds
+the report only.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ from agents.comparison.backends import LocalBackend, RayBackend
 from agents.comparison.execution import Backend, run_all
 from agents.comparison.grid import (Plan, load_experiment_file, overrides_from_table, parse_names,
                                     parse_overrides, parse_seeds, plan_grid)
+from agents.comparison.grouping import Schedule, schedule_jobs
 from agents.comparison.report import write_report
 from agents.comparison.variants import CATALOGUE, parse_variant, variant_agents
 from agents.registry import AGENTS
@@ -68,6 +73,10 @@ def build_parser() -> ArgumentParser:
     execution.add_argument("--cpus-per-run", type=float, help="CPUs per run; also its torch threads (default: 1)")
     execution.add_argument("--gpus-per-run", type=float, help="GPUs per Ray task, e.g. 0.25 (default: 0); "
                            "add --set device=cuda")
+    execution.add_argument("--seeds-per-process", type=int, metavar="K",
+                           help="train up to K seeds of an agent together in one process, where it runs on "
+                                "torch-native envs (--set backend=torch) and has a multi-seed version "
+                                "(default: 1, each seed alone)")
     execution.add_argument("--no-progress", action="store_true", help="no overall progress bar")
     parser.add_argument("--report", metavar="OUT", help="only rebuild OUT's report from OUT/runs")
     return parser
@@ -77,7 +86,7 @@ def experiment_fields(args: argparse.Namespace) -> dict[str, Any]:
     """The experiment file's fields with the flags given on the command line on top."""
     fields = load_experiment_file(args.config) if args.config else {}
     for name in ("agents", "envs", "seeds", "steps", "out", "workers", "backend", "address",
-                 "gpus_per_run", "cpus_per_run"):
+                 "gpus_per_run", "cpus_per_run", "seeds_per_process"):
         if getattr(args, name) is not None:
             fields[name] = getattr(args, name)
     fields["variants"] = _string_list(fields.get("variants", []), "variants") + args.variant
@@ -133,13 +142,17 @@ def plan(fields: dict[str, Any], cli_sets: list[str]) -> Plan:
                      variants)
 
 
-def print_plan(grid: Plan) -> None:
+def print_plan(grid: Plan, schedule: Schedule) -> None:
     total = len(grid.tasks) + len(grid.finished)
-    resumed = len(grid.resumed)
+    resumed = schedule.resumed
     print(f"{total} runs: {len(grid.finished)} finished (skipped), {resumed} to resume, "
           f"{len(grid.tasks) - resumed} new")
+    if len(schedule.jobs) < len(grid.tasks):
+        print(f"{len(grid.tasks)} runs to train in {len(schedule.jobs)} processes")
     for agent, env, reason in grid.incompatible:
         print(f"skipped {agent} on {env}: {reason}")
+    for agent, env, reason in schedule.ungrouped:
+        print(f"one seed per process for {agent} on {env}: {reason}")
 
 
 def report(out: Path, factors: dict[str, Any] | None = None) -> dict:
@@ -149,11 +162,13 @@ def report(out: Path, factors: dict[str, Any] | None = None) -> dict:
 
 
 def run_and_report(grid: Plan, backend: Backend, out: Path, progress: bool,
-                   factors: dict[str, Any] | None = None) -> int:
-    """Runs the grid's tasks, then writes OUT's report; the exit status (0, 1 or 130)."""
-    print_plan(grid)
+                   factors: dict[str, Any] | None = None, schedule: Schedule | None = None) -> int:
+    """Runs the grid's tasks (one per process unless ``schedule`` groups them), then writes OUT's
+    report; the exit status (0, 1 or 130)."""
+    schedule = schedule or schedule_jobs(grid.tasks, 1, out / "groups")
+    print_plan(grid, schedule)
     try:
-        outcomes = run_all(grid.tasks, backend, progress=progress)
+        outcomes = run_all(schedule.jobs, backend, progress=progress)
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume", file=sys.stderr)
         return 130
@@ -181,9 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         fields = experiment_fields(args)
         backend = make_backend(fields)
         grid = plan(fields, args.set)
+        schedule = schedule_jobs(grid.tasks, int(fields.get("seeds_per_process", 1)), Path(fields["out"]) / "groups")
     except ValueError as error:
         fail(str(error))
-    return run_and_report(grid, backend, Path(fields["out"]), progress=not args.no_progress)
+    return run_and_report(grid, backend, Path(fields["out"]), progress=not args.no_progress, schedule=schedule)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Where the runs of a grid execute: a local process pool, or Ray tasks on a cluster.
 
-Both call ``execute_run`` once per task and yield outcomes as runs finish. A run's own failure
-comes back as an outcome; a worker that dies (killed, out of memory, a crash in native code) is
-handled by the backend: its runs are started again, resuming from their last checkpoint.
+Both call ``execute_job`` once per job (a task, or a group of seeds trained together) and yield
+outcomes as runs finish. A run's own failure comes back as an outcome; a worker that dies
+(killed, out of memory, a crash in native code) is handled by the backend: its runs are started
+again, resuming from their last checkpoint.
 
 Ray and storage: every task writes its run folder under the same absolute ``OUT/runs`` path on
 the node it runs on. With ``OUT`` on storage every node shares (NFS, a cluster file system) that
@@ -19,10 +20,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from agents.comparison.execution import RunOutcome, execute_run, failed, write_returned_files
-from agents.comparison.grid import RunTask
+from agents.comparison.execution import RunOutcome, execute_job, failed, write_returned_files
+from agents.comparison.grouping import Job
 
-RunFunction = Callable[[RunTask], RunOutcome]
+RunFunction = Callable[[Job], list[RunOutcome]]
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
@@ -39,75 +40,73 @@ def worker_context() -> multiprocessing.context.BaseContext:
 
 
 class LocalBackend:
-    """``workers`` processes, each training one run at a time.
+    """``workers`` processes, each training one job at a time.
 
     A dead worker breaks a ``ProcessPoolExecutor`` and fails every future in it, so at most
-    ``workers`` tasks are submitted at a time (all of them running), and after a break the runs
-    that were in flight go to a fresh pool; a run in flight at ``max_worker_deaths`` breaks is
+    ``workers`` jobs are submitted at a time (all of them running), and after a break the jobs
+    that were in flight go to a fresh pool; a job in flight at ``max_worker_deaths`` breaks is
     reported failed rather than retried forever.
     """
 
-    def __init__(self, workers: int, run_fn: RunFunction = execute_run, max_worker_deaths: int = 2):
+    def __init__(self, workers: int, run_fn: RunFunction = execute_job, max_worker_deaths: int = 2):
         if workers < 1:
             raise ValueError(f"--workers must be at least 1, got {workers}")
         self.workers = workers
         self.run_fn = run_fn
         self.max_worker_deaths = max_worker_deaths
 
-    def run(self, tasks: list[RunTask]) -> Iterator[RunOutcome]:
-        pending = deque(tasks)
+    def run(self, jobs: list[Job]) -> Iterator[RunOutcome]:
+        pending = deque(jobs)
         deaths: Counter[str] = Counter()
         while pending:
             yield from self._run_pool(pending, deaths)
 
-    def _run_pool(self, pending: deque[RunTask], deaths: Counter[str]) -> Iterator[RunOutcome]:
-        """Runs tasks of ``pending`` in one pool until none are left or a worker dies."""
+    def _run_pool(self, pending: deque[Job], deaths: Counter[str]) -> Iterator[RunOutcome]:
+        """Runs jobs of ``pending`` in one pool until none are left or a worker dies."""
         width = min(self.workers, len(pending))
         pool = ProcessPoolExecutor(max_workers=width, mp_context=worker_context())
-        in_flight: dict[Future, RunTask] = {}
+        in_flight: dict[Future, Job] = {}
         broken = False
         try:
             while in_flight or (pending and not broken):
                 while pending and not broken and len(in_flight) < width:
-                    task = pending.popleft()
+                    job = pending.popleft()
                     try:
-                        in_flight[pool.submit(self.run_fn, task)] = task
+                        in_flight[pool.submit(self.run_fn, job)] = job
                     except BrokenProcessPool:
-                        pending.appendleft(task)
+                        pending.appendleft(job)
                         broken = True
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
-                    task = in_flight.pop(future)
+                    job = in_flight.pop(future)
                     if isinstance(future.exception(), BrokenProcessPool):
                         broken = True
-                        outcome = self._after_worker_death(task, pending, deaths)
+                        yield from self._after_worker_death(job, pending, deaths)
                     else:
-                        outcome = _result(future, task)
-                    if outcome is not None:
-                        yield outcome
+                        yield from _result(future, job)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _after_worker_death(self, task: RunTask, pending: deque[RunTask],
-                            deaths: Counter[str]) -> RunOutcome | None:
-        """Puts ``task`` back at the front of ``pending``, or fails it after too many deaths."""
-        deaths[task.run_dir] += 1
-        if deaths[task.run_dir] >= self.max_worker_deaths:
-            attempts = f"{deaths[task.run_dir]} of {self.max_worker_deaths} attempts"
-            return failed(task, f"its worker process died ({attempts})")
-        pending.appendleft(task)
-        return None
+    def _after_worker_death(self, job: Job, pending: deque[Job], deaths: Counter[str]) -> list[RunOutcome]:
+        """Puts ``job`` back at the front of ``pending`` (no outcome yet), or fails it after too
+        many deaths."""
+        deaths[job.run_dir] += 1
+        if deaths[job.run_dir] >= self.max_worker_deaths:
+            attempts = f"{deaths[job.run_dir]} of {self.max_worker_deaths} attempts"
+            return failed(job, f"its worker process died ({attempts})")
+        pending.appendleft(job)
+        return []
 
 
-def _result(future: Future, task: RunTask) -> RunOutcome:
+def _result(future: Future, job: Job) -> list[RunOutcome]:
     try:
         return future.result()
     except Exception as error:  # e.g. the outcome could not be sent back
-        return failed(task, f"{type(error).__name__}: {error}")
+        return failed(job, f"{type(error).__name__}: {error}")
 
 
 class RayBackend:
-    """One Ray task per run, each asking for ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs.
+    """One Ray task per job, each asking for ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs.
 
     Connects to ``address`` (``auto``: the cluster this machine belongs to; ``HOST:PORT``), or
     starts a local instance when ``address`` is None and Ray is not initialised yet. Ray
@@ -116,7 +115,7 @@ class RayBackend:
     """
 
     def __init__(self, address: str | None = None, cpus_per_run: float = 1.0, gpus_per_run: float = 0.0,
-                 run_fn: RunFunction = execute_run, max_retries: int = 1):
+                 run_fn: RunFunction = execute_job, max_retries: int = 1):
         if cpus_per_run <= 0 or gpus_per_run < 0:
             raise ValueError(f"--cpus-per-run must be > 0 and --gpus-per-run >= 0, got {cpus_per_run}, {gpus_per_run}")
         try:
@@ -130,23 +129,24 @@ class RayBackend:
         self.run_fn = run_fn
         self.max_retries = max_retries
 
-    def run(self, tasks: list[RunTask]) -> Iterator[RunOutcome]:
+    def run(self, jobs: list[Job]) -> Iterator[RunOutcome]:
         ray = self.ray
         if not ray.is_initialized():
             ray.init(address=self.address)
         remote = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                             max_retries=self.max_retries)(self.run_fn)
-        refs = {remote.remote(task): task for task in tasks}
+        refs = {remote.remote(job): job for job in jobs}
         try:
             while refs:
                 (ref,), _ = ray.wait(list(refs), num_returns=1)
-                task = refs.pop(ref)
+                job = refs.pop(ref)
                 try:
-                    outcome = ray.get(ref)
+                    outcomes = ray.get(ref)
                 except ray.exceptions.RayError as error:
-                    outcome = failed(task, f"{type(error).__name__}: {str(error).splitlines()[0]}")
-                write_returned_files(outcome)
-                yield outcome
+                    outcomes = failed(job, f"{type(error).__name__}: {str(error).splitlines()[0]}")
+                for outcome in outcomes:
+                    write_returned_files(outcome)
+                    yield outcome
         finally:
             for ref in refs:
                 ray.cancel(ref)

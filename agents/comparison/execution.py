@@ -4,9 +4,11 @@
 run folder's ``checkpoint.pt`` when there is one, else build the agent fresh; train through the
 ordinary ``Runner`` with its progress bar off; a variant's name then goes into the run's
 ``config.json`` (after the run: the Runner writes that file afresh at every start and resume).
-A failing run never raises out of it: the error comes back as a one-line message (with the
-traceback in ``RUN_DIR/error.log``) so the other runs go on. ``run_all`` consumes any
-backend's stream of outcomes, printing one line per run under an overall progress bar.
+``execute_group`` does the same for the seeds of a ``RunGroup``, trained together as one
+multi-seed agent, from or into the group's joint checkpoint. A failing run never raises out of
+them: the error comes back as a one-line message (with the traceback in ``RUN_DIR/error.log``) so
+the other runs go on. ``run_all`` consumes any backend's stream of outcomes, printing one line
+per run under an overall progress bar.
 """
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ from tqdm import tqdm
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
 from agents.comparison.grid import RunTask
+from agents.comparison.grouping import Job, RunGroup, job_tasks
 from agents.comparison.variants import record_variant
+from agents.multi_seed import build_multi_seed
 from agents.registry import agent_class
 from agents.runner import CHECKPOINT, Runner
 
@@ -46,46 +50,74 @@ class RunOutcome:
 
 
 class Backend(Protocol):
-    def run(self, tasks: list[RunTask]) -> Iterator[RunOutcome]:
-        """Runs every task once, yielding each outcome as soon as it is known."""
+    def run(self, jobs: list[Job]) -> Iterator[RunOutcome]:
+        """Runs every job once, yielding each run's outcome as soon as it is known."""
         ...
 
 
-def _build_runner(task: RunTask, run_dir: Path) -> Runner:
+def _build_runner(task: RunTask, run_dir: Path, group: RunGroup | None = None) -> Runner:
+    """The Runner of ``task``, or of ``group`` (``task`` its first seed) with its seeds' folders."""
+    seed_dirs = [member.run_dir for member in group.tasks] if group is not None else None
     checkpoint = run_dir / CHECKPOINT
     if checkpoint.is_file():
         # The checkpoint's settings win (they made the run so far); only the budget may grow.
         payload = load_checkpoint(checkpoint, AGENT_FORMAT)
+        if group is not None and payload.get("seeds") != group.seeds:
+            raise ValueError(f"{checkpoint} holds seeds {payload.get('seeds')}, not {group.seeds}")
         agent = Agent.from_payload(payload)
         agent.config.steps = task.settings["steps"]
         agent.config.validate()
-        return Runner(agent, run_dir=run_dir, progress=False, resume=payload)
-    agent = agent_class(task.agent).from_env(task.env, **task.settings)
-    return Runner(agent, run_dir=run_dir, progress=False)
+        return Runner(agent, run_dir=run_dir, progress=False, resume=payload, seed_dirs=seed_dirs)
+    agent_cls = agent_class(task.agent)
+    agent = agent_cls.from_env(task.env, **task.settings)
+    if group is not None:
+        agent = build_multi_seed(agent_cls, agent.config, agent.observation_space, agent.action_space, group.seeds)
+    return Runner(agent, run_dir=run_dir, progress=False, seed_dirs=seed_dirs)
+
+
+def execute_job(job: Job) -> list[RunOutcome]:
+    """Trains a task, or a group's seeds together, to the end in this process (a worker);
+    never raises for a failed run."""
+    return execute_group(job) if isinstance(job, RunGroup) else [execute_run(job)]
 
 
 def execute_run(task: RunTask) -> RunOutcome:
     """Trains one task to its end in this process (a worker); never raises for a failed run."""
-    torch.set_num_threads(max(1, task.settings["torch_threads"]))
-    run_dir = Path(task.run_dir)
+    return _execute((task,), task.run_dir)[0]
+
+
+def execute_group(group: RunGroup) -> list[RunOutcome]:
+    """Trains the seeds of ``group`` as one multi-seed run; one outcome per seed."""
+    return _execute(group.tasks, group.run_dir, group)
+
+
+def _execute(members: tuple[RunTask, ...], run_dir: str, group: RunGroup | None = None) -> list[RunOutcome]:
+    torch.set_num_threads(max(1, members[0].settings["torch_threads"]))
+    run_dir = Path(run_dir)
     resumed = (run_dir / CHECKPOINT).is_file()
     try:
-        summary = _build_runner(task, run_dir).run()
-        if task.variant is not None:
-            record_variant(run_dir, task.variant)
+        summaries = _build_runner(members[0], run_dir, group).run_seeds()
+        for member in members:
+            if member.variant is not None:
+                record_variant(Path(member.run_dir), member.variant)
     except Exception as error:  # any failure of this run is reported; the grid goes on
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / ERROR_LOG).write_text(traceback.format_exc())
         message = " ".join(f"{type(error).__name__}: {error}".split())
-        return RunOutcome(task, None, message, resumed)
-    (run_dir / ERROR_LOG).unlink(missing_ok=True)
-    files = {name: (run_dir / name).read_text() for name in RETURNED_FILES} if task.return_files else {}
-    return RunOutcome(task, summary, None, resumed, files)
+        for member in members:
+            Path(member.run_dir).mkdir(parents=True, exist_ok=True)
+            (Path(member.run_dir) / ERROR_LOG).write_text(traceback.format_exc())
+        return [RunOutcome(member, None, message, resumed) for member in members]
+    outcomes = []
+    for member, summary in zip(members, summaries, strict=True):
+        member_dir = Path(member.run_dir)
+        (member_dir / ERROR_LOG).unlink(missing_ok=True)
+        files = {name: (member_dir / name).read_text() for name in RETURNED_FILES} if member.return_files else {}
+        outcomes.append(RunOutcome(member, summary, None, resumed, files))
+    return outcomes
 
 
-def failed(task: RunTask, message: str) -> RunOutcome:
-    """The outcome of a task whose worker died before it could report."""
-    return RunOutcome(task, None, message)
+def failed(job: Job, message: str) -> list[RunOutcome]:
+    """The outcomes of a job whose worker died before it could report."""
+    return [RunOutcome(task, None, message) for task in job_tasks(job)]
 
 
 def describe(outcome: RunOutcome) -> str:
@@ -99,11 +131,12 @@ def describe(outcome: RunOutcome) -> str:
             f"({summary['wall_time_s']:.1f} s{resumed})")
 
 
-def run_all(tasks: list[RunTask], backend: Backend, progress: bool = True) -> list[RunOutcome]:
-    """Runs ``tasks`` on ``backend``, one printed line per finished run and a bar with the ETA."""
+def run_all(jobs: list[Job], backend: Backend, progress: bool = True) -> list[RunOutcome]:
+    """Runs ``jobs`` on ``backend``, one printed line per finished run and a bar with the ETA."""
     outcomes = []
-    with tqdm(total=len(tasks), unit="run", desc="runs", disable=not (progress and tasks), dynamic_ncols=True) as bar:
-        for outcome in backend.run(tasks):
+    runs = sum(len(job_tasks(job)) for job in jobs)
+    with tqdm(total=runs, unit="run", desc="runs", disable=not (progress and jobs), dynamic_ncols=True) as bar:
+        for outcome in backend.run(jobs):
             outcomes.append(outcome)
             tqdm.write(describe(outcome))
             bar.update(1)

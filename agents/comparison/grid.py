@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 RESERVED_KEYS = ("env", "seed")  # set by the grid itself: --envs, --seeds
 EXPERIMENT_KEYS = ("agents", "variants", "envs", "seeds", "steps", "set", "out", "workers", "backend",
-                   "address", "gpus_per_run", "cpus_per_run")
+                   "address", "gpus_per_run", "cpus_per_run", "seeds_per_process")
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,8 @@ def overrides_from_table(table: dict[str, Any], agents: list[str]) -> list[str]:
 def load_experiment_file(path: str | Path) -> dict[str, Any]:
     """The fields of a ``.toml`` (stdlib tomllib) or ``.yaml``/``.yml`` (PyYAML) experiment file:
     the long names of the command-line flags (``agents``, ``envs``, ``seeds``, ``steps``, ``set``,
-    ``out``, ``workers``, ``backend``, ``address``, ``gpus_per_run``, ``cpus_per_run``)."""
+    ``out``, ``workers``, ``backend``, ``address``, ``gpus_per_run``, ``cpus_per_run``,
+    ``seeds_per_process``)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"experiment file {path} does not exist")

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from agents.comparison.backends import LocalBackend
-from agents.comparison.execution import RunOutcome, execute_run, write_returned_files
+from agents.comparison.execution import RunOutcome, execute_group, execute_job, execute_run, write_returned_files
 from agents.comparison.grid import (Overrides, RunTask, load_experiment_file, overrides_from_table,
                                     parse_names, parse_overrides, parse_seeds, parse_value, plan_grid)
+from agents.comparison.grouping import Job, RunGroup, job_tasks
 from agents.runner import CHECKPOINT, Runner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
@@ -199,6 +200,7 @@ def test_returned_files_are_written_only_where_the_run_is_missing(tmp_path):
     (["--gpus-per-run", "0.5"], "need --backend ray"),
     (["--workers", "0"], "--workers must be at least 1"),
     (["--seeds", "0"], "number of seeds must be at least 1"),
+    (["--seeds-per-process", "0"], "--seeds-per-process must be at least 1"),
 ])
 def test_cli_errors_exit_2_before_anything_runs(tmp_path, capsys, extra, message):
     out = tmp_path / "out"
@@ -254,11 +256,11 @@ def test_rerun_skips_finished_runs_a_failed_run_spares_the_others_and_the_report
     assert json.loads(reports[0]["summary.json"])["agents"] == ["ppo"]
 
 
-def die_after_first_checkpoint(task: RunTask) -> RunOutcome:
-    """``execute_run``, except that seed 0's worker process dies right after the run's first
-    checkpoint, the first time only (a marker file beside the run folder remembers)."""
-    marker = Path(task.run_dir + ".died")
-    if task.seed == 0 and not marker.exists():
+def die_after_first_checkpoint(job: Job) -> list[RunOutcome]:
+    """``execute_job``, except that the worker process of the job holding seed 0 dies right after
+    the job's first checkpoint, the first time only (a marker file beside its folder remembers)."""
+    marker = Path(job.run_dir + ".died")
+    if 0 in [task.seed for task in job_tasks(job)] and not marker.exists():
         write_checkpoint = Runner._checkpoint
 
         def checkpoint_then_die(self, *args):
@@ -267,7 +269,7 @@ def die_after_first_checkpoint(task: RunTask) -> RunOutcome:
             os._exit(1)
 
         Runner._checkpoint = checkpoint_then_die
-    return execute_run(task)
+    return execute_job(job)
 
 
 def test_a_run_whose_worker_died_resumes_in_a_fresh_pool_exactly(tmp_path):
@@ -284,6 +286,22 @@ def test_a_run_whose_worker_died_resumes_in_a_fresh_pool_exactly(tmp_path):
     assert all(torch.equal(resumed_model[name], reference_model[name]) for name in reference_model)
     steps = [json.loads(line)["step"] for line in (Path(tasks[0].run_dir) / "metrics.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 512
+
+
+def test_a_group_whose_worker_died_resumes_in_a_fresh_pool_exactly(tmp_path):
+    def group(name: str) -> RunGroup:
+        tasks = tiny_tasks(tmp_path / name, [0, 1], extra=("checkpoint_every=128", "backend=torch"))
+        return RunGroup(tuple(tasks), str(tmp_path / "groups" / name))
+
+    interrupted, reference = group("runs"), group("reference")
+    outcomes = list(LocalBackend(1, run_fn=die_after_first_checkpoint).run([interrupted]))
+    assert Path(interrupted.run_dir + ".died").exists()
+    assert [(o.task.seed, o.ok, o.resumed) for o in outcomes] == [(0, True, True), (1, True, True)]
+    for outcome, expected in zip(outcomes, execute_group(reference), strict=True):
+        assert outcome.summary["eval_returns"] == expected.summary["eval_returns"]
+        resumed_model = torch.load(Path(outcome.task.run_dir) / "agent.pt", weights_only=True)["model"]
+        reference_model = torch.load(Path(expected.task.run_dir) / "agent.pt", weights_only=True)["model"]
+        assert all(torch.equal(resumed_model[name], reference_model[name]) for name in reference_model)
 
 
 def test_a_run_whose_worker_keeps_dying_is_reported_failed(tmp_path):
