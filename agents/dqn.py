@@ -190,13 +190,17 @@ class DQN(Agent):
     def act(self, obs: Tensor, explore: bool = True, epsilon: float | None = None) -> Tensor:
         """Greedy actions (``explore=False``: without NoisyNet noise), else epsilon-greedy."""
         if explore and self.config.noisy:
-            self.q.head.reset_noise()
+            self.reset_noise(self.q)
         greedy = self.greedy_action(obs, explore)
         eps = self.epsilon(self.step) if epsilon is None else epsilon
         if not explore or eps <= 0.0:
             return greedy
         random_actions = self.random_actions(len(greedy))
         return torch.where(self.uniforms(len(greedy)) < eps, random_actions, greedy)
+
+    def reset_noise(self, network: nn.Module) -> None:
+        """Fresh NoisyNet noise for ``network`` (``q`` or ``q_target``)."""
+        network.head.reset_noise()
 
     def greedy_action(self, obs: Tensor, noise: bool) -> Tensor:
         """argmax_a Q(obs, a): the network call of every step."""
@@ -257,8 +261,8 @@ class DQN(Agent):
     def update(self, batch: Batch) -> dict[str, Tensor]:
         batch = self.auxiliary_view(batch)
         if self.config.noisy:  # fresh noise for both networks, drawn outside the compiled loss
-            self.q.head.reset_noise()
-            self.q_target.head.reset_noise()
+            self.reset_noise(self.q)
+            self.reset_noise(self.q_target)
         loss, priority, metrics = self.loss(batch, self.current_epsilon())
         metrics.update(self.optimizer_step(self.optimizer, loss, batch, self.config.max_grad_norm))
         if self.buffer is not None:

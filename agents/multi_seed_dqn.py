@@ -1,6 +1,6 @@
 """DQN for K seeds in one process (``agents.multi_seed``): stacked online and target Q-networks,
-each seed's exploration drawn with its own generator, and a replay buffer whose samples keep the
-seeds apart."""
+each seed's exploration (epsilon-greedy draws or NoisyNet noise) drawn with its own generator,
+and a replay buffer whose samples, uniform or prioritized, keep the seeds apart."""
 from __future__ import annotations
 
 import torch
@@ -9,12 +9,13 @@ from torch import Tensor, nn
 
 from agents.dqn import DQN, DQNConfig, QNetwork
 from agents.multi_seed import MultiSeed
+from agents.q_heads import NoisyLinear
 from agents.seed_stack import SeedStack
 from replay.grouped_replay_buffer import GroupedReplayBuffer
 
-# Settings whose randomness or statistics the stacked networks and grouped replay do not keep
-# per seed (NoisyNet noise, sum trees, fitted feature statistics).
-UNAVAILABLE = ("noisy", "prioritized", "replay_features", "standardize_features")
+# Settings whose statistics the stacked networks do not keep per seed (a frozen encoder's replayed
+# features, fitted feature statistics).
+UNAVAILABLE = ("replay_features", "standardize_features")
 
 
 class StackedQNetwork(nn.Module):
@@ -24,6 +25,19 @@ class StackedQNetwork(nn.Module):
         super().__init__()
         self.stack = SeedStack(networks)
         self.register_buffer("support", networks[0].support.clone(), persistent=False)  # the same for all
+        # The head's NoisyNet layers in the order ``QHead.reset_noise`` draws their noise.
+        index = {name: i for i, name in enumerate(self.stack.buffer_names)}
+        self.noisy_layers = [(index[f"head.{name}.eps_in"], index[f"head.{name}.eps_out"])
+                             for name, module in networks[0].head.named_modules() if isinstance(module, NoisyLinear)]
+
+    def reset_noise(self, generators: list[torch.Generator]) -> None:
+        """Each seed's fresh NoisyNet noise, drawn from its own generator in the order a lone
+        network's ``head.reset_noise(generator)`` draws it."""
+        buffers = self.stack.stacked_buffers()
+        for k, generator in enumerate(generators):
+            for eps_in, eps_out in self.noisy_layers:
+                for i in (eps_in, eps_out):
+                    buffers[i][k] = NoisyLinear.scaled_noise(buffers[i].shape[1], buffers[i].device, generator)
 
     def forward(self, obs: Tensor, noise: bool = True, encoded: bool = False) -> Tensor:
         return self.stack.call("forward", obs, noise=noise, encoded=encoded)
@@ -57,12 +71,21 @@ class MultiSeedDQN(MultiSeed, DQN):
         per_seed = count // self.num_seeds
         return self.seed_draws(lambda g: torch.rand(per_seed, generator=g, device=g.device)).flatten()
 
+    def reset_noise(self, network: StackedQNetwork) -> None:
+        network.reset_noise(self.generators)
+
     def training_batches(self):
-        """One ``[K, batch_size]`` batch per gradient step, drawn at once as in ``DQN``."""
+        """One ``[K, batch_size]`` batch per gradient step, drawn as in ``DQN``: uniform ones at
+        once, prioritized ones one by one."""
         cfg = self.config
+        if cfg.prioritized:
+            yield from super().training_batches()
+            return
         yield from self.buffer.sample(cfg.batch_size * cfg.gradient_steps).chunk(cfg.gradient_steps, dim=1)
 
     def setup_training(self, num_envs: int) -> None:
         cfg = self.config
         self.buffer = GroupedReplayBuffer(cfg.buffer_size, num_envs, self.observation_space, self.action_space,
-                                          self.device, self.generators, n_step=cfg.n_step, gamma=cfg.gamma)
+                                          self.device, self.generators, n_step=cfg.n_step, gamma=cfg.gamma,
+                                          prioritized=cfg.prioritized, alpha=cfg.priority_alpha,
+                                          priority_eps=cfg.priority_eps)

@@ -17,6 +17,8 @@ class NoisyLinear(nn.Module):
     """``y = (mu_w + sigma_w * eps_w) x + mu_b + sigma_b * eps_b`` with factorised noise
     ``eps_w = f(eps_out) f(eps_in)^T``, ``f(x) = sgn(x) sqrt|x|`` (Fortunato et al. 2018, sec. 3)."""
 
+    takes_noise = True  # forward(x, noise): whether to add the noise
+
     def __init__(self, in_features: int, out_features: int, sigma0: float = 0.5):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
@@ -29,13 +31,14 @@ class NoisyLinear(nn.Module):
         self.register_buffer("eps_out", torch.zeros(out_features))
 
     @staticmethod
-    def _scaled_noise(size: int, device: torch.device) -> Tensor:
-        x = torch.randn(size, device=device)
-        return x.sign() * x.abs().sqrt()
+    def scaled_noise(size: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+        """``f(x)`` of ``size`` standard normal draws (from ``generator``, else the global RNG)."""
+        x = torch.randn(size, generator=generator, device=device if generator is None else generator.device)
+        return (x.sign() * x.abs().sqrt()).to(device)
 
-    def reset_noise(self) -> None:
-        self.eps_in.copy_(self._scaled_noise(self.in_features, self.eps_in.device))
-        self.eps_out.copy_(self._scaled_noise(self.out_features, self.eps_out.device))
+    def reset_noise(self, generator: torch.Generator | None = None) -> None:
+        self.eps_in.copy_(self.scaled_noise(self.in_features, self.eps_in.device, generator))
+        self.eps_out.copy_(self.scaled_noise(self.out_features, self.eps_out.device, generator))
 
     def forward(self, x: Tensor, noise: bool = True) -> Tensor:
         if not noise:
@@ -66,7 +69,7 @@ class QHead(nn.Module):
     @staticmethod
     def _run(stream: nn.ModuleList, x: Tensor, noise: bool) -> Tensor:
         for i, layer in enumerate(stream):
-            x = layer(x, noise) if isinstance(layer, NoisyLinear) else layer(x)
+            x = layer(x, noise) if getattr(layer, "takes_noise", False) else layer(x)
             if i < len(stream) - 1:
                 x = torch.relu(x)
         return x
@@ -79,7 +82,8 @@ class QHead(nn.Module):
             out = value + out - baseline
         return out.squeeze(-1) if self.atoms == 1 else out
 
-    def reset_noise(self) -> None:
+    def reset_noise(self, generator: torch.Generator | None = None) -> None:
+        """Fresh noise for every NoisyNet layer, in module order (from ``generator``, else the global RNG)."""
         for module in self.modules():
             if isinstance(module, NoisyLinear):
-                module.reset_noise()
+                module.reset_noise(generator)

@@ -3,7 +3,7 @@
 Each parameter of the K copies is stored once as a ``[K, ...]`` tensor, and a method of the
 architecture is evaluated for all K copies at once on a storage-less template of the network
 whose tensors are swapped for the stacked ones, so K small networks cost about as many kernel
-launches as one. Networks built only of linear layers, elementwise activations and modules that
+launches as one. Networks built only of linear layers (NoisyNet's included), elementwise activations and modules that
 declare ``batch_shape_agnostic`` (they treat every leading dimension as batch, and a parameter
 of their own enters only by broadcasting against the features) run directly on
 ``[K, B, ...]`` inputs, each linear layer as one batched matrix product and each tanh through
@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.func import stack_module_state, vmap
+
+from agents.q_heads import NoisyLinear
 
 
 class SeedStack(nn.Module):
@@ -55,8 +57,11 @@ class SeedStack(nn.Module):
     def _tensors(self) -> list[Tensor]:
         """The stacked parameters, then buffers, in the order of ``param_names + buffer_names``."""
         # (the ParameterList's own iteration costs 4 us a tensor, a tenth of a small acting step)
-        return [*self.stacked._parameters.values(),
-                *(getattr(self, f"stacked_buffer_{i}") for i in range(len(self.buffer_names)))]
+        return [*self.stacked._parameters.values(), *self.stacked_buffers()]
+
+    def stacked_buffers(self) -> list[Tensor]:
+        """The stacked ``[K, ...]`` buffers, in the order of ``buffer_names``."""
+        return [getattr(self, f"stacked_buffer_{i}") for i in range(len(self.buffer_names))]
 
     def call(self, method: str, *inputs: Tensor, **options: Any) -> Any:
         tensors = self._tensors()
@@ -113,7 +118,7 @@ ELEMENTWISE_MODULES = (nn.Identity, nn.Tanh, nn.ReLU, nn.ELU, nn.GELU, nn.Sigmoi
 
 def _runs_directly(network: nn.Module) -> bool:
     """Whether K stacked copies of ``network`` can run on ``[K, B, ...]`` inputs without vmap."""
-    return all(isinstance(module, (nn.Linear, nn.Sequential, nn.ModuleList, *ELEMENTWISE_MODULES))
+    return all(isinstance(module, (nn.Linear, NoisyLinear, nn.Sequential, nn.ModuleList, *ELEMENTWISE_MODULES))
                or getattr(module, "batch_shape_agnostic", False) for module in network.modules())
 
 
@@ -154,14 +159,40 @@ class StackedLinear(nn.Module):
         self.bias = layer.bias
 
     def forward(self, x: Tensor) -> Tensor:
-        rows = x.reshape(x.shape[0], -1, x.shape[-1]).contiguous()
-        if self.bias is None:
-            out = torch.bmm(rows, self.weight.transpose(1, 2))
-        elif torch.is_grad_enabled() and (self.weight.requires_grad or self.bias.requires_grad or rows.requires_grad):
-            out = _StackedAffine.apply(rows, self.weight, self.bias)
-        else:
-            out = torch.baddbmm(self.bias.unsqueeze(1), rows, self.weight.transpose(1, 2))
-        return out.view(*x.shape[:-1], out.shape[-1])
+        return _stacked_affine(x, self.weight, self.bias)
+
+
+def _stacked_affine(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``x [K, *batch, in]`` through K affine maps ``weight [K, out, in]``, ``bias [K, out]``."""
+    rows = x.reshape(x.shape[0], -1, x.shape[-1]).contiguous()
+    if bias is None:
+        out = torch.bmm(rows, weight.transpose(1, 2))
+    elif torch.is_grad_enabled() and (weight.requires_grad or bias.requires_grad or rows.requires_grad):
+        out = _StackedAffine.apply(rows, weight, bias)
+    else:
+        out = torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2))
+    return out.view(*x.shape[:-1], out.shape[-1])
+
+
+class StackedNoisyLinear(nn.Module):
+    """K ``NoisyLinear`` layers (Fortunato et al. 2018, eq. 10-11) with ``[K, ...]`` tensors: each
+    copy's noisy weight and bias formed as ``NoisyLinear.forward`` forms them, then applied as
+    one batched matrix product like ``StackedLinear``."""
+
+    takes_noise = True
+
+    def __init__(self, layer: NoisyLinear):
+        super().__init__()
+        self.weight_mu, self.bias_mu = layer.weight_mu, layer.bias_mu
+        self.weight_sigma, self.bias_sigma = layer.weight_sigma, layer.bias_sigma
+        self.register_buffer("eps_in", layer.eps_in)
+        self.register_buffer("eps_out", layer.eps_out)
+
+    def forward(self, x: Tensor, noise: bool = True) -> Tensor:
+        if not noise:
+            return _stacked_affine(x, self.weight_mu, self.bias_mu)
+        weight = self.weight_mu + self.weight_sigma * (self.eps_out.unsqueeze(2) * self.eps_in.unsqueeze(1))
+        return _stacked_affine(x, weight, self.bias_mu + self.bias_sigma * self.eps_out)
 
 
 def _tanh_from_sigmoid(x: Tensor) -> Tensor:
@@ -198,12 +229,14 @@ class StackedTanh(nn.Module):
 
 
 def _stack_layers(network: nn.Module) -> None:
-    """Replaces every ``nn.Linear`` of ``network`` by a ``StackedLinear`` holding its tensors and
-    every ``nn.Tanh`` by a ``StackedTanh``."""
+    """Replaces every ``nn.Linear`` of ``network`` by a ``StackedLinear`` holding its tensors, every
+    ``NoisyLinear`` by a ``StackedNoisyLinear`` and every ``nn.Tanh`` by a ``StackedTanh``."""
     for module in list(network.modules()):
         for name, child in module.named_children():
             if isinstance(child, nn.Linear):
                 setattr(module, name, StackedLinear(child))
+            elif isinstance(child, NoisyLinear):
+                setattr(module, name, StackedNoisyLinear(child))
             elif isinstance(child, nn.Tanh):
                 setattr(module, name, StackedTanh())
 
@@ -218,7 +251,7 @@ def _tensor_slots(network: nn.Module, names: list[str]) -> list[tuple[dict[str, 
     slots = []
     for module in network.modules():
         for store in (module._parameters, module._buffers):
-            slots += [(store, attr, index_of[id(t)], not isinstance(module, StackedLinear))
+            slots += [(store, attr, index_of[id(t)], not isinstance(module, (StackedLinear, StackedNoisyLinear)))
                       for attr, t in store.items() if t is not None]
     return slots
 

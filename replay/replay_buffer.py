@@ -40,15 +40,21 @@ def _frame_capacity(rows: int, frame_stack: int, n_step: int) -> int:
 
 
 class ReplayBuffer:
-    """Transitions from N envs in a ring of ``capacity // num_envs`` rows, all on ``device``."""
+    """Transitions from N envs in a ring of ``capacity // num_envs`` rows, all on ``device``.
+
+    ``groups``: the envs form that many equal groups (in order), each with its own running
+    maximum priority (``replay.grouped_replay_buffer`` keeps them apart)."""
 
     def __init__(self, capacity: int, num_envs: int, observation_space: gym.Space,
                  action_space: gym.Space, device: torch.device | str = "cpu", *,
                  frame_stack: int = 1, n_step: int = 1, gamma: float = 0.99,
-                 prioritized: bool = False, alpha: float = 0.6, priority_eps: float = 1e-6) -> None:
+                 prioritized: bool = False, alpha: float = 0.6, priority_eps: float = 1e-6,
+                 groups: int = 1) -> None:
         if num_envs < 1 or n_step < 1 or frame_stack < 1:
             raise ValueError(f"num_envs, n_step and frame_stack must be >= 1, got "
                              f"{num_envs}, {n_step}, {frame_stack}")
+        if groups < 1 or num_envs % groups:
+            raise ValueError(f"num_envs ({num_envs}) must be a multiple of the number of groups ({groups})")
         rows = capacity // num_envs
         if rows <= n_step + 1:
             raise ValueError(f"capacity {capacity} leaves {rows} steps per env: need more than "
@@ -79,11 +85,16 @@ class ReplayBuffer:
         # ``_lockstep_steps`` (None after an add of some envs), so rows are plain indices.
         self._steps_bound = 0
         self._lockstep_steps: int | None = 0
-        self.tree = SumTree(rows * num_envs, self.device) if prioritized else None
-        self.max_priority = torch.ones((), dtype=torch.float64, device=self.device)
+        self.num_groups, self.group_size = groups, num_envs // groups
+        self.tree = self._new_tree() if prioritized else None
+        self.max_priority = torch.ones(groups, dtype=torch.float64, device=self.device)  # per group
         self._envs = torch.arange(num_envs, device=self.device)
         self._window = torch.arange(n_step, device=self.device)
         self._lost_probe = torch.arange(frame_stack + 2, device=self.device)
+
+    def _new_tree(self) -> SumTree:
+        """The sum-tree of the priorities: one over every slot ``row * N + env``."""
+        return SumTree(self.rows * self.num_envs, self.device)
 
     @staticmethod
     def estimate_nbytes(capacity: int, observation_space: gym.Space, action_space: gym.Space,
@@ -177,7 +188,7 @@ class ReplayBuffer:
         ready = self.env_steps[envs] - 1 - self.n_step
         # An env with no completed window yet zeroes its new slot a second time instead.
         ready_slots = torch.where(ready >= 0, (ready % self.rows) * n + envs, new_slots)
-        ready_values = self.max_priority * (ready >= self.valid_from[envs])
+        ready_values = self.max_priority[envs // self.group_size] * (ready >= self.valid_from[envs])
         slots, values = [new_slots, ready_slots], [torch.zeros_like(ready_values), ready_values]
         if lost is not None:
             # Lost transitions at or after ``ready`` never had mass; probes that lost nothing point
@@ -264,12 +275,13 @@ class ReplayBuffer:
         keep their zero mass; no-op under uniform sampling."""
         if self.tree is None:
             return
-        indices = indices.to(self.device)
+        indices = indices.to(self.device).flatten()
         step, env = indices // self.num_envs, indices % self.num_envs
         valid = (step >= self.valid_from[env]) & (step <= self.env_steps[env] - 1 - self.n_step)
         slot = (step % self.rows) * self.num_envs + env
-        new = (priorities.detach().to(self.device, torch.float64).abs() + self.priority_eps) ** self.alpha
-        self.max_priority = torch.maximum(self.max_priority, torch.where(valid, new, 0.0).max())
+        new = (priorities.detach().to(self.device, torch.float64).flatten().abs() + self.priority_eps) ** self.alpha
+        self.max_priority = self.max_priority.scatter_reduce(0, env // self.group_size, torch.where(valid, new, 0.0),
+                                                             "amax")
         self.tree.update(slot, torch.where(valid, new, self.tree.get(slot)))
 
     # ------------------------------------------------------------------------ checkpoints
@@ -295,7 +307,7 @@ class ReplayBuffer:
             getattr(self, name).copy_(state[name])
         self.valid_from = state["valid_from"].to(self.device).clone()
         self.episode_start = state["episode_start"].to(self.device).clone()
-        self.max_priority = state["max_priority"].to(self.device).clone()
+        self.max_priority = state["max_priority"].to(self.device).reshape(self.num_groups).clone()
         self.env_steps = state["env_steps"].to(self.device).clone()
         self.added = int(state["added"])
         self._steps_bound = int(self.env_steps.max())

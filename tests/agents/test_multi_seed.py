@@ -24,8 +24,8 @@ from test_resume import Crash, crash_after
 RUN = dict(steps=1_024, num_envs=4, eval_every=512, eval_episodes=2, log_every=256, checkpoint_every=256,
            backend="torch")
 # A2C with normalised advantages: a normalisation across seeds would mix them. DQN as a small
-# Rainbow without the noise and the priorities (which --num-seeds refuses). SAC with n-step
-# returns and gradient clipping, on Gaussian and on discrete actions.
+# Rainbow without the noise and the priorities, and as the whole of it. SAC with n-step returns
+# and gradient clipping, on Gaussian and on discrete actions.
 SETTINGS = {PPO: dict(RUN, num_steps=32, update_epochs=3, num_minibatches=2), A2C: dict(RUN, num_steps=8, norm_adv=True),
             DQN: dict(RUN, learning_starts=200, train_frequency=16, gradient_steps=4, batch_size=16, buffer_size=2_000,
                       target_update_interval=64, double=True, dueling=True, n_step=3, distributional=True,
@@ -36,10 +36,11 @@ SETTINGS = {PPO: dict(RUN, num_steps=32, update_epochs=3, num_minibatches=2), A2
 # Each case: (agent, env, the network it acts with, settings of the case).
 CASES = {"ppo": (PPO, "CartPole-v1", "net", {}), "a2c": (A2C, "CartPole-v1", "net", {}),
          "trpo": (TRPO, "CartPole-v1", "net", {}), "trpo-gaussian": (TRPO, "Pendulum-v1", "net", {}),
-         "dqn": (DQN, "CartPole-v1", "q", {}), "sac": (SAC, "Pendulum-v1", "actor_head", {}),
+         "dqn": (DQN, "CartPole-v1", "q", {}), "rainbow": (DQN, "CartPole-v1", "q", {"noisy": True, "prioritized": True}),
+         "sac": (SAC, "Pendulum-v1", "actor_head", {}),
          "sac-discrete": (SAC, "CartPole-v1", "actor_head", {}),
          "sac-shared-encoder": (SAC, "Pendulum-v1", "actor_head", {"shared_encoder": True})}
-AGENTS = pytest.mark.parametrize("case", ["ppo", "a2c", "trpo", "dqn", "sac", "sac-discrete"])
+AGENTS = pytest.mark.parametrize("case", ["ppo", "a2c", "trpo", "dqn", "rainbow", "sac", "sac-discrete"])
 
 
 def multi_seed(seeds: list[int], case: str = "ppo", **settings) -> MultiSeed:
@@ -124,18 +125,28 @@ def test_stacked_actor_critics_run_directly_and_give_each_network_its_own_output
         assert torch.allclose(values[k], own_value, atol=1e-6)
 
 
-@pytest.mark.parametrize("distributional", [False, True], ids=["q", "c51"])
-def test_stacked_q_networks_run_directly_and_give_each_network_its_own_outputs(distributional):
-    """Dueling heads (two streams) with scalar or distributional outputs run without vmap."""
-    settings = dict(SETTINGS[DQN], distributional=distributional)
+@pytest.mark.parametrize("distributional, noisy", [(False, False), (True, False), (True, True)],
+                         ids=["q", "c51", "noisy-c51"])
+def test_stacked_q_networks_run_directly_and_give_each_network_its_own_outputs(distributional, noisy):
+    """Dueling heads (two streams) with scalar or distributional outputs, plain or NoisyNet
+    layers, run without vmap; each network's noise is drawn from its own generator."""
+    settings = dict(SETTINGS[DQN], distributional=distributional, noisy=noisy)
     networks = [DQN.from_env("CartPole-v1", **settings, seed=seed).q for seed in (1, 2, 3)]
     stacked = StackedQNetwork(networks)
     assert stacked.stack.runs_directly
+    if noisy:
+        stacked.reset_noise([torch.Generator().manual_seed(seed) for seed in (1, 2, 3)])
+        for seed, network in zip((1, 2, 3), networks):
+            network.head.reset_noise(torch.Generator().manual_seed(seed))
+        assert not torch.equal(networks[0].head.advantage[0].eps_in, networks[1].head.advantage[0].eps_in)
     obs = torch.randn(3, 5, 4)
-    logits, q_values = stacked(obs), stacked.q_values(obs)
-    for k, network in enumerate(networks):
-        assert torch.allclose(logits[k], network(obs[k]), atol=1e-6)
-        assert torch.allclose(q_values[k], network.q_values(obs[k]), atol=1e-5)
+    for noise in (True, False):
+        logits, q_values = stacked(obs, noise=noise), stacked.q_values(obs, noise=noise)
+        for k, network in enumerate(networks):
+            assert torch.allclose(logits[k], network(obs[k], noise=noise), atol=1e-6)
+            assert torch.allclose(q_values[k], network.q_values(obs[k], noise=noise), atol=1e-5)
+    if noisy:  # the noise does move the outputs
+        assert not torch.allclose(stacked(obs, noise=True), stacked(obs, noise=False), atol=1e-4)
 
 
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
@@ -181,15 +192,15 @@ def test_stacked_trpo_takes_each_seeds_own_fisher_vector_products(env_id):
 
 @AGENTS
 def test_each_seed_starts_from_the_weights_of_its_own_plain_run(case):
-    agent_cls, env_id, _, _ = CASES[case]
+    agent_cls, env_id, _, case_settings = CASES[case]
     agent = multi_seed([4, 9], case)
     for seed, seed_agent in zip([4, 9], agent.seed_agents()):
-        plain = agent_cls.from_env(env_id, **SETTINGS[agent_cls], seed=seed)
+        plain = agent_cls.from_env(env_id, **SETTINGS[agent_cls], **case_settings, seed=seed)
         for (name, a), b in zip(plain.state_dict().items(), seed_agent.state_dict().values(), strict=True):
             assert torch.equal(a, b), name
 
 
-@pytest.mark.parametrize("case", ["ppo", "a2c", "trpo", "trpo-gaussian", "dqn", "sac", "sac-discrete",
+@pytest.mark.parametrize("case", ["ppo", "a2c", "trpo", "trpo-gaussian", "dqn", "rainbow", "sac", "sac-discrete",
                                   "sac-shared-encoder"])
 def test_a_seed_trained_with_others_equals_the_seed_trained_alone(tmp_path, case):
     together = multi_seed([1, 2, 3], case)
@@ -247,9 +258,10 @@ def test_settings_that_mix_the_seeds_are_refused():
         multi_seed([1, 2], target_kl=0.01)
     with pytest.raises(ValueError, match="distinct seeds"):
         multi_seed([1, 1])
-    for setting in ("noisy", "prioritized"):
+    for setting, options in (("replay-features", {"replay_features": True, "freeze_encoder": True}),
+                             ("standardize-features", {"standardize_features": True, "freeze_encoder": True})):
         with pytest.raises(ValueError, match=f"--{setting} is not available with --num-seeds"):
-            multi_seed([1, 2], "dqn", **{setting: True})
+            multi_seed([1, 2], "dqn", **options)
     with pytest.raises(ValueError, match="--num-seeds trains ppo, a2c, trpo, dqn, sac; reinforce runs one seed"):
         template = REINFORCE.from_env("CartPole-v1", backend="torch")
         build_multi_seed(REINFORCE, template.config, template.observation_space, template.action_space, [1, 2])

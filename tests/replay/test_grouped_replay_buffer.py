@@ -1,6 +1,8 @@
 """A grouped replay buffer gives each seed group exactly the samples its envs alone would give."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -15,11 +17,15 @@ ACTIONS = gym.spaces.Discrete(3)
 FIELDS = ("obs", "action", "reward", "next_obs", "terminated", "discount", "weights", "next_action")
 
 
-def play(buffers: list[tuple[ReplayBuffer, slice]], seed: int = 0) -> None:
-    """Adds the same random steps of GROUPS * N envs to every buffer, each taking its ``slice`` of envs."""
+def play(buffers: list[tuple[ReplayBuffer, slice]], seed: int = 0, between: Callable[[], None] | None = None,
+         every: int = STEPS) -> None:
+    """Adds the same random steps of GROUPS * N envs to every buffer, each taking its ``slice`` of
+    envs; calls ``between`` after every ``every`` steps."""
     g = torch.Generator().manual_seed(seed)
     obs = torch.randn(GROUPS * N, 2, generator=g)
-    for _ in range(STEPS):
+    for step in range(STEPS):
+        if between is not None and step and step % every == 0:
+            between()
         next_obs = torch.randn(GROUPS * N, 2, generator=g)
         terminated = torch.rand(GROUPS * N, generator=g) < 0.1
         truncated = (torch.rand(GROUPS * N, generator=g) < 0.05) & ~terminated
@@ -29,25 +35,42 @@ def play(buffers: list[tuple[ReplayBuffer, slice]], seed: int = 0) -> None:
         obs = torch.where((terminated | truncated)[:, None], torch.randn(GROUPS * N, 2, generator=g), next_obs)
 
 
-@pytest.mark.parametrize("n_step", [1, 3])
-def test_each_group_samples_what_its_envs_alone_would(n_step):
+@pytest.mark.parametrize("n_step, prioritized", [(1, False), (3, False), (1, True), (3, True)])
+def test_each_group_samples_what_its_envs_alone_would(n_step, prioritized):
     seeds = (5, 6, 7)
+    options = dict(n_step=n_step, gamma=0.9, prioritized=prioritized, alpha=0.7)
     grouped = GroupedReplayBuffer(CAPACITY, GROUPS * N, OBS, ACTIONS, "cpu",
-                                  [torch.Generator().manual_seed(s) for s in seeds], n_step=n_step, gamma=0.9)
-    alone = [ReplayBuffer(CAPACITY, N, OBS, ACTIONS, n_step=n_step, gamma=0.9) for _ in seeds]
-    play([(grouped, slice(None))] + [(buffer, slice(k * N, (k + 1) * N)) for k, buffer in enumerate(alone)])
-    assert grouped.rows == alone[0].rows == CAPACITY // N and len(grouped) == sum(len(b) for b in alone)
+                                  [torch.Generator().manual_seed(s) for s in seeds], **options)
+    alone = [ReplayBuffer(CAPACITY, N, OBS, ACTIONS, **options) for _ in seeds]
     generators = [torch.Generator().manual_seed(s) for s in seeds]
-    for _ in range(3):  # the groups' generators advance as the lone buffers' would
-        batch = grouped.sample(40)
+    priorities = torch.Generator().manual_seed(1)
+    batches = []
+
+    def sample_and_reprioritize() -> None:  # the groups' generators advance as the lone buffers' would
+        assert len(grouped) == sum(len(b) for b in alone)
+        batch = grouped.sample(40, beta=0.5)
         assert batch.obs.shape == (GROUPS, 40, 2) and batch.reward.shape == (GROUPS, 40)
+        new_priorities = torch.rand(GROUPS, 40, generator=priorities, dtype=torch.float64) * 5
+        grouped.update_priorities(batch.indices, new_priorities)
         for k, (buffer, generator) in enumerate(zip(alone, generators)):
-            expected = buffer.sample(40, generator=generator)
+            expected = buffer.sample(40, beta=0.5, generator=generator)
             for name in FIELDS:
                 assert torch.equal(getattr(batch, name)[k], getattr(expected, name)), name
             # the same transitions, numbered among all GROUPS * N envs
             step, env = batch.indices[k] // (GROUPS * N), batch.indices[k] % (GROUPS * N)
             assert torch.equal(step * N + env - k * N, expected.indices)
+            buffer.update_priorities(expected.indices, new_priorities[k])
+        batches.append(batch)
+
+    # samples and new priorities every 10 steps, while adds go on (the ring wraps)
+    play([(grouped, slice(None))] + [(buffer, slice(k * N, (k + 1) * N)) for k, buffer in enumerate(alone)],
+         between=sample_and_reprioritize, every=10)
+    assert grouped.rows == alone[0].rows == CAPACITY // N and len(batches) == STEPS // 10 - 1
+    batch = batches[-1]
+    if prioritized:  # the weights were not all ones, and each group keeps its own maximum
+        assert not torch.equal(batch.weights, torch.ones_like(batch.weights))
+        assert torch.equal(grouped.max_priority, torch.cat([buffer.max_priority for buffer in alone]))
+        assert len(set(grouped.max_priority.tolist())) == GROUPS
 
 
 def test_grouped_replay_refuses_uneven_groups_a_foreign_generator_and_empty_groups():

@@ -1,0 +1,57 @@
+"""One sum-tree per group of envs, addressed by the slots of the whole buffer.
+
+A replay buffer over N envs numbers its slots ``row * N + env``. When its envs form G equal
+groups (the seeds of a multi-seed run), group k's transitions need a tree of their own, so that
+its samples and their probabilities depend on its priorities alone: group k's tree holds them at
+``row * n + (env - k * n)`` (n = N / G), the slots a buffer of group k's envs alone would use.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from replay.sum_tree import SumTree
+
+
+class GroupedSumTree:
+    """``groups`` sum-trees of ``rows * envs_per_group`` leaves behind the buffer-wide slot numbers."""
+
+    def __init__(self, groups: int, rows: int, envs_per_group: int, device: torch.device | str = "cpu"):
+        self.groups, self.envs_per_group = groups, envs_per_group
+        self.num_envs = groups * envs_per_group
+        self.trees = [SumTree(rows * envs_per_group, device) for _ in range(groups)]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(tree.nbytes for tree in self.trees)
+
+    def split(self, slots: Tensor) -> tuple[Tensor, Tensor]:
+        """The group of each buffer-wide slot and its slot in that group's tree."""
+        env = slots % self.num_envs
+        return env // self.envs_per_group, (slots // self.num_envs) * self.envs_per_group + env % self.envs_per_group
+
+    def get(self, slots: Tensor) -> Tensor:
+        group, local = self.split(slots)
+        values = torch.empty(slots.shape, dtype=torch.float64, device=slots.device)
+        for k, tree in enumerate(self.trees):
+            mine = group == k
+            values[mine] = tree.get(local[mine])
+        return values
+
+    def update(self, slots: Tensor, values: Tensor) -> None:
+        """Sets the leaves of buffer-wide ``slots`` to ``values``, each in its group's tree."""
+        group, local = self.split(slots)
+        for k, tree in enumerate(self.trees):
+            mine = group == k
+            tree.update(local[mine], values[mine])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"trees": [tree.state_dict() for tree in self.trees]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state.get("trees", ())) != self.groups:
+            raise ValueError(f"sum-tree state does not hold {self.groups} groups' trees")
+        for tree, tree_state in zip(self.trees, state["trees"]):
+            tree.load_state_dict(tree_state)
