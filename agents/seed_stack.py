@@ -3,14 +3,14 @@
 Each parameter of the K copies is stored once as a ``[K, ...]`` tensor, and a method of the
 architecture is evaluated for all K copies at once on a storage-less template of the network
 whose tensors are swapped for the stacked ones, so K small networks cost about as many kernel
-launches as one. Networks built only of linear layers (NoisyNet's included), elementwise activations and modules that
-declare ``batch_shape_agnostic`` (they treat every leading dimension as batch, and a parameter
-of their own enters only by broadcasting against the features) run directly on
-``[K, B, ...]`` inputs, each linear layer as one batched matrix product and each tanh through
-the sigmoid (``StackedTanh``: the same to float precision, and faster on the CPU for K copies'
-large activations); any other network runs
-under ``torch.func.vmap``, whose per-op batching costs several times the op itself on small
-networks (a K=16 CartPole actor-critic: 440 us per acting call under vmap).
+launches as one. Networks built only of linear layers (NoisyNet's included), elementwise
+activations and modules that declare ``batch_shape_agnostic`` (they treat every leading dimension
+as batch, and a parameter of their own enters only by broadcasting against the features) run
+directly on ``[K, B, ...]`` inputs, each linear layer as one batched matrix product and each tanh
+through the sigmoid (``StackedTanh``: the same to float precision, and faster on the CPU for K
+copies' large activations); any other network runs under ``torch.func.vmap``, whose per-op
+batching costs several times the op itself on small networks (a K=16 CartPole actor-critic:
+440 us per acting call under vmap).
 The copies never mix: a loss that is a sum of per-copy losses gives each copy exactly its own
 gradient, and elementwise optimisers (Adam) then step each copy exactly as they would alone.
 """

@@ -11,8 +11,9 @@ and the same command resumes the group from it.
 Every seed of a grouped cell goes through the multi-seed path, a leftover seed as a group of one,
 so a seed's results do not depend on K (seed k of any group computes bitwise the same at the same
 torch thread count, ``--cpus-per-run``). They differ from a plain run of that seed by float
-round-off: stacked matrix products round differently. A seed that already has a plain run's ``checkpoint.pt`` resumes as a plain run, so
-no work is lost. A cell that cannot be grouped runs one seed per process, with the reason listed.
+round-off: stacked matrix products round differently. A seed that already has a plain run's
+``checkpoint.pt`` resumes as a plain run, so no work is lost. A cell that cannot be grouped runs
+one seed per process, with the reason listed.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agents.comparison.grid import RunTask
+from agents.multi_seed import build_multi_seed
 from agents.registry import agent_class
 from agents.runner import CHECKPOINT
 
@@ -35,11 +37,6 @@ class RunGroup:
     @property
     def seeds(self) -> list[int]:
         return [task.seed for task in self.tasks]
-
-    @property
-    def label(self) -> str:
-        first = self.tasks[0]
-        return f"{first.name} {first.env} seeds {', '.join(map(str, self.seeds))}"
 
 
 Job = RunTask | RunGroup  # what a backend runs in one worker process
@@ -60,8 +57,6 @@ def group_name(task: RunTask, seeds: list[int]) -> str:
 
 def why_not_grouped(task: RunTask) -> str | None:
     """None when the seeds of ``task``'s cell can train together, else the reason they cannot."""
-    from agents.multi_seed import build_multi_seed
-
     if task.settings.get("backend") != "torch":
         return "grouping runs on torch-native envs only: add --set backend=torch"
     agent_cls = agent_class(task.agent)

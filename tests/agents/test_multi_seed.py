@@ -36,7 +36,8 @@ SETTINGS = {PPO: dict(RUN, num_steps=32, update_epochs=3, num_minibatches=2), A2
 # Each case: (agent, env, the network it acts with, settings of the case).
 CASES = {"ppo": (PPO, "CartPole-v1", "net", {}), "a2c": (A2C, "CartPole-v1", "net", {}),
          "trpo": (TRPO, "CartPole-v1", "net", {}), "trpo-gaussian": (TRPO, "Pendulum-v1", "net", {}),
-         "dqn": (DQN, "CartPole-v1", "q", {}), "rainbow": (DQN, "CartPole-v1", "q", {"noisy": True, "prioritized": True}),
+         "dqn": (DQN, "CartPole-v1", "q", {}),
+         "rainbow": (DQN, "CartPole-v1", "q", {"noisy": True, "prioritized": True}),
          "sac": (SAC, "Pendulum-v1", "actor_head", {}),
          "sac-discrete": (SAC, "CartPole-v1", "actor_head", {}),
          "sac-shared-encoder": (SAC, "Pendulum-v1", "actor_head", {"shared_encoder": True})}
