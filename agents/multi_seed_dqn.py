@@ -25,19 +25,18 @@ class StackedQNetwork(nn.Module):
         super().__init__()
         self.stack = SeedStack(networks)
         self.register_buffer("support", networks[0].support.clone(), persistent=False)  # the same for all
-        # The head's NoisyNet layers in the order ``QHead.reset_noise`` draws their noise.
+        # The head's NoisyNet noise buffers in the order ``QHead.reset_noise`` draws them.
         index = {name: i for i, name in enumerate(self.stack.buffer_names)}
-        self.noisy_layers = [(index[f"head.{name}.eps_in"], index[f"head.{name}.eps_out"])
-                             for name, module in networks[0].head.named_modules() if isinstance(module, NoisyLinear)]
+        self.noise_buffers = [index[f"head.{name}.{eps}"] for name, module in networks[0].head.named_modules()
+                              if isinstance(module, NoisyLinear) for eps in ("eps_in", "eps_out")]
 
     def reset_noise(self, generators: list[torch.Generator]) -> None:
         """Each seed's fresh NoisyNet noise, drawn from its own generator in the order a lone
-        network's ``head.reset_noise(generator)`` draws it."""
+        network's ``head.reset_noise(generator)`` draws it (the scaling runs once per buffer)."""
         buffers = self.stack.stacked_buffers()
-        for k, generator in enumerate(generators):
-            for eps_in, eps_out in self.noisy_layers:
-                for i in (eps_in, eps_out):
-                    buffers[i][k] = NoisyLinear.scaled_noise(buffers[i].shape[1], buffers[i].device, generator)
+        for i in self.noise_buffers:
+            size, device = buffers[i].shape[1], buffers[i].device
+            buffers[i].copy_(NoisyLinear.scale(torch.stack([NoisyLinear.draw(size, device, g) for g in generators])))
 
     def forward(self, obs: Tensor, noise: bool = True, encoded: bool = False) -> Tensor:
         return self.stack.call("forward", obs, noise=noise, encoded=encoded)

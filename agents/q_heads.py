@@ -31,14 +31,19 @@ class NoisyLinear(nn.Module):
         self.register_buffer("eps_out", torch.zeros(out_features))
 
     @staticmethod
-    def scaled_noise(size: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
-        """``f(x)`` of ``size`` standard normal draws (from ``generator``, else the global RNG)."""
-        x = torch.randn(size, generator=generator, device=device if generator is None else generator.device)
-        return (x.sign() * x.abs().sqrt()).to(device)
+    def draw(size: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+        """``size`` standard normal draws from ``generator`` (else the global RNG), on ``device``."""
+        return torch.randn(size, generator=generator, device=device if generator is None else generator.device
+                           ).to(device)
+
+    @staticmethod
+    def scale(x: Tensor) -> Tensor:
+        """``f(x) = sgn(x) sqrt|x|``, elementwise."""
+        return x.sign() * x.abs().sqrt()
 
     def reset_noise(self, generator: torch.Generator | None = None) -> None:
-        self.eps_in.copy_(self.scaled_noise(self.in_features, self.eps_in.device, generator))
-        self.eps_out.copy_(self.scaled_noise(self.out_features, self.eps_out.device, generator))
+        self.eps_in.copy_(self.scale(self.draw(self.in_features, self.eps_in.device, generator)))
+        self.eps_out.copy_(self.scale(self.draw(self.out_features, self.eps_out.device, generator)))
 
     def forward(self, x: Tensor, noise: bool = True) -> Tensor:
         if not noise:

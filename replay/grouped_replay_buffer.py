@@ -55,15 +55,17 @@ class GroupedReplayBuffer(ReplayBuffer):
 
     def _prioritized_draws(self, counts: torch.Tensor, batch_size: int,
                            beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Steps, envs and importance weights ``[K * batch_size]`` drawn from each group's tree."""
-        steps, envs, weights = [], [], []
-        for k, (tree, generator, group_counts) in enumerate(zip(self.tree.trees, self.generators,
-                                                                counts.view(self.num_groups, -1))):
-            local = tree.sample(batch_size, generator).to(self.device)
-            env, row = k * self.group_size + local % self.group_size, local // self.group_size
-            newest = self.env_steps[env] - 1
-            steps.append(newest - (newest - row) % self.rows)
-            envs.append(env)
-            scaled = (group_counts.sum() * (tree.get(local) / tree.total)) ** -beta
-            weights.append((scaled / scaled.max()).float())
-        return torch.cat(steps), torch.cat(envs), torch.cat(weights)
+        """Steps, envs and importance weights ``[K * batch_size]``: row k drawn from group k's tree
+        with its generator, weighted within group k as ``ReplayBuffer.sample`` weights."""
+        trees = self.tree.trees
+        local = torch.stack([tree.sample(batch_size, generator).to(self.device)
+                             for tree, generator in zip(trees, self.generators)])
+        leaves = torch.stack([tree.get(row) for tree, row in zip(trees, local)])
+        totals = torch.tensor([tree.total for tree in trees], dtype=torch.float64, device=self.device)
+        first_env = torch.arange(self.num_groups, device=self.device).unsqueeze(1) * self.group_size
+        env, row = first_env + local % self.group_size, local // self.group_size
+        newest = self.env_steps[env] - 1
+        step = newest - (newest - row) % self.rows
+        scaled = (counts.view(self.num_groups, -1).sum(1, keepdim=True) * (leaves / totals[:, None])) ** -beta
+        weights = (scaled / scaled.amax(1, keepdim=True)).float()
+        return step.flatten(), env.flatten(), weights.flatten()

@@ -32,20 +32,25 @@ class GroupedSumTree:
         env = slots % self.num_envs
         return env // self.envs_per_group, (slots // self.num_envs) * self.envs_per_group + env % self.envs_per_group
 
+    def _by_group(self, slots: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The order that sorts ``slots`` by group (stable), and each group's local slots in it."""
+        group, local = self.split(slots.flatten())
+        order = torch.argsort(group, stable=True)
+        return order, list(local[order].split(torch.bincount(group, minlength=self.groups).tolist()))
+
     def get(self, slots: Tensor) -> Tensor:
-        group, local = self.split(slots)
-        values = torch.empty(slots.shape, dtype=torch.float64, device=slots.device)
-        for k, tree in enumerate(self.trees):
-            mine = group == k
-            values[mine] = tree.get(local[mine])
-        return values
+        order, locals_ = self._by_group(slots)
+        values = torch.empty(order.shape, dtype=torch.float64, device=slots.device)
+        values[order] = torch.cat([tree.get(local) for tree, local in zip(self.trees, locals_)])
+        return values.view(slots.shape)
 
     def update(self, slots: Tensor, values: Tensor) -> None:
-        """Sets the leaves of buffer-wide ``slots`` to ``values``, each in its group's tree."""
-        group, local = self.split(slots)
-        for k, tree in enumerate(self.trees):
-            mine = group == k
-            tree.update(local[mine], values[mine])
+        """Sets the leaves of buffer-wide ``slots`` to ``values``, each in its group's tree (a
+        repeated slot resolves as in ``SumTree.update``: the stable sort keeps the repeats' order)."""
+        order, locals_ = self._by_group(slots)
+        group_values = values.flatten()[order].split([len(local) for local in locals_])
+        for tree, local, value in zip(self.trees, locals_, group_values):
+            tree.update(local, value)
 
     def state_dict(self) -> dict[str, Any]:
         return {"trees": [tree.state_dict() for tree in self.trees]}

@@ -27,7 +27,7 @@ from bench_cases import atari_cases, ceiling, learning_cases, option_cost_cases,
 LEARNING = list(learning_cases.CASES)
 POLICY_GRADIENT = list(pg_cases.CASES)
 OPTION_COST = list(option_cost_cases.CASES)
-MULTI_SEED = ["multiseed", "multiseed_trpo", "multiseed_dqn", "multiseed_sac"]
+MULTI_SEED = ["multiseed", "multiseed_trpo", "multiseed_dqn", "multiseed_rainbow", "multiseed_sac"]
 OTHER = ["atari_rollout", "dqn_pong_async", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole", *MULTI_SEED]
 ALL = LEARNING + POLICY_GRADIENT + OPTION_COST + OTHER
 ON_ANY_DEVICE = LEARNING + ["torch_env", "ppo_torch_cartpole", *MULTI_SEED]

@@ -1,5 +1,5 @@
-"""The ``multiseed``, ``multiseed_trpo``, ``multiseed_dqn`` and ``multiseed_sac`` bench cases: rows for K = 1 and 2 in quick mode, ratio =
-together / one seed."""
+"""The ``multiseed``, ``multiseed_trpo``, ``multiseed_dqn``, ``multiseed_rainbow`` and ``multiseed_sac``
+bench cases: rows for K = 1 and 2 in quick mode, ratio = together / one seed."""
 import json
 import sys
 from pathlib import Path
@@ -13,6 +13,7 @@ import bench  # noqa: E402
 @pytest.mark.parametrize(("case", "agent", "env", "steps"), [("multiseed", "ppo", "CartPole-v1", 512),
                                                              ("multiseed_trpo", "trpo", "CartPole-v1", 1_024),
                                                              ("multiseed_dqn", "dqn", "CartPole-v1", 1_536),
+                                                             ("multiseed_rainbow", "dqn", "CartPole-v1", 1_536),
                                                              ("multiseed_sac", "sac", "Pendulum-v1", 300)])
 def test_quick_multiseed_rows(capsys, case, agent, env, steps):
     assert bench.main(["--cases", case, "--quick"]) == 0
@@ -21,6 +22,7 @@ def test_quick_multiseed_rows(capsys, case, agent, env, steps):
     for row in rows:
         assert row["case"] == case and row["agent"] == agent and row["env"] == env
         assert row["steps_per_seed"] == steps
+        assert row.get("preset") == ("rainbow" if case == "multiseed_rainbow" else None)
         assert row["sps"] > 0 and row["ratio"] == pytest.approx(row["sps"] / row["single_seed_sps"], abs=2e-3)
 
 
