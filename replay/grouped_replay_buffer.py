@@ -24,9 +24,8 @@ class GroupedReplayBuffer(ReplayBuffer):
 
     def __init__(self, capacity: int, num_envs: int, observation_space: gym.Space, action_space: gym.Space,
                  device: torch.device | str, generators: list[torch.Generator], *, n_step: int = 1,
-                 gamma: float = 0.99, prioritized: bool = False, alpha: float = 0.6, priority_eps: float = 1e-6) -> None:
-        if not generators or num_envs % len(generators):
-            raise ValueError(f"num_envs ({num_envs}) must be a multiple of the number of groups ({len(generators)})")
+                 gamma: float = 0.99, prioritized: bool = False, alpha: float = 0.6,
+                 priority_eps: float = 1e-6) -> None:
         super().__init__(capacity * len(generators), num_envs, observation_space, action_space, device,
                          n_step=n_step, gamma=gamma, prioritized=prioritized, alpha=alpha,
                          priority_eps=priority_eps, groups=len(generators))
