@@ -6,7 +6,7 @@ A cell (an agent or variant on one env, with its settings) whose agent has a mul
 in one process. Each seed still writes its ordinary run folder ``OUT/runs/<env>__<name>__seed<k>/``
 (``config.json``, ``metrics.jsonl``, ``summary.json``, and ``agent.pt`` in place of a
 checkpoint); the group's joint ``checkpoint.pt`` lives in ``OUT/groups/<env>__<name>__seeds<a>-<b>-...``,
-and the same command resumes the group from it.
+from which any later command resumes the group, whatever its K.
 
 Every seed of a grouped cell goes through the multi-seed path, a leftover seed as a group of one,
 so a seed's results do not depend on K (seed k of any group computes bitwise the same at the same
@@ -83,11 +83,12 @@ class Schedule:
 
 
 def schedule_jobs(tasks: list[RunTask], seeds_per_process: int, groups_dir: str | Path) -> Schedule:
-    """``tasks`` one per process (``seeds_per_process`` 1), or grouped by cell where they can be."""
+    """``tasks`` one per process (``seeds_per_process`` 1), or grouped by cell where they can be.
+
+    Groups that already have a checkpoint in ``groups_dir`` (started by an earlier command, with
+    any K) resume as they were, whatever ``seeds_per_process`` is now."""
     if seeds_per_process < 1:
         raise ValueError(f"--seeds-per-process must be at least 1, got {seeds_per_process}")
-    if seeds_per_process == 1:
-        return Schedule(list(tasks), [])
     cells: dict[tuple[str, str], list[RunTask]] = {}
     for task in tasks:
         cells.setdefault((task.name, task.env), []).append(task)
@@ -95,6 +96,13 @@ def schedule_jobs(tasks: list[RunTask], seeds_per_process: int, groups_dir: str 
     ungrouped = []
     groups_dir = Path(groups_dir).resolve()
     for (name, env), cell in cells.items():
+        started = started_groups(cell, groups_dir)
+        jobs += started
+        taken = {task.seed for group in started for task in group.tasks}
+        cell = [task for task in cell if task.seed not in taken]
+        if seeds_per_process == 1 or not cell:
+            jobs += cell
+            continue
         reason = why_not_grouped(cell[0])
         if reason is not None:
             ungrouped.append((name, env, reason))
@@ -108,3 +116,17 @@ def schedule_jobs(tasks: list[RunTask], seeds_per_process: int, groups_dir: str 
             jobs.append(RunGroup(members, str(groups_dir / group_name(members[0], [t.seed for t in members]))))
     return Schedule(jobs, ungrouped)
 
+
+def started_groups(cell: list[RunTask], groups_dir: Path) -> list[RunGroup]:
+    """The groups of ``cell``'s unfinished seeds that have a checkpoint in ``groups_dir``."""
+    by_seed = {task.seed: task for task in cell}
+    prefix = group_name(cell[0], [])
+    groups = []
+    for folder in sorted(groups_dir.glob(f"{prefix}*")):
+        try:
+            seeds = [int(seed) for seed in folder.name[len(prefix):].split("-")]
+        except ValueError:
+            continue
+        if (folder / CHECKPOINT).is_file() and all(seed in by_seed for seed in seeds):
+            groups.append(RunGroup(tuple(by_seed.pop(seed) for seed in seeds), str(folder)))
+    return groups

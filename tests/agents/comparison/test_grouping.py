@@ -46,6 +46,24 @@ def test_cells_group_by_k_and_the_rest_run_alone_with_a_reason(tmp_path):
         schedule_jobs(grid.tasks, 0, tmp_path / "groups")
 
 
+@pytest.mark.parametrize("seeds_per_process", [1, 3])
+def test_a_started_group_resumes_whatever_k_the_next_command_asks_for(tmp_path, seeds_per_process):
+    grid = tiny_plan(tmp_path / "runs", [0, 1, 2, 3, 4])
+    started = tmp_path / "groups" / "CartPole-v1__ppo__seeds1-3"  # an earlier command's, with K = 2
+    started.mkdir(parents=True)
+    (started / CHECKPOINT).write_bytes(b"")
+    (tmp_path / "groups" / "CartPole-v1__ppo__seeds4-9").mkdir()  # not all of its seeds are in the grid
+
+    schedule = schedule_jobs(grid.tasks, seeds_per_process, tmp_path / "groups")
+    groups = [(job.seeds, Path(job.run_dir).name) for job in schedule.jobs if isinstance(job, RunGroup)]
+    alone = [job.seed for job in schedule.jobs if not isinstance(job, RunGroup)]
+    assert groups[0] == ([1, 3], "CartPole-v1__ppo__seeds1-3") and schedule.resumed == 2
+    if seeds_per_process == 1:
+        assert groups[1:] == [] and alone == [0, 2, 4]
+    else:
+        assert groups[1:] == [([0, 2, 4], "CartPole-v1__ppo__seeds0-2-4")] and alone == []
+
+
 @pytest.mark.parametrize("setting, reason", [
     ("backend=gymnasium", "add --set backend=torch"),
     ("normalize_obs=true", "normalisation are not available with --num-seeds"),
