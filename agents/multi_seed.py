@@ -6,8 +6,8 @@ env whose K seed groups of N envs each reset from their own seed; every random d
 seed's own generator, and every loss is a per-seed mean, so seed k of a K-seed run computes
 exactly what seed k of a one-seed run (``--num-seeds 1``) computes, only K times as many at once.
 A plain run of the same seed starts from the same weights and states, but batched and unbatched
-matrix products round differently and the stacked networks' tanh is computed through the
-sigmoid (``SeedStack``), so the two drift apart by float round-off during training.
+matrix products round differently and the stacked networks compute tanh through the sigmoid at
+every size (``SeedStack``), a plain one only on large activations, so the two drift apart by float round-off during training.
 
 ``agents.multi_seed_on_policy`` holds PPO, A2C and TRPO, ``agents.multi_seed_dqn`` DQN and
 ``agents.multi_seed_sac`` SAC.

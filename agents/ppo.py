@@ -51,7 +51,7 @@ class PPO(OnPolicyRollouts, Agent):
         # Thousands of torch-native envs (--preset parallel): short rollouts, few large minibatches,
         # a large learning rate decayed to 0, torch's default threads (its 2,048-sample minibatches
         # run 1.4-1.5x faster on two CPU threads than on one). CartPole-v1 seeds 1-5 reach
-        # evaluation return >= 475 within 250k-450k steps (2-4 s on two CPU threads) and end at
+        # evaluation return >= 475 within 250k-400k steps (1-2 s on two CPU threads) and end at
         # 500 after 1M.
         "parallel:classic": dict(backend="torch", num_envs=1024, num_steps=16, num_minibatches=8, update_epochs=2,
                                  gamma=0.99, gae_lambda=0.95, ent_coef=0.0, learning_rate=3e-3, anneal_lr=True,

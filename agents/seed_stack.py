@@ -7,8 +7,8 @@ launches as one. Networks built only of linear layers (NoisyNet's included), ele
 activations and modules that declare ``batch_shape_agnostic`` (they treat every leading dimension
 as batch, and a parameter of their own enters only by broadcasting against the features) run
 directly on ``[K, B, ...]`` inputs, each linear layer as one batched matrix product and each tanh
-through the sigmoid (``StackedTanh``: the same to float precision, and faster on the CPU for K
-copies' large activations); any other network runs under ``torch.func.vmap``, whose per-op
+through the sigmoid at every size (``representation.encoders.activations``: the same to float
+precision, faster on the CPU for K copies' large activations, and independent of K); any other network runs under ``torch.func.vmap``, whose per-op
 batching costs several times the op itself on small networks (a K=16 CartPole actor-critic:
 440 us per acting call under vmap).
 The copies never mix: a loss that is a sum of per-copy losses gives each copy exactly its own
@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.func import stack_module_state, vmap
 
 from agents.q_heads import NoisyLinear
+from representation.encoders.activations import Tanh
 
 
 class SeedStack(nn.Module):
@@ -113,7 +114,7 @@ def clip_grad_norm_per_copy_(parameters: Iterable[Tensor], max_norm: float, num_
 
 
 # Parameter-free modules that act elementwise, so any leading dimensions pass through them.
-ELEMENTWISE_MODULES = (nn.Identity, nn.Tanh, nn.ReLU, nn.ELU, nn.GELU, nn.Sigmoid)
+ELEMENTWISE_MODULES = (nn.Identity, nn.Tanh, Tanh, nn.ReLU, nn.ELU, nn.GELU, nn.Sigmoid)
 
 
 def _runs_directly(network: nn.Module) -> bool:
@@ -195,50 +196,17 @@ class StackedNoisyLinear(nn.Module):
         return _stacked_affine(x, weight, self.bias_mu + self.bias_sigma * self.eps_out)
 
 
-def _tanh_from_sigmoid(x: Tensor) -> Tensor:
-    """``tanh(x) = sign(x) (1 - 2 sigmoid(-2|x|))``: on the CPU, tanh costs 2.5 ns an element in
-    this PyTorch build and sigmoid 0.4, and K seeds' activations are large (``[16, 256, 64]``:
-    0.34 against 0.14 ms a call on two threads). Within 1.2e-7 of ``torch.tanh``, and within 1.4
-    units in the last place where ``|tanh(x)| > 0.5``, so that ``1 - tanh(x)^2``, the gradient,
-    stays as accurate as tanh's own towards saturation."""
-    return torch.abs(x).mul_(-2.0).sigmoid_().mul_(-2.0).add_(1.0).copysign_(x)
-
-
-class _TanhFromSigmoid(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        y = _tanh_from_sigmoid(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
-        (y,) = ctx.saved_tensors
-        return torch.ops.aten.tanh_backward(grad, y)  # grad * (1 - y^2), as torch.tanh's own
-
-
-class StackedTanh(nn.Module):
-    """``nn.Tanh`` for K copies' activations: through the sigmoid on the CPU (its autograd
-    function costs 35 us a call, paid back from about 50k elements on: K seeds' batches, not
-    one seed's), ``torch.tanh`` on other devices."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.device.type != "cpu":
-            return torch.tanh(x)
-        return _TanhFromSigmoid.apply(x) if torch.is_grad_enabled() and x.requires_grad else _tanh_from_sigmoid(x)
-
-
 def _stack_layers(network: nn.Module) -> None:
     """Replaces every ``nn.Linear`` of ``network`` by a ``StackedLinear`` holding its tensors, every
-    ``NoisyLinear`` by a ``StackedNoisyLinear`` and every ``nn.Tanh`` by a ``StackedTanh``."""
+    ``NoisyLinear`` by a ``StackedNoisyLinear`` and every tanh by one always through the sigmoid."""
     for module in list(network.modules()):
         for name, child in module.named_children():
             if isinstance(child, nn.Linear):
                 setattr(module, name, StackedLinear(child))
             elif isinstance(child, NoisyLinear):
                 setattr(module, name, StackedNoisyLinear(child))
-            elif isinstance(child, nn.Tanh):
-                setattr(module, name, StackedTanh())
+            elif isinstance(child, (nn.Tanh, Tanh)):
+                setattr(module, name, Tanh(always_sigmoid=True))
 
 
 def _tensor_slots(network: nn.Module, names: list[str]) -> list[tuple[dict[str, Any], str, int, bool]]:

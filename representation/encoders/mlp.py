@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from representation.encoders.activations import Tanh
 from representation.encoders.base import Encoder, flat_input_dim, to_flat_float
 
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
+ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 
 
 class MLPEncoder(Encoder):
