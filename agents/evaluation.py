@@ -1,6 +1,7 @@
 """Greedy evaluation episodes on an environment of their own, optionally saved as GIFs."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,20 +15,42 @@ EVAL_SEED_OFFSET = 10_000
 
 
 def make_eval_env(config, obs_stats: RunningMeanStd | None = None) -> VecEnv:
-    """``config.eval_episodes`` parallel envs, scored on whole games (no life-loss endings)."""
+    """``config.eval_episodes`` parallel envs, scored on whole games (no life-loss endings); with
+    ``capture_video``, envs that render frames."""
     options = dict(config.env_options)
     if is_atari(config.env):
         options["episodic_life"] = False
     render = "rgb_array" if config.capture_video and not is_atari(config.env) else None
+    if render:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame draws rgb_array frames without a display
+    # Torch-native envs draw nothing: filmed episodes run in Gymnasium's own, whose dynamics they match.
+    backend = "auto" if render and config.backend == "torch" else config.backend
     env = make_env(config.env, config.eval_episodes, seed=config.seed + EVAL_SEED_OFFSET, device=config.device,
-                   backend=config.backend, clip_rewards=False, render_mode=render, **options)
+                   backend=backend, clip_rewards=False, render_mode=render, **options)
     if obs_stats is not None:
         env = NormalizeObservation(env, stats=obs_stats, training=False)
     return env
 
 
+def saved_observation_stats(payload: dict, config) -> RunningMeanStd | None:
+    """The observation statistics a run with ``normalize_obs`` trained on, from its checkpoint
+    (``runner.make_train_env`` wraps ``NormalizeReward`` around ``NormalizeObservation``); None
+    for a run without. An agent file alone does not hold them: ValueError."""
+    if not config.normalize_obs:
+        return None
+    if "runner" not in payload:
+        raise ValueError("this agent was trained on normalised observations, whose statistics only its run's "
+                         "checkpoint.pt holds: evaluate the run folder")
+    state = payload["runner"]["env"]
+    if config.normalize_reward:
+        state = state["env"]
+    stats = RunningMeanStd(tuple(state["stats"]["mean"].shape), torch.device(config.device))
+    stats.load_state_dict(state["stats"])
+    return stats
+
+
 def _frame(env: VecEnv, obs: torch.Tensor) -> np.ndarray | None:
-    frames = env.render() if hasattr(env, "render") else None
+    frames = env.render()
     if frames:
         return np.asarray(frames[0])
     if obs.dtype == torch.uint8 and obs.dim() == 4:  # pixel stacks: the newest frame of env 0

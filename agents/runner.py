@@ -18,7 +18,7 @@ from agents.logger import Logger
 from envs import make_env
 from envs.vec_env import VecEnv
 from representation.files import save_atomic
-from wrappers.normalize import NormalizeObservation, NormalizeReward
+from wrappers.normalize import NormalizeObservation, NormalizeReward, observation_stats
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -108,8 +108,7 @@ class Runner:
         else:
             seed_everything(cfg.seed)
             obs = env.reset(seed=self._env_seed())
-        obs_stats = env.stats if isinstance(env, NormalizeObservation) else None
-        eval_envs = [make_eval_env(replace(cfg, seed=seed), obs_stats) for seed in seeds]
+        eval_envs = [make_eval_env(replace(cfg, seed=seed), observation_stats(env)) for seed in seeds]
         loggers = [Logger(seed_dir, cfg.steps, start_step=step, elapsed=elapsed, progress=self.progress and k == 0)
                    for k, seed_dir in enumerate(self.seed_dirs())]
         start_step, start_time = step, time.perf_counter()

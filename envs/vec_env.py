@@ -68,6 +68,11 @@ class VecEnv:
     def close(self) -> None:
         pass
 
+    def render(self) -> list[np.ndarray] | None:
+        """One frame per env when built with ``render_mode="rgb_array"``; None from envs that draw
+        nothing (torch-native ones; an Atari env's frames are its observations)."""
+        return None
+
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue the exact same trajectories after a restart.
 

@@ -115,7 +115,7 @@ class RolloutBuffer:
             order = torch.randperm(total, generator=generator,
                                    device=generator.device if generator is not None else "cpu")
             for part in order.to(self.device).tensor_split(num_minibatches):
-                yield Batch(**{name: tensor[part] for name, tensor in flat.items()})
+                yield Batch(**{name: tensor.index_select(0, part) for name, tensor in flat.items()})
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"step": self.step, "finished": self.finished,

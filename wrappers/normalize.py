@@ -72,6 +72,16 @@ class NormalizeObservation(VecEnvWrapper):
         self.stats.load_state_dict(state["stats"])
 
 
+def observation_stats(env: VecEnv) -> RunningMeanStd | None:
+    """The statistics of the ``NormalizeObservation`` anywhere in ``env``'s chain of wrappers
+    (under a ``NormalizeReward`` too), for an evaluation env to share; None without one."""
+    while isinstance(env, VecEnvWrapper):
+        if isinstance(env, NormalizeObservation):
+            return env.stats
+        env = env.env
+    return None
+
+
 class NormalizeReward(VecEnvWrapper):
     """Scales rewards by the running std of the discounted return (Engstrom et al. 2020)."""
 

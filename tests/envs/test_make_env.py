@@ -6,7 +6,7 @@ import torch
 from envs import make_env
 from envs.atari import atari_game_name
 from wrappers.episode_stats import ClipReward
-from wrappers.normalize import NormalizeObservation, RunningMeanStd
+from wrappers.normalize import NormalizeObservation, NormalizeReward, RunningMeanStd, observation_stats
 
 
 def test_gym_vec_env_matches_single_gymnasium_envs_including_final_obs():
@@ -101,6 +101,15 @@ def test_normalized_final_obs_uses_the_same_statistics():
         ended = terminated | truncated
         torch.testing.assert_close(info["final_obs"][~ended], obs[~ended])
     assert obs.abs().max() <= 10.0
+
+
+def test_observation_statistics_are_found_under_reward_normalisation():
+    """A training env normalising both is NormalizeReward(NormalizeObservation(env)); its
+    evaluation env must still share the observation statistics."""
+    inner = NormalizeObservation(make_env("CartPole-v1", 2, seed=0))
+    assert observation_stats(NormalizeReward(inner)) is inner.stats
+    assert observation_stats(inner) is inner.stats
+    assert observation_stats(NormalizeReward(make_env("CartPole-v1", 2, seed=0))) is None
 
 
 def test_env_state_round_trip_continues_identically():

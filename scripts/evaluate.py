@@ -1,0 +1,92 @@
+"""Evaluate a trained agent: ``python scripts/evaluate.py runs/CartPole-v1__ppo__1__... --episodes 20``.
+
+Plays greedy episodes (the most probable action, or the one with the highest Q-value, as a
+training run's own evaluations do) on fresh environments of the run's env id and prints the
+mean, spread and range of their returns. PATH is a run folder (its ``checkpoint.pt``, or its
+``agent.pt`` once a multi-seed or grouped run has finished), one seed's folder of a multi-seed
+run, or an agent file written by ``agent.save``. Atari episodes are whole games scored in raw game
+points. ``--video FILE.gif`` saves the first episode as an animation.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from agents.base import AGENT_FORMAT, Agent
+from agents.checkpoint import load_checkpoint
+from agents.cli import ArgumentParser, fail
+from agents.evaluation import EVAL_SEED_OFFSET, evaluate, make_eval_env, saved_observation_stats
+from agents.runner import CHECKPOINT
+
+AGENT_FILE = "agent.pt"
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="evaluate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path", metavar="PATH", help="run folder, a multi-seed run's seed_S folder, or agent file")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes to play, all at once in parallel envs (default: 10)")
+    parser.add_argument("--seed", type=int, help="seed of the episodes' environments, offset by "
+                        f"{EVAL_SEED_OFFSET:,} as in training (default: the run's seed, i.e. its own evaluations' episodes)")
+    parser.add_argument("--device", help="torch device to play on (default: the run's)")
+    parser.add_argument("--max-steps", type=int, default=27_000,
+                        help="steps after which an unfinished episode is scored as it stands (default: 27000)")
+    parser.add_argument("--video", metavar="FILE.gif", help="save the first episode as an animated GIF")
+    parser.add_argument("--json", action="store_true", help="print one JSON line instead of a sentence")
+    return parser
+
+
+def agent_file(path: Path) -> Path:
+    """The file PATH names: itself, or a run folder's checkpoint, else its final agent file."""
+    if path.is_dir():
+        for name in (CHECKPOINT, AGENT_FILE):
+            if (path / name).is_file():
+                return path / name
+        raise ValueError(f"'{path}' holds neither {CHECKPOINT} nor {AGENT_FILE}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.episodes < 1 or args.max_steps < 1:
+            raise ValueError("--episodes and --max-steps must be >= 1")
+        source = agent_file(Path(args.path))
+        payload = load_checkpoint(source, AGENT_FORMAT)
+        if "seeds" in payload:
+            raise ValueError(f"'{source}' holds seeds {payload['seeds']} trained together: evaluate one seed's "
+                             f"folder, {source.parent}/seed_S")
+        agent = Agent.from_payload(payload, device=args.device)
+        if args.seed is not None:
+            agent.config.seed = args.seed
+        config = replace(agent.config, eval_episodes=args.episodes, capture_video=args.video is not None)
+        env = make_eval_env(config, saved_observation_stats(payload, config))
+    except ValueError as error:
+        fail(str(error))
+    video = Path(args.video) if args.video else None
+    started = time.time()
+    try:
+        returns = evaluate(agent, env, video_path=video, max_steps=args.max_steps)
+    finally:
+        env.close()
+    filmed = video is not None and video.is_file() and video.stat().st_mtime >= started
+    result = {"path": str(source), "agent": agent.name, "env": config.env, "seed": config.seed,
+              "episodes": len(returns), "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+              "return_min": float(np.min(returns)), "return_max": float(np.max(returns)),
+              "returns": [float(r) for r in returns]}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{agent.name} on {config.env}: return {result['return_mean']:.1f} ± {result['return_std']:.1f} over "
+              f"{len(returns)} episodes (min {result['return_min']:.1f}, max {result['return_max']:.1f}) <- {source}"
+              + (f"; first episode saved to {video}" if filmed else "; the env drew no frames" if video else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""scripts/evaluate.py replays a run's own evaluation from what the run saved, and refuses what it cannot play."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from agents import DQN, PPO
+from agents.evaluation import evaluate as play, make_eval_env
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import evaluate  # noqa: E402
+import train  # noqa: E402
+
+
+def evaluated(argv: list[str], capsys) -> dict:
+    assert evaluate.main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def refused(argv: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_a_run_folder_replays_the_final_evaluation_with_the_runs_observation_statistics(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    agent = PPO.from_env("CartPole-v1", steps=2048, num_envs=4, num_steps=64, eval_every=0, eval_episodes=4,
+                         normalize_obs=True, normalize_reward=True)
+    agent.learn(run_dir=run_dir, progress=False)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    result = evaluated([str(run_dir), "--episodes", "4"], capsys)
+    assert result["returns"] == summary["eval_returns"]
+    assert result["return_mean"] == pytest.approx(summary["eval_return_mean"])
+    assert result["path"] == str(run_dir / "checkpoint.pt") and result["seed"] == 1
+    # The statistics matter: the same agent on raw observations plays other episodes.
+    raw = play(agent, make_eval_env(agent.config))
+    assert raw.tolist() != summary["eval_returns"]
+    # An agent file holds no statistics, so it cannot be played as trained.
+    agent.save(tmp_path / "agent.pt")
+    assert "only its run's checkpoint.pt holds" in refused([str(tmp_path / "agent.pt")], capsys)
+
+
+def test_an_agent_file_plays_as_its_run_folder_and_seeds_pick_the_episodes(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    agent = PPO.from_env("CartPole-v1", steps=2048, num_envs=4, num_steps=64, eval_every=0)
+    agent.learn(run_dir=run_dir, progress=False)
+    agent.save(tmp_path / "agent.pt")
+    from_folder = evaluated([str(run_dir), "--seed", "5", "--episodes", "6"], capsys)
+    from_file = evaluated([str(tmp_path / "agent.pt"), "--seed", "5", "--episodes", "6"], capsys)
+    assert from_file["returns"] == from_folder["returns"] and len(from_file["returns"]) == 6
+    assert from_file["seed"] == 5
+    other_seed = evaluated([str(tmp_path / "agent.pt"), "--seed", "6", "--episodes", "6"], capsys)
+    assert other_seed["returns"] != from_file["returns"]
+
+
+def test_multi_seed_runs_are_played_one_seed_at_a_time_and_torch_envs_are_filmed(tmp_path, capsys):
+    run_dir = tmp_path / "multi"
+    assert train.main(["--backend", "torch", "--num-seeds", "2", "--steps", "1024", "--num-envs", "4",
+                       "--num-steps", "64", "--eval-every", "0", "--eval-episodes", "3", "--run-dir", str(run_dir),
+                       "--no-progress"]) == 0
+    capsys.readouterr()
+    assert "evaluate one seed's folder" in refused([str(run_dir)], capsys)
+    seed_dir = run_dir / "seed_2"
+    result = evaluated([str(seed_dir), "--episodes", "3"], capsys)
+    assert result["returns"] == json.loads((seed_dir / "summary.json").read_text())["eval_returns"]
+    gif = tmp_path / "seed_2.gif"
+    assert evaluate.main([str(seed_dir), "--episodes", "1", "--video", str(gif)]) == 0
+    assert f"first episode saved to {gif}" in capsys.readouterr().out
+    frames = Image.open(gif)
+    assert frames.size == (600, 400) and frames.n_frames >= 5
+
+
+def test_atari_episodes_are_filmed_from_the_observations(tmp_path, capsys):
+    """ale-py draws nothing itself: the GIF holds the newest 84x84 frame of each observation."""
+    DQN.from_env("Pong", num_envs=1).save(tmp_path / "agent.pt")
+    gif = tmp_path / "pong.gif"
+    assert evaluate.main([str(tmp_path / "agent.pt"), "--episodes", "1", "--max-steps", "40", "--video", str(gif)]) == 0
+    assert "first episode saved" in capsys.readouterr().out
+    frames = Image.open(gif)
+    assert frames.size == (84, 84) and frames.n_frames > 1
+
+
+@pytest.mark.parametrize("case", ["missing", "empty folder", "not a reprl file", "no episodes"])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, case):
+    (tmp_path / "notes.txt").write_text("hello")
+    argv, message = {"missing": ([str(tmp_path / "nowhere")], "does not exist"),
+                     "empty folder": ([str(tmp_path)], "holds neither checkpoint.pt nor agent.pt"),
+                     "not a reprl file": ([str(tmp_path / "notes.txt")], "corrupt or not a reprl file"),
+                     "no episodes": ([str(tmp_path), "--episodes", "0"], "--episodes and --max-steps must be >= 1")}[case]
+    assert message in refused(argv, capsys)
