@@ -5,6 +5,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from agents.compilation import COMPILE_MODES
 
 
@@ -13,6 +15,25 @@ def option(default: Any, help: str, **metadata: Any) -> Any:
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **metadata})
     return field(default=default, metadata={"help": help, **metadata})
+
+
+def check_device(name: str) -> None:
+    """ValueError unless ``name`` is a device of this machine that reprl runs on (cpu, cuda[:i], mps)."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got '{name}'") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise ValueError(f"device '{name}': this machine has no CUDA device (or this torch build no CUDA)")
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"device '{name}': this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device '{name}': MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got '{name}'")
 
 
 @dataclass
@@ -60,6 +81,7 @@ class AgentConfig:
         for name in ("eval_every", "checkpoint_every", "torch_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        check_device(self.device)
         if self.vectorization not in ("sync", "async"):
             raise ValueError(f"vectorization must be sync or async, got '{self.vectorization}'")
         if self.env_batch_size:

@@ -28,6 +28,7 @@ import torch
 
 from agents.base import Agent
 from agents.cli import ArgumentParser, fail, parse_json_dict
+from agents.config import check_device
 from envs import check_env_id, is_atari, make_env
 from envs.atari import atari_game_name
 from representation.encoders import (default_encoder_name, is_image_space, load_encoder_weights, make_encoder,
@@ -215,6 +216,7 @@ def probe(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
+        check_device(args.device)
         if args.probe is not None:
             probe(args)
         else:

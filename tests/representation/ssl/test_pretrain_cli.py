@@ -133,6 +133,7 @@ BAD_INPUTS = {
     "vae with impala": (["--method", "vae", *TINY, "--encoder", "impala"], "vae uses a mlp encoder"),
     "beta outside the vae": (["--method", "moco", *TINY, "--beta", "2"], "--beta is a VAE setting"),
     "no method": (TINY, "pre-training needs --method"),
+    "absent device": (["--method", "simclr", *TINY, "--device", "cuda:64"], "device 'cuda:64'"),
 }
 
 
