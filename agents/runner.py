@@ -69,6 +69,9 @@ class Runner:
             raise ValueError(f"seed_dirs needs one directory per seed of a multi-seed agent, got {len(seed_dirs)} "
                              f"for seeds {self.seeds}")
         self._seed_dirs = [Path(path) for path in seed_dirs] if seed_dirs is not None else None
+        for folder in (self.run_dir, *self.seed_dirs()):
+            if folder.exists() and not folder.is_dir():
+                raise ValueError(f"run folder '{folder}' is a file")
 
     def seed_dirs(self) -> list[Path]:
         if self._seed_dirs is not None:

@@ -56,6 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.episodes < 1 or args.max_steps < 1:
             raise ValueError("--episodes and --max-steps must be >= 1")
+        video = Path(args.video) if args.video else None
+        if video is not None:
+            taken = next((folder for folder in video.parents if folder.exists() and not folder.is_dir()), None)
+            if taken is not None:
+                raise ValueError(f"--video {video}: '{taken}' is a file")
+            try:
+                video.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise ValueError(f"--video {video}: {error.strerror}") from None
         source = agent_file(Path(args.path))
         payload = load_checkpoint(source, AGENT_FORMAT)
         if "seeds" in payload:
@@ -68,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
         env = make_eval_env(config, saved_observation_stats(payload, config))
     except ValueError as error:
         fail(str(error))
-    video = Path(args.video) if args.video else None
     started = time.time()
     try:
         returns = evaluate(agent, env, video_path=video, max_steps=args.max_steps)

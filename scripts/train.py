@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         summaries = runner.run_seeds()
     except ValueError as error:
         fail(str(error))
+    except OSError as error:  # the disk: full, read-only, a path that cannot be made
+        resumable = "runner" in locals() and (runner.run_dir / CHECKPOINT).is_file()
+        where = f" (continue with --resume {runner.run_dir} once fixed)" if resumable else ""
+        fail(f"{error}{where}")
     except KeyboardInterrupt:
         where = f": continue with --resume {runner.run_dir}" if "runner" in locals() else " before training started"
         print(f"\ninterrupted{where}", file=sys.stderr)

@@ -257,7 +257,7 @@ def plan_grid(agents: list[str], envs: list[str], seeds: list[int], overrides: O
     its agent's settings and then its own on top.
 
     Raises ValueError (before anything runs) for an unknown agent or env, a name given twice,
-    or a setting that fails its config's validation; a pair whose agent cannot be built for the
+    a ``runs_dir`` under a file, or a setting that fails its config's validation; a pair whose agent cannot be built for the
     env's spaces goes to ``Plan.incompatible`` with the agent's own message.
     """
     columns = [(agent, agent, {}, None) for agent in agents]
@@ -267,6 +267,9 @@ def plan_grid(agents: list[str], envs: list[str], seeds: list[int], overrides: O
     if repeated:
         raise ValueError(f"agents or variants listed twice: {', '.join(repeated)}")
     runs_dir = Path(runs_dir).resolve()
+    taken = next((folder for folder in (runs_dir, *runs_dir.parents) if folder.exists() and not folder.is_dir()), None)
+    if taken is not None:
+        raise ValueError(f"the runs cannot go under '{taken}': it is a file")
     tasks, finished, incompatible = [], [], []
     for name, agent, own_settings, variant in columns:
         agent_cls = agent_class(agent)

@@ -49,6 +49,19 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
     assert not run_dir.exists()
 
 
+@pytest.mark.parametrize("where, message", [("", "run folder '{file}' is a file"),
+                                            ("/run", "Not a directory: '{file}/run'")])
+def test_a_run_folder_that_cannot_be_made_is_one_line(tmp_path, capsys, where, message):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--run-dir", f"{taken}{where}", "--steps", "64", "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message.format(file=taken) in err, err
+    assert taken.read_text() == "a file"
+
+
 def test_missing_checkpoint(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train.main(["--resume", str(tmp_path / "nowhere")])

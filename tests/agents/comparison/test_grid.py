@@ -212,6 +212,16 @@ def test_cli_errors_exit_2_before_anything_runs(tmp_path, capsys, extra, message
     assert not out.exists()
 
 
+def test_cli_refuses_an_output_folder_under_a_file(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(["--agents", "ppo", "--envs", "CartPole-v1", "--out", str(taken / "out")])
+    assert exit_info.value.code == 2
+    assert f"the runs cannot go under '{taken}': it is a file" in capsys.readouterr().err
+    assert taken.read_text() == "a file"
+
+
 def test_cli_requires_a_grid(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         compare.main(["--agents", "ppo", "--out", str(tmp_path)])
