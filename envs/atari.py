@@ -49,6 +49,11 @@ class AtariVecEnv(VecEnv):
             raise ValueError(f"sticky_actions must be a probability in [0, 1], got {sticky_actions}")
         if not 0 <= batch_size <= num_envs:
             raise ValueError(f"batch_size must be in [0, num_envs={num_envs}] (0: all envs), got {batch_size}")
+        for name, value, least in (("frame_skip", frame_skip, 1), ("frame_stack", frame_stack, 1),
+                                   ("noop_max", noop_max, 0), ("max_episode_frames", max_episode_frames, 1),
+                                   ("num_threads", num_threads, 0)):
+            if not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
         self.game = game
         self.num_envs = num_envs
         self._batch_size = batch_size or num_envs

@@ -2,7 +2,8 @@
 
 With no arguments, trains PPO on CartPole-v1 (about a minute on 2 CPU cores) and prints the
 evaluation return. ``--agent NAME --help`` lists every setting of that agent.
-``--resume RUN_DIR`` continues a run from its last checkpoint (``--steps`` may raise the total).
+``--resume RUN_DIR`` continues a run from its last checkpoint: ``--steps`` may raise the total, and
+``--device`` and the evaluation, logging and checkpoint settings may change; nothing else can.
 """
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from agents.multi_seed import build_multi_seed
 from agents.presets import resolve_config
 from agents.registry import AGENTS, agent_class
 from agents.runner import CHECKPOINT, Runner
+
+# What a resumed run may change: its budget, the device, and how it is evaluated, logged and saved.
+RESUME_CAN_CHANGE = ("steps", "device", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
+                     "capture_video", "torch_threads")
 
 
 def build_parser(agent_name: str | None) -> ArgumentParser:
@@ -33,18 +38,35 @@ def build_parser(agent_name: str | None) -> ArgumentParser:
     return parser
 
 
+def given(argv: list[str], flag: str) -> bool:
+    return any(arg == flag or arg.startswith(flag + "=") for arg in argv)
+
+
+def resumed_runner(argv: list[str], run_dir: str) -> Runner:
+    """A Runner continuing ``run_dir`` from its checkpoint, with the settings it may change."""
+    payload = load_checkpoint(Path(run_dir) / CHECKPOINT, AGENT_FORMAT)
+    args = build_parser(payload["agent"]).parse_args(argv)
+    settings = explicit_settings(args, agent_class(payload["agent"]).config_class)
+    fixed = [flag for flag in ("--run-dir", "--num-seeds") if given(argv, flag)]
+    fixed += ["--agent"] if given(argv, "--agent") and args.agent != payload["agent"] else []
+    fixed += ["--" + name.replace("_", "-") for name in settings if name not in RESUME_CAN_CHANGE]
+    if fixed:
+        changeable = ", ".join("--" + name.replace("_", "-") for name in RESUME_CAN_CHANGE)
+        raise ValueError(f"--resume continues the run with its own settings: {', '.join(fixed)} cannot change "
+                         f"(only {changeable})")
+    agent = Agent.from_payload(payload, device=settings.pop("device", None))
+    for name, value in settings.items():
+        setattr(agent.config, name, value)
+    agent.config.validate()
+    return Runner(agent, run_dir=run_dir, progress=not args.no_progress, resume=payload)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     pre, _ = build_parser(None).parse_known_args([a for a in argv if a not in ("-h", "--help")])
     try:
         if pre.resume:
-            payload = load_checkpoint(Path(pre.resume) / CHECKPOINT, AGENT_FORMAT)
-            args = build_parser(payload["agent"]).parse_args(argv)
-            agent = Agent.from_payload(payload, device=getattr(args, "device", None))
-            if hasattr(args, "steps"):
-                agent.config.steps = args.steps
-                agent.config.validate()
-            runner = Runner(agent, run_dir=pre.resume, progress=not args.no_progress, resume=payload)
+            runner = resumed_runner(argv, pre.resume)
         else:
             agent_cls = agent_class(pre.agent)
             args = build_parser(pre.agent).parse_args(argv)

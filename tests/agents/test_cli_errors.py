@@ -1,4 +1,5 @@
 """Every bad input gives one line on stderr, exit status 2, and leaves nothing behind."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,28 @@ def test_corrupt_checkpoint_is_refused_and_left_untouched(tmp_path, capsys, cont
     assert len(err.splitlines()) == 1 and "corrupt" in err
     assert (tmp_path / "checkpoint.pt").read_bytes() == content
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def test_resume_changes_only_the_budget_and_bookkeeping(tmp_path, capsys):
+    """Settings that shape training are the checkpoint's; a flag that would change one is refused
+    rather than ignored, while budget, device and evaluation settings apply to the resumed run."""
+    common = ["--no-progress", "--eval-every", "0", "--eval-episodes", "1"]
+    assert train.main(["--steps", "256", "--num-envs", "2", "--num-steps", "64", "--run-dir", str(tmp_path), *common]) == 0
+    capsys.readouterr()
+    checkpoint = (tmp_path / "checkpoint.pt").read_bytes()
+    for flags, named in ((["--learning-rate", "0.1", "--gamma", "0.5"], "--learning-rate, --gamma cannot change"),
+                         (["--agent", "dqn"], "--agent cannot change"), (["--num-seeds", "2"], "--num-seeds cannot change"),
+                         (["--run-dir", str(tmp_path / "elsewhere")], "--run-dir cannot change")):
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(["--resume", str(tmp_path), "--steps", "512", *flags])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and named in err, err
+        assert (tmp_path / "checkpoint.pt").read_bytes() == checkpoint
+    assert train.main(["--resume", str(tmp_path), "--agent", "ppo", "--steps", "512", "--eval-episodes", "3",
+                       "--no-progress"]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["steps"] == 512 and len(summary["eval_returns"]) == 3
 
 
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
