@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
@@ -56,6 +57,20 @@ class Agent(nn.Module):
     def act(self, obs: Tensor, explore: bool = True) -> Tensor:
         """Actions for a batch of observations, ready for ``env.step``."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
+        """``act`` for code that steps a plain Gymnasium env (Stable-Baselines3's ``predict``): one
+        observation or a batch, as numpy arrays, lists or tensors, in; numpy actions out, one
+        action for one observation, so ``env.step(agent.predict(obs))`` works as it stands."""
+        array = np.asarray(obs.cpu() if isinstance(obs, Tensor) else obs)
+        single = array.shape == self.observation_space.shape
+        if not single and array.shape[1:] != self.observation_space.shape:
+            raise ValueError(f"expected an observation of shape {self.observation_space.shape} or a batch of them, "
+                             f"got shape {array.shape}")
+        batch = torch.as_tensor(array, device=self.device)
+        actions = self.act(batch.unsqueeze(0) if single else batch, explore=not deterministic).cpu().numpy()
+        return actions[0] if single else actions
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
         """One gradient step on ``batch``; returns metrics named as in TensorBoard."""
