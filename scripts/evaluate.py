@@ -2,9 +2,9 @@
 
 Plays greedy episodes (the most probable action, or the one with the highest Q-value, as a
 training run's own evaluations do) on fresh environments of the run's env id and prints the
-mean, spread and range of their returns. PATH is a run folder (its ``checkpoint.pt``, or its
-``agent.pt`` once a multi-seed or grouped run has finished), one seed's folder of a multi-seed
-run, or an agent file written by ``agent.save``. Atari episodes are whole games scored in raw game
+mean, spread and range of their returns. PATH is a run folder (its ``checkpoint.pt``), one
+seed's folder of a multi-seed or grouped run (its ``agent.pt``), or an agent file written by
+``agent.save``. Atari episodes are whole games scored in raw game
 points. ``--video FILE.gif`` saves the first episode as an animation.
 """
 from __future__ import annotations
