@@ -21,8 +21,11 @@ def _truncate_jsonl(path: Path, last_step: int) -> None:
 
 class Logger:
     def __init__(self, run_dir: str | os.PathLike, total_steps: int, start_step: int = 0,
-                 elapsed: float = 0.0, progress: bool = True):
+                 elapsed: float = 0.0, progress: bool = True, report_evaluations: bool = False):
+        """``report_evaluations``: print each evaluation as a line on stdout, for logs kept
+        without a progress bar."""
         self.run_dir = Path(run_dir)
+        self._report = report_evaluations
         self.run_dir.mkdir(parents=True, exist_ok=True)
         jsonl = self.run_dir / "metrics.jsonl"
         _truncate_jsonl(jsonl, start_step)
@@ -49,7 +52,17 @@ class Logger:
             self._postfix["return"] = f"{clean['charts/episodic_return']:.1f}"
         if "eval/return_mean" in clean:
             self._postfix["eval"] = f"{clean['eval/return_mean']:.1f}"
+            if self._report:
+                self._report_evaluation(step, clean)
         self._bar.set_postfix(self._postfix, refresh=False)
+
+    def _report_evaluation(self, step: int, metrics: dict[str, float]) -> None:
+        parts = [f"eval return {metrics['eval/return_mean']:.1f} ± {metrics.get('eval/return_std', 0.0):.1f}"]
+        if "return" in self._postfix:
+            parts.append(f"training return {self._postfix['return']}")
+        if "sps" in self._postfix:
+            parts.append(f"{self._postfix['sps']} steps/s")
+        print(f"{self.run_dir.name} step {step}: {', '.join(parts)}", flush=True)
 
     def advance(self, steps: int) -> None:
         self._bar.update(steps)

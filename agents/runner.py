@@ -58,12 +58,14 @@ class Runner:
     """
 
     def __init__(self, agent, run_dir: str | os.PathLike | None = None, progress: bool = True,
-                 resume: dict[str, Any] | None = None, seed_dirs: list[str | os.PathLike] | None = None):
+                 resume: dict[str, Any] | None = None, seed_dirs: list[str | os.PathLike] | None = None,
+                 report_evaluations: bool = False):
         self.agent = agent
         self.config = agent.config
         self.seeds: list[int] = getattr(agent, "seeds", [self.config.seed])
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(self.config, agent.name, self.seeds)
         self.progress = progress
+        self.report_evaluations = report_evaluations
         self.resume = resume
         if seed_dirs is not None and (len(seed_dirs) != len(self.seeds) or not hasattr(agent, "seeds")):
             raise ValueError(f"seed_dirs needs one directory per seed of a multi-seed agent, got {len(seed_dirs)} "
@@ -112,8 +114,8 @@ class Runner:
             seed_everything(cfg.seed)
             obs = env.reset(seed=self._env_seed())
         eval_envs = [make_eval_env(replace(cfg, seed=seed), observation_stats(env)) for seed in seeds]
-        loggers = [Logger(seed_dir, cfg.steps, start_step=step, elapsed=elapsed, progress=self.progress and k == 0)
-                   for k, seed_dir in enumerate(self.seed_dirs())]
+        loggers = [Logger(seed_dir, cfg.steps, start_step=step, elapsed=elapsed, progress=self.progress and k == 0,
+                          report_evaluations=self.report_evaluations) for k, seed_dir in enumerate(self.seed_dirs())]
         start_step, start_time = step, time.perf_counter()
         next_log = (step // cfg.log_every + 1) * cfg.log_every
         next_eval = (step // cfg.eval_every + 1) * cfg.eval_every if cfg.eval_every else None
@@ -144,7 +146,7 @@ class Runner:
                     sps = (step - start_step) / max(time.perf_counter() - start_time, 1e-9)
                     for k, (logger, tally) in enumerate(zip(loggers, episodes.flush())):
                         logger.log(step, {**_seed_metrics(metrics, k), **tally, "charts/sps": sps})
-                if next_eval is not None and step >= next_eval:
+                if next_eval is not None and step >= next_eval and step < cfg.steps:  # the last one follows the loop
                     next_eval += cfg.eval_every * max(1, (step - next_eval) // cfg.eval_every + 1)
                     self._evaluate(eval_envs, loggers, step)
                 if next_checkpoint is not None and step >= next_checkpoint and agent.at_boundary():

@@ -29,7 +29,8 @@ def build_parser(agent_name: str | None) -> ArgumentParser:
     parser.add_argument("--agent", default="ppo", help=f"agent to train: {', '.join(sorted(AGENTS))} (default: ppo)")
     parser.add_argument("--run-dir", help="where to write config, logs, checkpoints (default: runs/ENV__AGENT__SEED__TIME)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint.pt")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs and CI)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bar; each evaluation is printed as a line instead (for logs and CI)")
     parser.add_argument("--num-seeds", type=int, default=1, metavar="K",
                         help="train seeds SEED .. SEED+K-1 together in this process (PPO, A2C, TRPO, DQN or SAC on a torch-native env): "
                              "one batched run, RUN_DIR/seed_S per seed (default: 1)")
@@ -58,7 +59,8 @@ def resumed_runner(argv: list[str], run_dir: str) -> Runner:
     for name, value in settings.items():
         setattr(agent.config, name, value)
     agent.config.validate()
-    return Runner(agent, run_dir=run_dir, progress=not args.no_progress, resume=payload)
+    return Runner(agent, run_dir=run_dir, progress=not args.no_progress, resume=payload,
+                  report_evaluations=args.no_progress)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.num_seeds > 1:
                 agent = build_multi_seed(agent_cls, config, agent.observation_space, agent.action_space,
                                          list(range(config.seed, config.seed + args.num_seeds)))
-            runner = Runner(agent, run_dir=args.run_dir, progress=not args.no_progress)
+            runner = Runner(agent, run_dir=args.run_dir, progress=not args.no_progress,
+                            report_evaluations=args.no_progress)
         summaries = runner.run_seeds()
     except ValueError as error:
         fail(str(error))

@@ -262,7 +262,9 @@ def test_command_line_trains_multi_seed_dqn_and_resumes_it_to_a_larger_budget(tm
                        "--steps", "600", "--learning-starts", "200", "--run-dir", str(tmp_path), *common]) == 0
     assert train.main(["--resume", str(tmp_path), "--steps", "800", *common]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split(" after ")[1].split()[0] for line in lines] == ["600", "600", "800", "800"]
+    assert [line.split(":")[0] for line in lines if " after " not in line] == [  # --no-progress: evaluations as lines
+        "seed_3 step 600", "seed_4 step 600", "seed_3 step 800", "seed_4 step 800"]
+    assert [line.split(" after ")[1].split()[0] for line in lines if " after " in line] == ["600", "600", "800", "800"]
     for seed in (3, 4):
         assert json.loads((tmp_path / f"seed_{seed}" / "summary.json").read_text())["steps"] == 800
         assert type(DQN.load(tmp_path / f"seed_{seed}" / "agent.pt")) is DQN
