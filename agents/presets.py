@@ -11,6 +11,7 @@ from typing import Any
 import gymnasium as gym
 
 from envs import is_atari
+from envs.make import missing_dependency
 from representation.encoders import is_image_space
 
 def env_family(env_id: str) -> str:
@@ -18,7 +19,10 @@ def env_family(env_id: str) -> str:
     or ``classic`` (discrete actions, vector observations)."""
     if is_atari(env_id):
         return "atari"
-    env = gym.make(env_id)
+    try:
+        env = gym.make(env_id)
+    except gym.error.DependencyNotInstalled as error:
+        raise missing_dependency(env_id, error) from None
     try:
         if isinstance(env.action_space, gym.spaces.Box):
             return "box"

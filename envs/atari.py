@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 import numpy as np
+import gymnasium as gym
 import torch
 from torch import Tensor
 
@@ -20,8 +21,13 @@ _SUFFIX = re.compile(r"(NoFrameskip)?-v\d+$")
 
 
 def atari_game_name(env_id: str) -> str | None:
-    """ROM name for ``ALE/Pong-v5``, ``PongNoFrameskip-v4``, ``Pong`` or ``pong``; None otherwise."""
+    """ROM name for ``ALE/Pong-v5``, ``PongNoFrameskip-v4``, ``Pong`` or ``pong``; None otherwise,
+    and None for a Gymnasium env that only shares a game's name (``Blackjack-v1`` is toy-text)."""
     from ale_py import roms
+
+    spec = gym.registry.get(env_id)
+    if spec is not None and not str(spec.entry_point).startswith("ale_py"):
+        return None
 
     name = env_id.split("/", 1)[1] if env_id.startswith("ALE/") else env_id
     name = _SUFFIX.sub("", name)

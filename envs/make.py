@@ -1,6 +1,7 @@
 """``make_env``: any Gymnasium id or Atari game as a batched, device-resident ``VecEnv``."""
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import gymnasium as gym
@@ -20,7 +21,14 @@ def check_env_id(env_id: str) -> None:
     """Raises ValueError unless ``env_id`` names an Atari game or a registered Gymnasium env."""
     if is_atari(env_id) or env_id in gym.registry:
         return
-    raise ValueError(f"unknown environment id '{env_id}': not a registered Gymnasium id nor an Atari game")
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.75)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise ValueError(f"unknown environment id '{env_id}': not a registered Gymnasium id nor an Atari game{hint}")
+
+
+def missing_dependency(env_id: str, error: Exception) -> ValueError:
+    """The one-line error for a Gymnasium env whose extra (Box2D, MuJoCo, ...) is not installed."""
+    return ValueError(f"'{env_id}' needs a package that is not installed: {error}")
 
 
 def make_env(env_id: str, num_envs: int = 1, *, seed: int | list[int] = 0, device: str | torch.device = "cpu",
@@ -63,4 +71,6 @@ def make_env(env_id: str, num_envs: int = 1, *, seed: int | list[int] = 0, devic
                         render_mode=render_mode, **env_kwargs)
     except TypeError as error:
         raise ValueError(f"bad options {env_kwargs} for '{env_id}': {error}") from None
+    except gym.error.DependencyNotInstalled as error:
+        raise missing_dependency(env_id, error) from None
     return EpisodeStatistics(env)

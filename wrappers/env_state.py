@@ -1,9 +1,10 @@
 """Snapshots of a single gymnasium env's state as plain tensors and numbers.
 
-Used to resume classic-control runs bit for bit. Only plain values are captured (numbers,
-booleans, None, numpy arrays as tensors, the numpy RNG's state), layer by layer down the wrapper
-chain, so a checkpoint holding them loads with ``torch.load(weights_only=True)``. Environments
-whose state lives in native code (MuJoCo, ALE) are not covered: they resume with fresh episodes.
+Used to resume classic-control and toy-text runs bit for bit. Only plain values are captured
+(numbers, strings, booleans, None, numpy scalars with their dtype, lists and tuples of these,
+numeric numpy arrays as tensors, the numpy RNG's state), layer by layer down the wrapper chain,
+so a checkpoint holding them loads with ``torch.load(weights_only=True)``. Environments whose
+state lives in native code (MuJoCo, ALE) are not covered: they resume with fresh episodes.
 """
 from __future__ import annotations
 
@@ -24,10 +25,15 @@ def _layers(env: gym.Env) -> list[Any]:
 
 
 def _capture(value: Any) -> Any:
+    if isinstance(value, np.generic):  # first: numpy's float64 and str_ are also float and str
+        return {"__scalar__": value.item(), "dtype": str(value.dtype)} if value.dtype.kind in "biufc" else str(value)
     if isinstance(value, _PLAIN):
         return value
-    if isinstance(value, np.generic):
-        return value.item()
+    if isinstance(value, (list, tuple)):  # e.g. Blackjack's hands
+        items = [_capture(item) for item in value]
+        if any(item is _SKIP for item in items):
+            return _SKIP
+        return items if isinstance(value, list) else {"__tuple__": items}
     if isinstance(value, np.ndarray) and value.dtype.kind in "biufc":  # numbers only; maps etc. never change
         return {"__ndarray__": torch.from_numpy(value.copy()), "dtype": str(value.dtype)}
     if isinstance(value, np.random.Generator):
@@ -39,6 +45,12 @@ _SKIP = object()
 
 
 def _restore(value: Any, current: Any) -> Any:
+    if isinstance(value, list):
+        return [_restore(item, None) for item in value]
+    if isinstance(value, dict) and "__tuple__" in value:
+        return tuple(_restore(item, None) for item in value["__tuple__"])
+    if isinstance(value, dict) and "__scalar__" in value:
+        return np.dtype(value["dtype"]).type(value["__scalar__"])
     if isinstance(value, dict) and "__ndarray__" in value:
         return value["__ndarray__"].numpy().astype(value["dtype"])
     if isinstance(value, dict) and "__rng__" in value:

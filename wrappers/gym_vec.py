@@ -12,6 +12,25 @@ from envs.vec_env import VecEnv, to_device
 from wrappers.env_state import get_env_state, set_env_state
 
 
+class TupleIndex:
+    """A Tuple of Discrete spaces (Blackjack's player sum, dealer card and usable ace) as one
+    Discrete index, row-major, so that tabular agents get a table row per state and MLPs a one-hot."""
+
+    def __init__(self, space: gym.spaces.Tuple):
+        sizes = np.array([int(part.n) for part in space.spaces])
+        self.starts = np.array([int(part.start) for part in space.spaces])
+        self.strides = np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]])
+        self.space = gym.spaces.Discrete(int(np.prod(sizes)))
+
+    @staticmethod
+    def applies_to(space: gym.spaces.Space) -> bool:
+        return isinstance(space, gym.spaces.Tuple) and all(isinstance(part, gym.spaces.Discrete) for part in space.spaces)
+
+    def __call__(self, parts: np.ndarray) -> np.ndarray:
+        """``[N, k]`` tuples of values to ``[N]`` indices."""
+        return ((np.asarray(parts) - self.starts) * self.strides).sum(-1)
+
+
 class GymVecEnv(VecEnv):
     """Wraps ``gym.make_vec`` with same-step autoreset so truncations keep their final obs."""
 
@@ -24,7 +43,10 @@ class GymVecEnv(VecEnv):
                                 render_mode=render_mode, **env_kwargs)
         self.num_envs = num_envs
         self.device = torch.device(device)
-        self.single_observation_space = self.env.single_observation_space
+        self._tuple_index = (TupleIndex(self.env.single_observation_space)
+                             if TupleIndex.applies_to(self.env.single_observation_space) else None)
+        self.single_observation_space = (self._tuple_index.space if self._tuple_index is not None
+                                         else self.env.single_observation_space)
         self.single_action_space = self.env.single_action_space
         self._seed = seed
         self._action_dtype = self.single_action_space.dtype
@@ -32,17 +54,26 @@ class GymVecEnv(VecEnv):
         # Pure-Python envs in this process can be snapshotted; async workers cannot.
         self.resumable = vectorization == "sync"
 
+    def _batch(self, obs: Any) -> np.ndarray:
+        """The vector env's observations as one array (Tuple spaces' parts as indices)."""
+        return obs if self._tuple_index is None else self._tuple_index(np.stack(obs, axis=-1))
+
+    def _rows(self, observations: np.ndarray) -> np.ndarray:
+        """Single envs' observations (an object array of them) stacked as one array."""
+        return np.stack(observations) if self._tuple_index is None else self._tuple_index([list(o) for o in observations])
+
     def reset(self, seed: int | None = None) -> Tensor:
         obs, _ = self.env.reset(seed=self._seed if seed is None else seed)
-        return to_device(obs, self.device, self._obs_dtype)
+        return to_device(self._batch(obs), self.device, self._obs_dtype)
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action.cpu().numpy().astype(self._action_dtype, copy=False))
+        obs = self._batch(obs)
         next_obs = to_device(obs, self.device, self._obs_dtype)
         if "_final_obs" in info and info["_final_obs"].any():
             final = obs.copy()
             ended = np.flatnonzero(info["_final_obs"])
-            final[ended] = np.stack(info["final_obs"][ended])
+            final[ended] = self._rows(info["final_obs"][ended])
             final_obs = to_device(final, self.device, self._obs_dtype)
         else:
             final_obs = next_obs

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -14,6 +15,9 @@ TRAIN = Path(__file__).resolve().parents[2] / "scripts" / "train.py"
 BAD_INPUTS = {
     "unknown agent": (["--agent", "nope"], "unknown agent 'nope'"),
     "unknown env": (["--env", "NoSuchEnv-v0"], "unknown environment id"),
+    "misspelt env": (["--env", "Cartpole-v1"], "(did you mean CartPole-v1"),
+    "env needing an extra": (["--env", "reprl-test/NeedsAnExtra-v0"], "'reprl-test/NeedsAnExtra-v0' needs a package "
+                             "that is not installed: pretend-physics is not installed"),
     "action space": (["--agent", "dqn", "--env", "Pendulum-v1"], "discrete action space"),
     "negative learning rate": (["--learning-rate", "-0.1"], "learning_rate must be positive"),
     "gamma above one": (["--gamma", "1.5"], "gamma must be in [0.0, 1.0]"),
@@ -36,6 +40,15 @@ BAD_INPUTS = {
     "async all envs": (["--agent", "dqn", "--env", "Pong", "--num-envs", "4", "--env-batch-size", "4"],
                        "env_batch_size must be below num_envs (4)"),
 }
+
+
+
+
+def _needs_an_extra(**_):
+    raise gymnasium.error.DependencyNotInstalled("pretend-physics is not installed")
+
+
+gymnasium.register("reprl-test/NeedsAnExtra-v0", entry_point=_needs_an_extra)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))

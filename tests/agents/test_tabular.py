@@ -213,6 +213,27 @@ def test_q_learning_learns_taxi(tmp_path):
     assert summary["eval_return_mean"] >= 0.0, summary["eval_returns"]
 
 
+@pytest.mark.slow
+def test_q_learning_plays_blackjack_better_than_simple_rules(tmp_path):
+    """Over 5,000 hands, always sticking scores about -0.18 and hitting below 17 about -0.08
+    (the optimal policy about -0.05); the greedy policy has to use the dealer's card and the ace."""
+    agent = QLearning.from_env("Blackjack-v1", seed=1, steps=100_000, eval_every=0, eval_episodes=5_000)
+    assert agent.q_table.shape == (704, 2)
+    agent.learn(run_dir=tmp_path / "run", progress=False)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["eval_return_mean"] >= -0.075, summary["eval_return_mean"]
+
+
+def test_blackjack_resumes_exactly_from_a_checkpoint_holding_its_hands(tmp_path):
+    settings = dict(seed=3, steps=2_000, num_envs=2, checkpoint_every=500, eval_every=0, eval_episodes=1,
+                    log_every=100)
+    unbroken = QLearning.from_env("Blackjack-v1", **settings)
+    Runner(unbroken, run_dir=tmp_path / "unbroken", progress=False).run()
+    payload = crash_and_checkpoint(QLearning.from_env("Blackjack-v1", **settings), 1_500, tmp_path / "crashed")
+    resumed = resume(payload, tmp_path / "crashed")
+    assert torch.equal(unbroken.q_table, resumed.q_table)
+
+
 @pytest.mark.parametrize("cls", [QLearning, SARSA, ExpectedSARSA])
 def test_resume_after_a_crash_equals_an_unbroken_run(cls, tmp_path):
     """SARSA's checkpoints hold a pending transition; a 50-step limit adds truncations."""

@@ -1,3 +1,5 @@
+import io
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -5,6 +7,7 @@ import torch
 
 from envs import make_env
 from envs.atari import atari_game_name
+from wrappers.env_state import get_env_state, set_env_state
 from wrappers.episode_stats import ClipReward
 from wrappers.normalize import NormalizeObservation, NormalizeReward, RunningMeanStd, observation_stats
 
@@ -39,6 +42,55 @@ def test_gym_vec_env_matches_single_gymnasium_envs_including_final_obs():
                 assert not info["episode_done"][i]
             np.testing.assert_array_equal(obs[i].numpy(), ref_next.astype(np.float32))
     assert episodes > 10
+
+
+def test_tuple_observations_are_one_row_major_index_of_single_gymnasium_envs():
+    """Blackjack's (player sum, dealer card, usable ace), next and final observations alike."""
+    num_envs, seed = 3, 2
+    env = make_env("Blackjack-v1", num_envs, seed=seed)
+    assert env.single_observation_space == gym.spaces.Discrete(32 * 11 * 2)
+    refs = [gym.make("Blackjack-v1") for _ in range(num_envs)]
+
+    def index(obs):
+        player, dealer, ace = obs
+        return (player * 11 + dealer) * 2 + ace
+
+    obs = env.reset()
+    assert obs.tolist() == [index(ref.reset(seed=seed + i)[0]) for i, ref in enumerate(refs)]
+    rng = np.random.default_rng(0)
+    episodes = 0
+    for _ in range(300):
+        actions = rng.integers(0, 2, num_envs)
+        obs, reward, terminated, _, info = env.step(torch.as_tensor(actions))
+        for i, ref in enumerate(refs):
+            ref_next, ref_reward, ref_term, _, _ = ref.step(int(actions[i]))
+            assert reward[i].item() == ref_reward and terminated[i].item() == ref_term
+            assert info["final_obs"][i].item() == index(ref_next)
+            if ref_term:
+                episodes += 1
+                ref_next, _ = ref.reset()
+            assert obs[i].item() == index(ref_next)
+    assert episodes > 100
+
+
+def test_env_state_keeps_numpy_scalars_strings_and_sequences_and_loads_without_code():
+    """What a checkpoint holds of an env loads with weights_only and comes back with its types."""
+    env = gym.make("Blackjack-v1")
+    env.reset(seed=0)
+    inner = env.unwrapped
+    inner.extra = (np.float32(0.1), np.str_("Q"), [np.int64(3), 4.5], np.bool_(True))
+    state = get_env_state(env)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=True)
+    inner.extra, hands = None, (list(inner.player), list(inner.dealer))
+    inner.player, inner.dealer = [], []
+    set_env_state(env, loaded)
+    assert (inner.player, inner.dealer) == hands
+    scalar, text, sequence, flag = inner.extra
+    assert type(scalar) is np.float32 and scalar == np.float32(0.1)
+    assert text == "Q" and sequence == [3, 4.5] and type(sequence[0]) is np.int64 and type(flag) is np.bool_
 
 
 @pytest.mark.parametrize("env_id", ["ALE/Pong-v5", "PongNoFrameskip-v4", "Pong", "pong"])
