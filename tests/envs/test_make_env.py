@@ -1,3 +1,4 @@
+import enum
 import io
 
 import gymnasium as gym
@@ -78,7 +79,7 @@ def test_env_state_keeps_numpy_scalars_strings_and_sequences_and_loads_without_c
     env = gym.make("Blackjack-v1")
     env.reset(seed=0)
     inner = env.unwrapped
-    inner.extra = (np.float32(0.1), np.str_("Q"), [np.int64(3), 4.5], np.bool_(True))
+    inner.extra = (np.float32(0.1), np.str_("Q"), [np.int64(3), 4.5], np.bool_(True), enum.IntEnum("Suit", "H S")(2))
     state = get_env_state(env)
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -88,9 +89,10 @@ def test_env_state_keeps_numpy_scalars_strings_and_sequences_and_loads_without_c
     inner.player, inner.dealer = [], []
     set_env_state(env, loaded)
     assert (inner.player, inner.dealer) == hands
-    scalar, text, sequence, flag = inner.extra
+    scalar, text, sequence, flag, suit = inner.extra
     assert type(scalar) is np.float32 and scalar == np.float32(0.1)
     assert text == "Q" and sequence == [3, 4.5] and type(sequence[0]) is np.int64 and type(flag) is np.bool_
+    assert suit == 2 and type(suit) is int
 
 
 @pytest.mark.parametrize("env_id", ["ALE/Pong-v5", "PongNoFrameskip-v4", "Pong", "pong"])
