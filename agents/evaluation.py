@@ -23,7 +23,8 @@ def make_eval_env(config, obs_stats: RunningMeanStd | None = None) -> VecEnv:
     render = "rgb_array" if config.capture_video and not is_atari(config.env) else None
     if render:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame draws rgb_array frames without a display
-    # Torch-native envs draw nothing: filmed episodes run in Gymnasium's own, whose dynamics they match.
+    # Torch-native envs draw nothing: filmed episodes run in Gymnasium's own, whose dynamics they match
+    # to float32 precision (long episodes of an unsteady policy may still part ways).
     backend = "auto" if render and config.backend == "torch" else config.backend
     env = make_env(config.env, config.eval_episodes, seed=config.seed + EVAL_SEED_OFFSET, device=config.device,
                    backend=backend, clip_rewards=False, render_mode=render, **options)

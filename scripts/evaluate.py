@@ -2,10 +2,10 @@
 
 Plays greedy episodes (the most probable action, or the one with the highest Q-value, as a
 training run's own evaluations do) on fresh environments of the run's env id and prints the
-mean, spread and range of their returns. PATH is a run folder (its ``checkpoint.pt``), one
-seed's folder of a multi-seed or grouped run (its ``agent.pt``), or an agent file written by
-``agent.save``. Atari episodes are whole games scored in raw game
-points. ``--video FILE.gif`` saves the first episode as an animation.
+mean, spread and range of their returns. PATH is a run folder (its ``checkpoint.pt``; for a
+multi-seed run, a line per seed), one seed's folder of a multi-seed or grouped run (its
+``agent.pt``), or an agent file written by ``agent.save``. Atari episodes are whole games scored in raw game
+points. ``--video FILE.gif`` saves the first episode as an animation (``FILE_seedS.gif`` per seed of a multi-seed run).
 """
 from __future__ import annotations
 
@@ -67,33 +67,40 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"--video {video}: {error.strerror}") from None
         source = agent_file(Path(args.path))
         payload = load_checkpoint(source, AGENT_FORMAT)
-        if "seeds" in payload:
-            raise ValueError(f"'{source}' holds seeds {payload['seeds']} trained together: evaluate one seed's "
-                             f"folder, {source.parent}/seed_S")
         agent = Agent.from_payload(payload, device=args.device)
-        if args.seed is not None:
-            agent.config.seed = args.seed
-        config = replace(agent.config, eval_episodes=args.episodes, capture_video=args.video is not None)
-        env = make_eval_env(config, saved_observation_stats(payload, config))
+        # A multi-seed run's checkpoint plays each of its seeds' agents.
+        players = list(zip(agent.seeds, agent.seed_agents())) if "seeds" in payload else [(agent.config.seed, agent)]
+        config = replace(agent.config, eval_episodes=args.episodes, capture_video=video is not None)
+        stats = saved_observation_stats(payload, config)
     except ValueError as error:
         fail(str(error))
+    for seed, player in players:
+        if args.seed is not None:
+            player.config.seed = args.seed
+        filmed_to = video if video is None or len(players) == 1 else video.with_name(f"{video.stem}_seed{seed}{video.suffix}")
+        print(play(player, seed, replace(config, seed=player.config.seed), stats, source, filmed_to, args))
+    return 0
+
+
+def play(agent: Agent, seed: int, config, stats, source: Path, video: Path | None, args: argparse.Namespace) -> str:
+    """Plays ``args.episodes`` greedy episodes of ``agent`` (the run's seed ``seed``); the line to print."""
+    env = make_eval_env(config, stats)
     started = time.time()
     try:
         returns = evaluate(agent, env, video_path=video, max_steps=args.max_steps)
     finally:
         env.close()
     filmed = video is not None and video.is_file() and video.stat().st_mtime >= started
-    result = {"path": str(source), "agent": agent.name, "env": config.env, "seed": config.seed,
+    result = {"path": str(source), "agent": agent.name, "env": config.env, "seed": seed, "episode_seed": config.seed,
               "episodes": len(returns), "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
               "return_min": float(np.min(returns)), "return_max": float(np.max(returns)),
               "returns": [float(r) for r in returns]}
     if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{agent.name} on {config.env}: return {result['return_mean']:.1f} ± {result['return_std']:.1f} over "
-              f"{len(returns)} episodes (min {result['return_min']:.1f}, max {result['return_max']:.1f}) <- {source}"
-              + (f"; first episode saved to {video}" if filmed else "; the env drew no frames" if video else ""))
-    return 0
+        return json.dumps(result)
+    return (f"{agent.name} on {config.env} (seed {seed}): return {result['return_mean']:.1f} ± "
+            f"{result['return_std']:.1f} over {len(returns)} episodes (min {result['return_min']:.1f}, max "
+            f"{result['return_max']:.1f}) <- {source}"
+            + (f"; first episode saved to {video}" if filmed else "; the env drew no frames" if video else ""))
 
 
 if __name__ == "__main__":

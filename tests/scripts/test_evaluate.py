@@ -56,21 +56,25 @@ def test_an_agent_file_plays_as_its_run_folder_and_seeds_pick_the_episodes(tmp_p
     from_folder = evaluated([str(run_dir), "--seed", "5", "--episodes", "6"], capsys)
     from_file = evaluated([str(tmp_path / "agent.pt"), "--seed", "5", "--episodes", "6"], capsys)
     assert from_file["returns"] == from_folder["returns"] and len(from_file["returns"]) == 6
-    assert from_file["seed"] == 5
+    assert from_file["episode_seed"] == 5 and from_file["seed"] == 1
     other_seed = evaluated([str(tmp_path / "agent.pt"), "--seed", "6", "--episodes", "6"], capsys)
     assert other_seed["returns"] != from_file["returns"]
 
 
-def test_multi_seed_runs_are_played_one_seed_at_a_time_and_torch_envs_are_filmed(tmp_path, capsys):
+def test_multi_seed_runs_are_played_seed_by_seed_and_torch_envs_are_filmed(tmp_path, capsys):
     run_dir = tmp_path / "multi"
     assert train.main(["--backend", "torch", "--num-seeds", "2", "--steps", "1024", "--num-envs", "4",
                        "--num-steps", "64", "--eval-every", "0", "--eval-episodes", "3", "--run-dir", str(run_dir),
                        "--no-progress"]) == 0
     capsys.readouterr()
-    assert "evaluate one seed's folder" in refused([str(run_dir)], capsys)
+    assert evaluate.main([str(run_dir), "--episodes", "3", "--json"]) == 0
+    both = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [result["seed"] for result in both] == [1, 2]
+    for result in both:
+        summary = json.loads((run_dir / f"seed_{result['seed']}" / "summary.json").read_text())
+        assert result["returns"] == summary["eval_returns"]
     seed_dir = run_dir / "seed_2"
-    result = evaluated([str(seed_dir), "--episodes", "3"], capsys)
-    assert result["returns"] == json.loads((seed_dir / "summary.json").read_text())["eval_returns"]
+    assert evaluated([str(seed_dir), "--episodes", "3"], capsys)["returns"] == both[1]["returns"]
     gif = tmp_path / "seed_2.gif"
     assert evaluate.main([str(seed_dir), "--episodes", "1", "--video", str(gif)]) == 0
     assert f"first episode saved to {gif}" in capsys.readouterr().out
