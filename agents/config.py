@@ -17,6 +17,10 @@ def option(default: Any, help: str, **metadata: Any) -> Any:
     return field(default=default, metadata={"help": help, **metadata})
 
 
+# Seeds reach numpy and Gymnasium, which take 0 .. 2**32 - 1; evaluation envs add an offset.
+MAX_SEED = 2**31 - 1
+
+
 def check_device(name: str) -> None:
     """ValueError unless ``name`` is a device of this machine that reprl runs on (cpu, cuda[:i], mps)."""
     try:
@@ -41,7 +45,7 @@ class AgentConfig:
     env: str = option("CartPole-v1", "Gymnasium id or Atari game (ALE/Pong-v5, PongNoFrameskip-v4, Pong)")
     steps: int = option(100_000, "total environment steps to train for (summed over envs)")
     num_envs: int = option(8, "environments stepped together")
-    seed: int = option(1, "seed for the networks, exploration and environments")
+    seed: int = option(1, "seed for the networks, exploration and environments", bounds=(0, MAX_SEED))
     device: str = option("cpu", "torch device for environments' tensors, networks and buffers (cpu, cuda, cuda:1)")
     preset: str = option("auto", "hyperparameter preset: 'auto' picks the env family's published values; 'none' keeps the defaults")
     encoder: str = option("auto", "observation encoder: mlp, nature, impala, ... ('auto': nature for images, mlp otherwise)")

@@ -28,7 +28,7 @@ import torch
 
 from agents.base import Agent
 from agents.cli import ArgumentParser, fail, parse_json_dict
-from agents.config import check_device
+from agents.config import MAX_SEED, check_device
 from envs import check_env_id, is_atari, make_env
 from envs.atari import atari_game_name
 from representation.encoders import (default_encoder_name, is_image_space, load_encoder_weights, make_encoder,
@@ -106,6 +106,8 @@ def write_json(path: Path, values: dict[str, Any]) -> None:
 
 def check_common(args: argparse.Namespace) -> None:
     check_env_id(args.env)
+    if not 0 <= args.seed <= MAX_SEED:
+        raise ValueError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
     if args.num_envs < 1:
         raise ValueError(f"--num-envs must be at least 1, got {args.num_envs}")
     if args.agent_checkpoint is not None and not Path(args.agent_checkpoint).is_file():

@@ -22,6 +22,7 @@ BAD_INPUTS = {
     "negative learning rate": (["--learning-rate", "-0.1"], "learning_rate must be positive"),
     "gamma above one": (["--gamma", "1.5"], "gamma must be in [0.0, 1.0]"),
     "zero envs": (["--num-envs", "0"], "num_envs must be at least 1"),
+    "negative seed": (["--seed", "-1"], "seed must be in [0, 2147483647], got -1"),
     "unknown device": (["--device", "banana"], "device must be cpu, cuda, cuda:N or mps, got 'banana'"),
     "absent device": (["--device", "cuda:64"], "device 'cuda:64': this machine has"),
     "bad json": (["--encoder-options", "{oops"], "expected a JSON object"),

@@ -134,6 +134,7 @@ BAD_INPUTS = {
     "beta outside the vae": (["--method", "moco", *TINY, "--beta", "2"], "--beta is a VAE setting"),
     "no method": (TINY, "pre-training needs --method"),
     "absent device": (["--method", "simclr", *TINY, "--device", "cuda:64"], "device 'cuda:64'"),
+    "negative seed": (["--method", "simclr", *TINY, "--seed", "-1"], "--seed must be in [0, 2147483647], got -1"),
 }
 
 
