@@ -38,8 +38,14 @@ def plot_learning_curves(bands: Mapping[RunKey, tuple[np.ndarray, Interval]], pa
         for (agent, agent_env), (grid, band) in sorted(bands.items()):
             if agent_env != env:
                 continue
-            ax.plot(grid, band.point, color=colors[agent], label=agent)
-            ax.fill_between(grid, band.low, band.high, color=colors[agent], alpha=0.2, linewidth=0)
+            # A run evaluated only at its end is one point: drawn as a marker with its interval.
+            marker = "o" if len(grid) == 1 else None
+            ax.plot(grid, band.point, color=colors[agent], label=agent, marker=marker)
+            if len(grid) == 1:
+                ax.errorbar(grid, band.point, yerr=[band.point - band.low, band.high - band.point], color=colors[agent],
+                            capsize=4)
+            else:
+                ax.fill_between(grid, band.low, band.high, color=colors[agent], alpha=0.2, linewidth=0)
         ax.set_title(env)
         ax.set_xlabel("env steps")
         ax.set_ylabel(metric)

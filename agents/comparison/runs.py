@@ -155,7 +155,8 @@ def common_grid_curves(runs: Sequence[Run], num_points: int = 100) -> tuple[np.n
     """Learning curves of several seeds linearly interpolated onto one step grid.
 
     The grid spans the steps every seed has evaluated (latest first evaluation to earliest
-    last one), so no seed's curve is extrapolated. Returns (grid [G], returns [num_seeds, G]).
+    last one), so no seed's curve is extrapolated; seeds evaluated only at one shared step give a
+    grid of that one step. Returns (grid [G], returns [num_seeds, G]).
     """
     if num_points < 2:
         raise ValueError(f"num_points must be at least 2, got {num_points}")
@@ -163,7 +164,7 @@ def common_grid_curves(runs: Sequence[Run], num_points: int = 100) -> tuple[np.n
     stop = min(float(run.curve_steps[-1]) for run in runs)
     if stop < start:
         raise ValueError(f"the learning curves of {runs[0].agent} on {runs[0].env} share no steps")
-    grid = np.linspace(start, stop, num_points)
+    grid = np.linspace(start, stop, num_points) if stop > start else np.array([start])  # evaluated once: a point
     return grid, np.stack([np.interp(grid, run.curve_steps, run.curve_returns) for run in runs])
 
 

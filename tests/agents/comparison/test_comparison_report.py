@@ -25,6 +25,14 @@ def runs_dir(write_run, tmp_path):
     return tmp_path / "runs"
 
 
+def test_a_report_of_runs_evaluated_once_draws_each_agent_as_a_point(write_run, tmp_path):
+    for agent, final in (("good", 1.0), ("bad", 0.0)):
+        for seed in range(2):
+            write_run(agent, "Blackjack-v1", seed, [100], [final + seed / 10])
+    write_report(tmp_path / "runs", tmp_path / "out", reps=50)
+    assert (tmp_path / "out" / "curves.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
 def test_report_numbers_and_rebuild_is_byte_identical(runs_dir, tmp_path):
     write_report(runs_dir, tmp_path / "out", rng_seed=3, reps=200)
     listed = sorted(runs_dir.iterdir(), reverse=True)          # a list, in another order

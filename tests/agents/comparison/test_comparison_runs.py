@@ -105,3 +105,12 @@ def test_learning_curves_interpolate_onto_the_steps_all_seeds_share(write_run, t
     np.testing.assert_allclose(returns, [[5.0, 10.0, 15.0, 20.0], [0.0, 5.0, 10.0, 15.0]])
     with pytest.raises(ValueError, match="at least 2"):
         learning_curves(load_runs(tmp_path / "runs"), num_points=1)
+
+
+def test_seeds_evaluated_once_at_the_same_step_give_a_one_point_curve(write_run, tmp_path):
+    """A run shorter than --eval-every is evaluated only at its end: one point, not a flat line."""
+    write_run("sarsa", "Blackjack-v1", 0, [200], [-0.2])
+    write_run("sarsa", "Blackjack-v1", 1, [200], [0.4])
+    grid, returns = learning_curves(load_runs(tmp_path / "runs"))[("sarsa", "Blackjack-v1")]
+    assert grid.tolist() == [200.0]
+    np.testing.assert_allclose(returns, [[-0.2], [0.4]])
