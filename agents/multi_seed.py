@@ -7,7 +7,8 @@ seed's own generator, and every loss is a per-seed mean, so seed k of a K-seed r
 exactly what seed k of a one-seed run (``--num-seeds 1``) computes, only K times as many at once.
 A plain run of the same seed starts from the same weights and states, but batched and unbatched
 matrix products round differently and the stacked networks compute tanh through the sigmoid at
-every size (``SeedStack``), a plain one only on large activations, so the two drift apart by float round-off during training.
+every size (``SeedStack``), a plain one only on large activations, so the two drift apart by
+float round-off during training.
 
 ``agents.multi_seed_on_policy`` holds PPO, A2C and TRPO, ``agents.multi_seed_dqn`` DQN and
 ``agents.multi_seed_sac`` SAC.

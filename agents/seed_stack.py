@@ -8,9 +8,9 @@ activations and modules that declare ``batch_shape_agnostic`` (they treat every 
 as batch, and a parameter of their own enters only by broadcasting against the features) run
 directly on ``[K, B, ...]`` inputs, each linear layer as one batched matrix product and each tanh
 through the sigmoid at every size (``representation.encoders.activations``: the same to float
-precision, faster on the CPU for K copies' large activations, and independent of K); any other network runs under ``torch.func.vmap``, whose per-op
-batching costs several times the op itself on small networks (a K=16 CartPole actor-critic:
-440 us per acting call under vmap).
+precision, faster on the CPU for K copies' large activations, and independent of K); any other
+network runs under ``torch.func.vmap``, whose per-op batching costs several times the op itself
+on small networks (a K=16 CartPole actor-critic: 440 us per acting call under vmap).
 The copies never mix: a loss that is a sum of per-copy losses gives each copy exactly its own
 gradient, and elementwise optimisers (Adam) then step each copy exactly as they would alone.
 """

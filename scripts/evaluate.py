@@ -28,11 +28,13 @@ AGENT_FILE = "agent.pt"
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="evaluate.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="evaluate.py", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", metavar="PATH", help="run folder, a multi-seed run's seed_S folder, or agent file")
-    parser.add_argument("--episodes", type=int, default=10, help="episodes to play, all at once in parallel envs (default: 10)")
-    parser.add_argument("--seed", type=int, help="seed of the episodes' environments, offset by "
-                        f"{EVAL_SEED_OFFSET:,} as in training (default: the run's seed, i.e. its own evaluations' episodes)")
+    parser.add_argument("--episodes", type=int, default=10,
+                        help="episodes to play, all at once in parallel envs (default: 10)")
+    parser.add_argument("--seed", type=int, help=f"seed of the episodes' environments, offset by {EVAL_SEED_OFFSET:,} "
+                        "as in training (default: the run's seed, i.e. its own evaluations' episodes)")
     parser.add_argument("--device", help="torch device to play on (default: the run's)")
     parser.add_argument("--max-steps", type=int, default=27_000,
                         help="steps after which an unfinished episode is scored as it stands (default: 27000)")
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     for seed, player in players:
         if args.seed is not None:
             player.config.seed = args.seed
-        filmed_to = video if video is None or len(players) == 1 else video.with_name(f"{video.stem}_seed{seed}{video.suffix}")
+        filmed_to = (video if video is None or len(players) == 1
+                     else video.with_name(f"{video.stem}_seed{seed}{video.suffix}"))
         print(play(player, seed, replace(config, seed=player.config.seed), stats, source, filmed_to, args))
     return 0
 

@@ -28,7 +28,9 @@ def _capture(value: Any) -> Any:
     if isinstance(value, np.generic):  # first: numpy's float64 and str_ are also float and str
         return {"__scalar__": value.item(), "dtype": str(value.dtype)} if value.dtype.kind in "biufc" else str(value)
     if isinstance(value, _PLAIN):  # an IntEnum or other subclass is kept as its plain value
-        return value if type(value) in _PLAIN else next(base(value) for base in (int, float, str) if isinstance(value, base))
+        if type(value) in _PLAIN:
+            return value
+        return next(base(value) for base in (int, float, str) if isinstance(value, base))
     if isinstance(value, (list, tuple)):  # e.g. Blackjack's hands
         items = [_capture(item) for item in value]
         if any(item is _SKIP for item in items):

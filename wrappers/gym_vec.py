@@ -24,7 +24,8 @@ class TupleIndex:
 
     @staticmethod
     def applies_to(space: gym.spaces.Space) -> bool:
-        return isinstance(space, gym.spaces.Tuple) and all(isinstance(part, gym.spaces.Discrete) for part in space.spaces)
+        return isinstance(space, gym.spaces.Tuple) and all(isinstance(part, gym.spaces.Discrete)
+                                                           for part in space.spaces)
 
     def __call__(self, parts: np.ndarray) -> np.ndarray:
         """``[N, k]`` tuples of values to ``[N]`` indices."""
@@ -60,7 +61,9 @@ class GymVecEnv(VecEnv):
 
     def _rows(self, observations: np.ndarray) -> np.ndarray:
         """Single envs' observations (an object array of them) stacked as one array."""
-        return np.stack(observations) if self._tuple_index is None else self._tuple_index([list(o) for o in observations])
+        if self._tuple_index is None:
+            return np.stack(observations)
+        return self._tuple_index([list(obs) for obs in observations])
 
     def reset(self, seed: int | None = None) -> Tensor:
         obs, _ = self.env.reset(seed=self._seed if seed is None else seed)

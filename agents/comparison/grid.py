@@ -257,8 +257,9 @@ def plan_grid(agents: list[str], envs: list[str], seeds: list[int], overrides: O
     its agent's settings and then its own on top.
 
     Raises ValueError (before anything runs) for an unknown agent or env, a name given twice,
-    a ``runs_dir`` under a file, or a setting that fails its config's validation; a pair whose agent cannot be built for the
-    env's spaces goes to ``Plan.incompatible`` with the agent's own message.
+    a ``runs_dir`` under a file, or a setting that fails its config's validation; a pair whose
+    agent cannot be built for the env's spaces goes to ``Plan.incompatible`` with the agent's own
+    message.
     """
     columns = [(agent, agent, {}, None) for agent in agents]
     columns += [(variant.name, variant.agent, variant.settings, variant.name) for variant in variants]
