@@ -33,23 +33,6 @@ def make_eval_env(config, obs_stats: RunningMeanStd | None = None) -> VecEnv:
     return env
 
 
-def saved_observation_stats(payload: dict, config) -> RunningMeanStd | None:
-    """The observation statistics a run with ``normalize_obs`` trained on, from its checkpoint
-    (``runner.make_train_env`` wraps ``NormalizeReward`` around ``NormalizeObservation``); None
-    for a run without. An agent file alone does not hold them: ValueError."""
-    if not config.normalize_obs:
-        return None
-    if "runner" not in payload:
-        raise ValueError("this agent was trained on normalised observations, whose statistics only its run's "
-                         "checkpoint.pt holds: evaluate the run folder")
-    state = payload["runner"]["env"]
-    if config.normalize_reward:
-        state = state["env"]
-    stats = RunningMeanStd(tuple(state["stats"]["mean"].shape), torch.device(config.device))
-    stats.load_state_dict(state["stats"])
-    return stats
-
-
 def _frame(env: VecEnv, obs: torch.Tensor) -> np.ndarray | None:
     frames = env.render()
     if frames:

@@ -21,8 +21,9 @@ import numpy as np
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
 from agents.cli import ArgumentParser, fail
-from agents.evaluation import EVAL_SEED_OFFSET, evaluate, make_eval_env, saved_observation_stats
-from agents.runner import CHECKPOINT
+from agents.evaluation import EVAL_SEED_OFFSET, evaluate, make_eval_env
+from agents.runner import CHECKPOINT, make_train_env
+from wrappers.normalize import RunningMeanStd, observation_stats
 
 AGENT_FILE = "agent.pt"
 
@@ -53,6 +54,24 @@ def agent_file(path: Path) -> Path:
     return path
 
 
+def trained_observation_stats(payload: dict, config) -> RunningMeanStd | None:
+    """The observation statistics a run with ``normalize_obs`` trained on, from its training env
+    rebuilt and loaded from the checkpoint; None for a run without. An agent file does not hold
+    them: ValueError."""
+    if not config.normalize_obs:
+        return None
+    if "runner" not in payload:
+        raise ValueError("this agent was trained on normalised observations, whose statistics only its run's "
+                         "checkpoint.pt holds: evaluate the run folder")
+    env = make_train_env(config)
+    try:
+        env.reset(seed=config.seed)  # as a resumed run does: the envs exist before their state is loaded
+        env.load_state_dict(payload["runner"]["env"])
+        return observation_stats(env)
+    finally:
+        env.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -73,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         # A multi-seed run's checkpoint plays each of its seeds' agents.
         players = list(zip(agent.seeds, agent.seed_agents())) if "seeds" in payload else [(agent.config.seed, agent)]
         config = replace(agent.config, eval_episodes=args.episodes, capture_video=video is not None)
-        stats = saved_observation_stats(payload, config)
+        stats = trained_observation_stats(payload, config)
     except ValueError as error:
         fail(str(error))
     for seed, player in players:
