@@ -63,3 +63,19 @@ def test_stacked_mlps_take_the_sigmoid_at_every_size():
             pre_activation = encoder.net[2](tanh_from_sigmoid(encoder.net[0](obs[k])))
             assert torch.allclose(features[k], tanh_from_sigmoid(pre_activation), atol=1e-6)
 
+
+
+def test_second_derivatives_through_the_sigmoid_match_tanh():
+    """TRPO's Fisher-vector products differentiate the gradient again (double backward)."""
+    x = (torch.randn(SIGMOID_ROUTE_MIN_ELEMENTS, generator=torch.Generator().manual_seed(1)) * 2).requires_grad_()
+    direction = torch.randn(SIGMOID_ROUTE_MIN_ELEMENTS, generator=torch.Generator().manual_seed(2))
+
+    def gradient_and_hessian_vector_product(tanh) -> tuple[torch.Tensor, torch.Tensor]:
+        (gradient,) = torch.autograd.grad(tanh(x).pow(3).sum(), x, create_graph=True)
+        (product,) = torch.autograd.grad((gradient * direction).sum(), x)
+        return gradient.detach(), product
+
+    gradient, product = gradient_and_hessian_vector_product(Tanh())
+    expected_gradient, expected_product = gradient_and_hessian_vector_product(torch.tanh)
+    torch.testing.assert_close(gradient, expected_gradient, rtol=0, atol=1e-6)
+    torch.testing.assert_close(product, expected_product, rtol=0, atol=1e-5)
