@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from agents.config import check_device
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_cases import atari_cases, ceiling, learning_cases, option_cost_cases, pg_cases  # noqa: E402
@@ -62,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         cpu_only = [c for c in cases if c not in ON_ANY_DEVICE]
         if cpu_only:
             parser.error(f"--device {args.device}: case(s) {', '.join(cpu_only)} run on the CPU only")
-        if device.type == "cuda" and not torch.cuda.is_available():
-            parser.error(f"--device {args.device}: torch sees no CUDA device")
+        try:
+            check_device(args.device)  # a CUDA device this machine has
+        except ValueError as error:
+            parser.error(str(error))
 
     def emit(row: dict) -> None:
         print(json.dumps(row), flush=True)
