@@ -145,8 +145,11 @@ class REINFORCE(OnPolicyRollouts, Agent):
             weights = weights - weights.mean()
         elif cfg.baseline == "value":
             weights = weights - value
+        # reward, terminated and next_obs: what auxiliary objectives read (DeepMDP's and DBC's models)
         batch = Batch(obs=buffer.obs[steps][mask], action=buffer.action[steps][mask],
-                      log_prob=buffer.log_prob[steps][mask], value=value, returns=returns_to_go, advantage=weights)
+                      log_prob=buffer.log_prob[steps][mask], value=value, returns=returns_to_go, advantage=weights,
+                      reward=reward[mask], terminated=terminated[mask].float(),
+                      next_obs=buffer.next_obs[steps][mask] if buffer.store_next_obs else None)
         return batch, ((terminated | truncated) & mask).sum()
 
     def update(self, batch: Batch) -> dict[str, Tensor]:

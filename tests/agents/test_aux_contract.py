@@ -1,5 +1,6 @@
 """Any deep agent x any encoder x any auxiliary objective: one update trains the shared encoder
 with finite losses, and leaves a frozen one alone."""
+import json
 import math
 
 import pytest
@@ -91,3 +92,19 @@ def test_curl_shares_its_query_with_off_policy_agents_only(name, share_anchor, p
     agent.update(batch)
     assert len(autograd_inputs) == passes
     assert all(x is not batch.obs for x in autograd_inputs) == (name != "ppo" and share_anchor)
+
+
+@pytest.mark.parametrize("objective", ["deepmdp", "dbc"])
+@pytest.mark.parametrize("name", ["ppo", "a2c", "reinforce", "trpo"])
+def test_on_policy_rollouts_give_the_objective_what_it_reads(name, objective, tmp_path):
+    """A short training run: the batches an on-policy agent builds from its rollouts carry the
+    rewards and next observations DeepMDP's and DBC's models train on."""
+    from agents.runner import Runner
+
+    agent = agent_class(name).from_env("CartPole-v1", aux=objective, steps=512, num_envs=2, num_steps=64,
+                                       eval_every=0, checkpoint_every=0, log_every=128, torch_threads=1,
+                                       encoder_options={"hidden_sizes": [32]})
+    Runner(agent, run_dir=tmp_path, progress=False).run()
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [row[f"aux/{objective}_loss"] for row in logged if f"aux/{objective}_loss" in row]
+    assert losses and all(math.isfinite(value) for value in losses)
