@@ -54,6 +54,8 @@ def resolve_config(agent_cls, settings: dict[str, Any]):
     env_id = settings.get("env", defaults.env)
     check_env_id(env_id)
     values = preset_values(agent_cls, env_id, settings.get("preset", defaults.preset))
+    if settings.get("encoder_checkpoint"):
+        values.pop("encoder", None)  # the file's architecture, not the preset's
     if settings.get("encoder", "auto") != values.get("encoder", "auto"):
         values.pop("encoder_options", None)  # the preset's options are for the preset's encoder
     values.update(settings)

@@ -1,7 +1,13 @@
 """Pre-train an encoder on environment frames, then hand it to any agent; or probe one linearly.
 
-Pre-train (SimCLR, MoCo, BYOL, SimSiam, VAE or beta-VAE) on frames of a random policy, or of a
-trained agent with ``--agent-checkpoint``:
+Pre-train on frames of a random policy, or of a trained agent with ``--agent-checkpoint``, with a
+self-supervised method (SimCLR, MoCo, BYOL, SimSiam) on the encoder ``--encoder`` picks, or with a
+generative model that hands over its own encoder:
+
+    vae, beta_vae   the posterior's torso (nature for images, mlp for vectors)
+    gan, wgan_gp    the discriminator's torso (nature for images, mlp for vectors)
+    ddpm            the denoiser's deepest layer at a low noise level (ddpm)
+    realnvp, nice   the flow's latent z = f(x), for vector observations (flow)
 
     python scripts/pretrain.py --method byol --env ALE/Pong-v5 --frames 20000 --out runs/pong_byol
     python scripts/train.py --env ALE/Pong-v5 --encoder-checkpoint runs/pong_byol/encoder.pt --freeze-encoder
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -33,13 +40,16 @@ from envs import check_env_id, is_atari, make_env
 from envs.atari import atari_game_name
 from representation.encoders import (default_encoder_name, is_image_space, load_encoder_weights, make_encoder,
                                      read_encoder_file, save_encoder)
-from representation.generative import VAE
+from representation.generative import DDPM, GAN, NICE, VAE, GenerativeModel, RealNVP
 from representation.ssl import make_ssl_method, ssl_method_names
 from representation.ssl.collect import GroundTruth, Policy, collect_frames, state_ground_truth
 from representation.ssl.probe import AtariRamEnv, RamPositions, probe_encoders, probe_table
 
 VAE_METHODS = {"vae": 1.0, "beta_vae": 4.0}  # method -> default beta (Higgins et al. 2017 use beta = 4)
-METHODS = ssl_method_names() + sorted(VAE_METHODS)
+GAN_METHODS = {"gan": "non_saturating", "wgan_gp": "wgan_gp"}  # method -> GAN loss
+FLOW_METHODS = {"realnvp": RealNVP, "nice": NICE}
+GENERATIVE_METHODS = sorted(VAE_METHODS) + sorted(GAN_METHODS) + ["ddpm"] + sorted(FLOW_METHODS)
+METHODS = ssl_method_names() + GENERATIVE_METHODS
 ENCODER_FILE, CONFIG_FILE, PROBE_FILE = "encoder.pt", "config.json", "probe.json"
 PROBE_FRAMES = 5_000
 
@@ -55,14 +65,16 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--agent-checkpoint", metavar="PATH",
                         help="collect frames with this agent's exploring policy (saved agent or run checkpoint.pt)")
     parser.add_argument("--encoder", default="auto", choices=["auto", "nature", "impala", "mlp"],
-                        help="encoder architecture (auto: nature for images, mlp for vectors)")
+                        help="SSL encoder architecture (auto: nature for images, mlp for vectors); the generative "
+                             "methods hand over their own (see above)")
     parser.add_argument("--encoder-options", type=parse_json_dict, default={}, metavar="JSON",
-                        help='encoder constructor options, e.g. \'{"hidden_sizes": [64, 64]}\'')
+                        help='encoder constructor options, e.g. \'{"hidden_sizes": [64, 64]}\'; for the generative '
+                             'methods, the model\'s (e.g. ddpm \'{"timesteps": 200}\')')
     parser.add_argument("--epochs", type=int, default=10, help="passes over the frames (default: 10)")
     parser.add_argument("--batch-size", type=int, default=256, help="minibatch size (default: 256)")
-    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default: 1e-3)")
+    parser.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3; gan and wgan_gp: 2e-4)")
     parser.add_argument("--beta", type=float, help="KL weight of vae / beta_vae (default: 1 / 4)")
-    parser.add_argument("--latent-dim", type=int, default=32, help="VAE latent size (default: 32)")
+    parser.add_argument("--latent-dim", type=int, default=32, help="VAE and GAN latent size (default: 32)")
     parser.add_argument("--seed", type=int, default=0, help="seed for envs, policy, initial weights, minibatches")
     parser.add_argument("--device", default="cpu", help="torch device for the frames and the networks")
     parser.add_argument("--num-envs", type=int, default=8, help="environments stepped together while collecting")
@@ -116,28 +128,48 @@ def check_common(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- pre-training
 
-def build_model(args: argparse.Namespace, space: Any) -> tuple[torch.nn.Module, str, dict[str, Any]]:
-    """The model to fit and the name and options of the encoder it hands over."""
+def build_model(args: argparse.Namespace, space: Any) -> torch.nn.Module:
+    """The model to fit: an SSL method on an encoder, or a generative model."""
     torch.manual_seed(args.seed)  # the probe rebuilds these initial weights as its "random" baseline
-    if args.method in VAE_METHODS:
-        torso = "nature" if len(space.shape) == 3 else "mlp"
-        if args.encoder not in ("auto", torso):
-            raise ValueError(f"{args.method} uses a {torso} encoder for observations of shape {space.shape}, "
-                             f"not --encoder {args.encoder}")
-        beta = VAE_METHODS[args.method] if args.beta is None else args.beta
-        likelihood = "gaussian" if space.dtype.kind == "f" else "bernoulli"  # uint8 frames live in [0, 1]
-        try:
-            vae = VAE(space.shape, latent_dim=args.latent_dim, beta=beta, likelihood=likelihood, **args.encoder_options)
-        except TypeError as error:
-            raise ValueError(f"bad --encoder-options for {args.method}: {error}") from None
-        return vae.to(args.device), vae.encoder_name, vae.encoder_options
+    if args.method in GENERATIVE_METHODS:
+        return build_generative(args, space).to(args.device)
     if args.beta is not None:
         raise ValueError(f"--beta is a VAE setting; {args.method} does not take it")
-    name = default_encoder_name(space) if args.encoder == "auto" else args.encoder
+    name = ssl_encoder_name(args, space)
     if name in ("nature", "impala") and not is_image_space(space):
         raise ValueError(f"--encoder {name} needs image observations [C, H, W], '{args.env}' gives {space.shape}")
-    encoder = make_encoder(name, space, **args.encoder_options)
-    return make_ssl_method(args.method, encoder).to(args.device), name, dict(args.encoder_options)
+    return make_ssl_method(args.method, make_encoder(name, space, **args.encoder_options)).to(args.device)
+
+
+def ssl_encoder_name(args: argparse.Namespace, space: Any) -> str:
+    return default_encoder_name(space) if args.encoder == "auto" else args.encoder
+
+
+def build_generative(args: argparse.Namespace, space: Any) -> GenerativeModel:
+    """The generative model of ``--method``, with ``--encoder-options`` as its constructor options."""
+    image = len(space.shape) == 3
+    if args.beta is not None and args.method not in VAE_METHODS:
+        raise ValueError(f"--beta is a VAE setting; {args.method} does not take it")
+    if args.method in FLOW_METHODS and image:
+        raise ValueError(f"{args.method} models vectors; '{args.env}' gives images of shape {space.shape}, "
+                         f"{math.prod(space.shape)} values for every coupling to transform")
+    handed_over = {"ddpm": "ddpm", **dict.fromkeys(FLOW_METHODS, "flow")}.get(args.method, "nature" if image else "mlp")
+    if args.encoder not in ("auto", handed_over):
+        raise ValueError(f"{args.method} hands over a {handed_over} encoder for observations of shape {space.shape}, "
+                         f"not --encoder {args.encoder}")
+    if args.method in VAE_METHODS:
+        model_class = VAE
+        defaults = dict(latent_dim=args.latent_dim, beta=VAE_METHODS[args.method] if args.beta is None else args.beta,
+                        likelihood="gaussian" if space.dtype.kind == "f" else "bernoulli")  # uint8 frames in [0, 1]
+    elif args.method in GAN_METHODS:
+        model_class = GAN
+        defaults = dict(latent_dim=args.latent_dim, loss=GAN_METHODS[args.method], net="nature")
+    else:
+        model_class, defaults = (DDPM, {}) if args.method == "ddpm" else (FLOW_METHODS[args.method], {})
+    try:
+        return model_class(space.shape, **{**defaults, **args.encoder_options})
+    except TypeError as error:
+        raise ValueError(f"bad --encoder-options for {args.method}: {error}") from None
 
 
 def pretrain(args: argparse.Namespace) -> None:
@@ -146,7 +178,7 @@ def pretrain(args: argparse.Namespace) -> None:
     check_common(args)
     if args.batch_size < 2 or args.frames < args.batch_size:
         raise ValueError(f"--frames must be at least --batch-size (>= 2), got {args.frames} and {args.batch_size}")
-    if args.epochs < 1 or not args.lr > 0 or args.latent_dim < 1:
+    if args.epochs < 1 or (args.lr is not None and not args.lr > 0) or args.latent_dim < 1:
         raise ValueError(f"need --epochs >= 1, --lr > 0, --latent-dim >= 1, got {args.epochs}, {args.lr}, "
                          f"{args.latent_dim}")
     out = Path(args.out)
@@ -156,18 +188,19 @@ def pretrain(args: argparse.Namespace) -> None:
     try:
         space = env.single_observation_space
         policy = load_policy(args.agent_checkpoint, env, args.device)
-        model, encoder_name, encoder_options = build_model(args, space)
+        model = build_model(args, space)
         frames = collect_frames(env, args.frames, policy, seed=args.seed, progress=not args.no_progress).obs
     finally:
         env.close()
 
     started = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    fit = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, log_dir=out,
-               progress=not args.no_progress, seed=args.seed)
-    if isinstance(model, VAE):
-        model.fit(frames, **fit).export_encoder(out / ENCODER_FILE)
+    fit = dict(epochs=args.epochs, batch_size=args.batch_size, log_dir=out, progress=not args.no_progress,
+               seed=args.seed, **({} if args.lr is None else {"lr": args.lr}))
+    if isinstance(model, GenerativeModel):
+        encoder_name, encoder_options = model.fit(frames, **fit).export_encoder(out / ENCODER_FILE)
     else:
+        encoder_name, encoder_options = ssl_encoder_name(args, space), dict(args.encoder_options)
         save_encoder(model.fit(frames, **fit).encoder, encoder_name, encoder_options, out / ENCODER_FILE)
     write_json(out / CONFIG_FILE, {
         **{key: value for key, value in vars(args).items() if key not in ("probe", "no_progress")},

@@ -14,4 +14,6 @@ __all__ = ["Encoder", "MLPEncoder", "NatureCNN", "ImpalaCNN", "make_encoder", "r
            "encoder_names", "default_encoder_name", "is_image_space", "encode", "save_encoder",
            "read_encoder_file", "load_encoder_weights"]
 
-import representation.gnn.encoder  # noqa: E402,F401  (registers "gnn"; last, as it imports this package)
+# Last, as they import this package: "gnn", and the generative models' "ddpm" and "flow".
+import representation.generative  # noqa: E402,F401
+import representation.gnn.encoder  # noqa: E402,F401

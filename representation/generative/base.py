@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from representation.encoders import Encoder, save_encoder
 from representation.files import load_tagged, save_atomic
 
 FORMAT = "reprl-generative-v1"
@@ -139,6 +140,19 @@ class GenerativeModel(nn.Module):
         for tensor in list(self.parameters()) + list(self.buffers()):
             return tensor.device
         return torch.device("cpu")
+
+    # ----------------------------------------------------------------- the hand-over to agents
+    def encoder_for_agents(self) -> tuple[Encoder, str, dict[str, Any]]:
+        """The model's representation of an observation as an agent encoder, with the registry
+        name and options that rebuild it for an agent (``representation.encoders.make_encoder``)."""
+        raise ValueError(f"a {type(self).__name__} has no encoder to hand to an agent")
+
+    def export_encoder(self, path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
+        """Writes ``encoder_for_agents()`` as an encoder file an agent loads with
+        ``--encoder-checkpoint``; returns the encoder's name and options."""
+        encoder, name, options = self.encoder_for_agents()
+        save_encoder(encoder, name, options, path)
+        return name, options
 
     # ----------------------------------------------------------------- model files
     def save(self, path: str | os.PathLike) -> None:

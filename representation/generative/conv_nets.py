@@ -1,9 +1,14 @@
-"""Convolutional networks for image data ``[C, H, W]``: the VAE's decoder and the DCGAN pair."""
+"""Convolutional networks for image data ``[C, H, W]``: the VAE's decoder, the DCGAN pair, and a
+GAN pair on the DQN network for frames of any size (Atari's 84x84)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+from gymnasium import spaces
 from torch import Tensor, nn
+
+from representation.encoders import NatureCNN
 
 # NatureCNN's convolutions as (out_channels, kernel, stride) (Mnih et al. 2015).
 NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
@@ -107,6 +112,31 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+class NatureGenerator(nn.Module):
+    """``NatureDecoder`` with a tanh output: images in [-1, 1] from codes ``[B, in_dim]``."""
+
+    def __init__(self, in_dim: int, data_shape: Sequence[int], features_dim: int = 512):
+        super().__init__()
+        self.decoder = NatureDecoder(in_dim, data_shape, features_dim)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.tanh(self.decoder(z))
+
+
+class NatureDiscriminator(nn.Module):
+    """A ``NatureCNN`` torso and a linear logit: the discriminator whose torso an agent can load as
+    its ``nature`` encoder. It reads images in [-1, 1], the GAN's range, and shows the torso
+    ``(x + 1) / 2`` in [0, 1], which is how the torso sees uint8 frames inside an agent."""
+
+    def __init__(self, in_channels: int, data_shape: Sequence[int], features_dim: int = 512):
+        super().__init__()
+        self.torso = NatureCNN(spaces.Box(0.0, 1.0, (in_channels, *data_shape[1:])), features_dim)
+        self.logit = nn.Linear(features_dim, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.logit(self.torso((x + 1) / 2))
 
 
 def broadcast_label_maps(code: Tensor, height: int, width: int) -> Tensor:

@@ -12,9 +12,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from gymnasium import spaces
+
+from representation.encoders import Encoder, register_encoder
 from representation.generative.base import GenerativeModel
 from representation.generative.denoisers import SmallUNet, TimeConditionedMLP
-from representation.generative.nets import signed_unit_interval
+from representation.generative.nets import box_shape, signed_unit_interval
 
 SCHEDULES = ("linear", "cosine")
 
@@ -38,6 +41,48 @@ def beta_schedule(kind: str, timesteps: int) -> Tensor:
         alpha_bar = f / f[0]
         return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=0.999)
     raise ValueError(f"unknown beta schedule '{kind}' (choose from {', '.join(SCHEDULES)})")
+
+
+@register_encoder("ddpm")
+class DenoiserEncoder(Encoder):
+    """A DDPM's noise-prediction network read as a feature extractor, as Xiang et al. (2023) read
+    a trained denoiser's intermediate activations: its deepest layer at noise level ``timestep``.
+
+    The input is the mean of q(x_t | x_0), ``input_scale * x_0`` with ``input_scale =
+    sqrt(alpha_bar_t)``, rather than a noisy draw, so the features are a deterministic function
+    of the observation. Vectors give the MLP's last hidden layer; images the U-Net's middle block,
+    ``[2 * base_channels, H / 4, W / 4]``, average-pooled to ``grid`` x ``grid`` and flattened.
+    """
+
+    def __init__(self, observation_space: spaces.Space, timestep: int | None = None, input_scale: float | None = None,
+                 hidden_sizes: Sequence[int] = (128, 128, 128), base_channels: int = 32, time_dim: int = 64,
+                 grid: int = 4):
+        super().__init__()
+        shape = box_shape(observation_space, "ddpm")
+        if timestep is None or input_scale is None:
+            raise ValueError("the ddpm encoder is a trained DDPM's: write one with scripts/pretrain.py --method ddpm "
+                             "and pass it as --encoder-checkpoint")
+        if timestep < 0 or not 0.0 < input_scale <= 1.0 or grid < 1:
+            raise ValueError(f"need timestep >= 0, input_scale in (0, 1] and grid >= 1, got {timestep}, "
+                             f"{input_scale} and {grid}")
+        self.timestep, self.input_scale, self.grid = int(timestep), float(input_scale), int(grid)
+        if len(shape) == 1:
+            self.denoiser: nn.Module = TimeConditionedMLP(shape[0], hidden_sizes, time_dim)
+            self.out_dim = int(list(hidden_sizes)[-1])
+        elif len(shape) == 3 and shape[1] % 4 == 0 and shape[2] % 4 == 0:
+            self.denoiser = SmallUNet(shape[0], base_channels, time_dim)
+            self.out_dim = 2 * int(base_channels) * self.grid ** 2
+        else:
+            raise ValueError(f"the ddpm encoder takes vectors [D] or images [C, H, W] with H, W divisible by 4, "
+                             f"got {shape}")
+
+    def forward(self, obs: Tensor) -> Tensor:
+        x = signed_unit_interval(obs) * self.input_scale
+        t = torch.full((x.shape[0],), self.timestep, dtype=torch.long, device=x.device)
+        features = self.denoiser.features(x, t)
+        if features.dim() == 4:
+            features = nn.functional.adaptive_avg_pool2d(features, self.grid).flatten(1)
+        return features
 
 
 class DDPM(GenerativeModel):
@@ -123,3 +168,16 @@ class DDPM(GenerativeModel):
             if step > 0:
                 x = x + beta.sqrt() * torch.randn_like(x)
         return x
+
+    def encoder_for_agents(self, timestep: int | None = None, grid: int = 4) -> tuple[Encoder, str, dict]:
+        """The (averaged, when ``ema_decay``) denoiser as a ``ddpm`` encoder at noise level
+        ``timestep`` (default ``T // 10``: features of lightly noised inputs)."""
+        timestep = self.timesteps // 10 if timestep is None else int(timestep)
+        if not 0 <= timestep < self.timesteps:
+            raise ValueError(f"timestep must lie in [0, {self.timesteps}), got {timestep}")
+        options = dict(timestep=timestep, input_scale=float(self.alpha_bars[timestep].sqrt()),
+                       hidden_sizes=list(self.config["hidden_sizes"]), base_channels=self.config["base_channels"],
+                       time_dim=self.config["time_dim"], grid=grid)
+        encoder = DenoiserEncoder(spaces.Box(-1.0, 1.0, self.data_shape), **options).to(self.device)
+        encoder.denoiser.load_state_dict((self.denoiser if self.ema_denoiser is None else self.ema_denoiser).state_dict())
+        return encoder, "ddpm", options

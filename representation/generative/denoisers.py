@@ -43,11 +43,15 @@ class TimeConditionedMLP(nn.Module):
         self.out = nn.Linear(widths[-1], dim)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.out(self.features(x, t))
+
+    def features(self, x: Tensor, t: Tensor) -> Tensor:
+        """The last hidden layer ``[B, hidden_sizes[-1]]``, what the output layer reads."""
         embedding = self.time(t)
         h = x
         for layer, projection in zip(self.layers, self.time_projections):
             h = nn.functional.silu(layer(h) + projection(embedding))
-        return self.out(h)
+        return h
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
@@ -90,9 +94,18 @@ class SmallUNet(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         embedding = self.time(t)
-        skip0 = self.down0(self.stem(x), embedding)
-        skip1 = self.down1(self.pool0(skip0), embedding)
-        h = self.middle(self.pool1(skip1), embedding)
+        skip0, skip1, h = self.down_path(x, embedding)
         h = self.up1(torch.cat([nn.functional.interpolate(h, scale_factor=2.0), skip1], dim=1), embedding)
         h = self.up0(torch.cat([nn.functional.interpolate(h, scale_factor=2.0), skip0], dim=1), embedding)
         return self.head(h)
+
+    def down_path(self, x: Tensor, embedding: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The skip connections at full and half resolution and the middle block's output, at a
+        quarter of the resolution with ``2 * base_channels`` channels."""
+        skip0 = self.down0(self.stem(x), embedding)
+        skip1 = self.down1(self.pool0(skip0), embedding)
+        return skip0, skip1, self.middle(self.pool1(skip1), embedding)
+
+    def features(self, x: Tensor, t: Tensor) -> Tensor:
+        """The middle block's output ``[B, 2 * base_channels, H / 4, W / 4]``, the deepest layer."""
+        return self.down_path(x, self.time(t))[2]

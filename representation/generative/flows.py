@@ -12,10 +12,12 @@ import math
 from collections.abc import Sequence
 
 import torch
+from gymnasium import spaces
 from torch import Tensor, nn
 
+from representation.encoders import Encoder, register_encoder
 from representation.generative.base import GenerativeModel
-from representation.generative.nets import mlp
+from representation.generative.nets import box_shape, mlp
 
 
 def alternating_mask(dim: int, parity: int) -> Tensor:
@@ -90,6 +92,7 @@ class DiagonalScaling(nn.Module):
 class CouplingFlow(GenerativeModel):
     """A stack of ``num_layers`` coupling layers with alternating masks (``RealNVP`` or ``NICE``)."""
 
+    kind: str  # the name the ``flow`` encoder rebuilds it by
     coupling: type[nn.Module]
     final_scaling: bool
 
@@ -134,6 +137,13 @@ class CouplingFlow(GenerativeModel):
         self.check_labels(labels, n)
         return self.inverse(torch.randn(n, self.dim, device=self.device))
 
+    def encoder_for_agents(self) -> tuple[Encoder, str, dict]:
+        """The flow itself as a ``flow`` encoder: features ``z = f(x)``."""
+        options = dict(kind=self.kind, num_layers=self.config["num_layers"], hidden_sizes=list(self.config["hidden_sizes"]))
+        encoder = FlowEncoder(spaces.Box(-float("inf"), float("inf"), self.data_shape), **options).to(self.device)
+        encoder.flow.load_state_dict(self.state_dict())
+        return encoder, "flow", options
+
 
 class RealNVP(CouplingFlow):
     """Real-valued non-volume preserving flow (Dinh et al. 2017) with affine couplings.
@@ -142,6 +152,7 @@ class RealNVP(CouplingFlow):
     flow for vectors and small inputs.
     """
 
+    kind = "realnvp"
     coupling = AffineCoupling
     final_scaling = False
 
@@ -150,5 +161,27 @@ class NICE(CouplingFlow):
     """Non-linear independent components estimation (Dinh et al. 2015): additive couplings and a
     final diagonal scaling, with a standard Gaussian prior."""
 
+    kind = "nice"
     coupling = AdditiveCoupling
     final_scaling = True
+
+
+FLOWS = {"realnvp": RealNVP, "nice": NICE}
+
+
+@register_encoder("flow")
+class FlowEncoder(Encoder):
+    """A coupling flow's latent ``z = f(x)`` ``[B, prod(obs_shape)]`` (``kind``: realnvp or nice):
+    a bijection, so no information about the observation is lost, in coordinates a trained flow
+    makes close to independent standard normals."""
+
+    def __init__(self, observation_space: spaces.Space, kind: str = "realnvp", num_layers: int = 8,
+                 hidden_sizes: Sequence[int] = (64, 64)):
+        super().__init__()
+        if kind not in FLOWS:
+            raise ValueError(f"unknown flow '{kind}' (choose from {', '.join(FLOWS)})")
+        self.flow = FLOWS[kind](box_shape(observation_space, "flow"), num_layers, hidden_sizes)
+        self.out_dim = self.flow.dim
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.flow(obs)[0]

@@ -1,7 +1,10 @@
 """Generative adversarial networks: minimax, non-saturating and WGAN-GP, optionally conditional.
 
-Vectors ``[D]`` use MLPs; square images ``[C, S, S]`` (S = 8, 16, 32, ...) use the DCGAN pair
-(Radford et al. 2016) and live in [-1, 1] (uint8 pixels are mapped there; samples come back there).
+Vectors ``[D]`` use MLPs; images use the DCGAN pair (Radford et al. 2016) for square sides of
+8, 16, 32, ... or, with ``net="nature"``, a discriminator on the DQN network's torso and its mirror
+image as generator, for any size from 36x36 (Atari's 84x84 frames). Images live in [-1, 1] (uint8
+pixels are mapped there; samples come back there). A trained unconditional discriminator's torso
+is an agent encoder (``export_encoder``), as Radford et al. (Sec. 5.1) reuse theirs as features.
 """
 from __future__ import annotations
 
@@ -11,10 +14,15 @@ import torch
 from torch import Tensor, nn
 
 from representation.generative.base import GenerativeModel
-from representation.generative.conv_nets import DCGANDiscriminator, DCGANGenerator, broadcast_label_maps
+from gymnasium import spaces
+
+from representation.encoders import Encoder, MLPEncoder
+from representation.generative.conv_nets import (DCGANDiscriminator, DCGANGenerator, NatureDiscriminator,
+                                                 NatureGenerator, broadcast_label_maps)
 from representation.generative.nets import label_code, mlp, signed_unit_interval
 
 LOSSES = ("non_saturating", "minimax", "wgan_gp")
+IMAGE_NETS = ("dcgan", "nature")
 
 
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
@@ -67,19 +75,27 @@ class GAN(GenerativeModel):
 
     def __init__(self, data_shape: Sequence[int], latent_dim: int = 16, loss: str = "non_saturating",
                  hidden_sizes: Sequence[int] = (128, 128), width: int = 64, num_classes: int = 0,
-                 gp_weight: float = 10.0, n_critic: int = 5):
+                 gp_weight: float = 10.0, n_critic: int = 5, net: str = "dcgan", features_dim: int = 512):
         config = dict(data_shape=data_shape, latent_dim=latent_dim, loss=loss, hidden_sizes=hidden_sizes,
-                      width=width, num_classes=num_classes, gp_weight=gp_weight, n_critic=n_critic)
+                      width=width, num_classes=num_classes, gp_weight=gp_weight, n_critic=n_critic, net=net,
+                      features_dim=features_dim)
         super().__init__(config, data_shape, num_classes)
         if loss not in LOSSES:
             raise ValueError(f"unknown GAN loss '{loss}' (choose from {', '.join(LOSSES)})")
+        if net not in IMAGE_NETS:
+            raise ValueError(f"unknown GAN image net '{net}' (choose from {', '.join(IMAGE_NETS)})")
         if latent_dim < 1 or n_critic < 1:
             raise ValueError(f"latent_dim and n_critic must be >= 1, got {latent_dim} and {n_critic}")
         self.latent_dim, self.kind = int(latent_dim), loss
         self.gp_weight = float(gp_weight)
         self.n_critic = int(n_critic) if loss == "wgan_gp" else 1
         in_dim = self.latent_dim + self.num_classes
-        if len(self.data_shape) == 3:
+        self.hidden_sizes, self.net = [int(h) for h in hidden_sizes], net
+        if len(self.data_shape) == 3 and net == "nature":
+            self.generator = NatureGenerator(in_dim, self.data_shape, features_dim)
+            self.discriminator = NatureDiscriminator(self.data_shape[0] + self.num_classes, self.data_shape,
+                                                     features_dim)
+        elif len(self.data_shape) == 3:
             self.generator = DCGANGenerator(in_dim, self.data_shape, width)
             self.discriminator = DCGANDiscriminator(self.data_shape[0] + self.num_classes, self.data_shape, width,
                                                     batch_norm=loss != "wgan_gp")
@@ -138,3 +154,20 @@ class GAN(GenerativeModel):
         samples = self.generate(n, labels)
         self.train(training)
         return samples
+
+    def encoder_for_agents(self) -> tuple[Encoder, str, dict]:
+        """The discriminator's torso: every layer but the logit, an ``mlp`` encoder (ReLU) for
+        vectors and a ``nature`` one for images of the ``nature`` net."""
+        if self.num_classes:
+            raise ValueError("a conditional GAN's discriminator also reads the class label; an agent has none to give it")
+        if len(self.data_shape) == 1:
+            torso = MLPEncoder(spaces.Box(-float("inf"), float("inf"), self.data_shape), self.hidden_sizes, "relu")
+            # mlp()'s hidden layers are MLPEncoder.net's, index for index; the logit layer comes after.
+            hidden = {key: value for key, value in self.discriminator.state_dict().items()
+                      if int(key.split(".")[0]) < len(torso.net)}
+            torso.net.load_state_dict(hidden)
+            return torso, "mlp", {"hidden_sizes": self.hidden_sizes, "activation": "relu"}
+        if self.net != "nature":
+            raise ValueError("a DCGAN discriminator is not an agent encoder; train the GAN with net='nature'")
+        torso = self.discriminator.torso
+        return torso, "nature", {"features_dim": torso.out_dim}

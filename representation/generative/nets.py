@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from gymnasium import spaces
 from torch import Tensor, nn
 
 from representation.encoders.mlp import ACTIVATIONS
@@ -38,3 +39,10 @@ def unit_interval(x: Tensor) -> Tensor:
 def signed_unit_interval(x: Tensor) -> Tensor:
     """uint8 pixels to [-1, 1] (the range of a tanh generator and of DDPM's data); other data unchanged."""
     return x.float() / 127.5 - 1.0 if x.dtype == torch.uint8 else x.float()
+
+
+def box_shape(observation_space: spaces.Space, name: str) -> tuple[int, ...]:
+    """The shape of a Box observation space, what an encoder built on a generative model reads."""
+    if not isinstance(observation_space, spaces.Box):
+        raise ValueError(f"the {name} encoder needs Box observations, got {observation_space}")
+    return tuple(int(d) for d in observation_space.shape)

@@ -7,14 +7,13 @@ The encoder torso is one of the framework's own encoders (``MLPEncoder`` for vec
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 
 import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from representation.encoders import Encoder, MLPEncoder, NatureCNN, save_encoder
+from representation.encoders import Encoder, MLPEncoder, NatureCNN
 from representation.generative.base import GenerativeModel
 from representation.generative.conv_nets import NatureDecoder
 from representation.generative.nets import label_code, mlp, unit_interval
@@ -155,7 +154,6 @@ class VAE(GenerativeModel):
             raise ValueError("a conditional VAE's posterior needs labels, so it cannot serve as an encoder")
         return PosteriorMeanEncoder(self.torso, self.mean_head)
 
-    def export_encoder(self, path: str | os.PathLike) -> None:
-        """Writes the torso as an encoder file an agent loads with ``--encoder nature`` (images)
-        or ``--encoder mlp`` (vectors), with the options recorded in the file."""
-        save_encoder(self.torso, self.encoder_name, self.encoder_options, path)
+    def encoder_for_agents(self) -> tuple[Encoder, str, dict]:
+        """The torso, which an agent loads as a ``nature`` (images) or ``mlp`` (vectors) encoder."""
+        return self.torso, self.encoder_name, self.encoder_options

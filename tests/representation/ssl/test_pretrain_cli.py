@@ -98,6 +98,34 @@ def test_pretrained_encoder_trains_an_agent_frozen(method, tmp_path, capsys):
         assert all(torch.equal(trained[k], saved["state_dict"][k]) for k in trained)
 
 
+@pytest.mark.parametrize("method, encoder", [("gan", "mlp"), ("wgan_gp", "mlp"), ("ddpm", "ddpm"), ("realnvp", "flow"),
+                                             ("nice", "flow")])
+def test_every_generative_model_hands_its_encoder_to_an_agent(method, encoder, tmp_path):
+    out = tmp_path / method
+    assert pretrain.main(["--method", method, "--out", str(out), *TINY]) == 0
+    config = json.loads((out / "config.json").read_text())
+    saved = read_encoder_file(out / "encoder.pt")
+    assert config["encoder"] == saved["name"] == encoder and config["encoder_options"] == saved["options"]
+    run = tmp_path / "run"
+    train.main(["--agent", "dqn", "--env", "CartPole-v1", "--encoder-checkpoint", str(out / "encoder.pt"),
+                "--freeze-encoder", "--steps", "300", "--learning-starts", "100", "--run-dir", str(run),
+                "--no-progress", "--eval-episodes", "1"])
+    trained = Agent.load(run / "checkpoint.pt").q.encoder.state_dict()
+    assert trained.keys() == saved["state_dict"].keys()
+    assert all(torch.equal(trained[k], saved["state_dict"][k]) for k in trained)
+
+
+def test_a_gan_pretrains_on_frames_of_any_size(tmp_path):
+    """The pixel env's 64x64 frames through the Nature-CNN discriminator (DCGAN nets would also
+    take 64x64; Atari's 84x84 only fits this one)."""
+    out = tmp_path / "gan"
+    assert pretrain.main(["--method", "gan", "--env", "reprl/DistractorCartPole-v0", "--frames", "64",
+                          "--batch-size", "32", "--epochs", "1", "--num-envs", "2", "--no-progress",
+                          "--encoder-options", '{"features_dim": 32}', "--out", str(out)]) == 0
+    saved = read_encoder_file(out / "encoder.pt")
+    assert (saved["name"], saved["options"]) == ("nature", {"features_dim": 32})
+
+
 def test_probe_compares_the_pretrained_encoder_with_its_initial_weights(tmp_path, capsys):
     out = tmp_path / "byol"
     pretrain.main(["--method", "byol", "--out", str(out), *TINY])
@@ -130,8 +158,14 @@ BAD_INPUTS = {
     "missing agent": (["--method", "simclr", *TINY, "--agent-checkpoint", "nowhere.pt"],
                       "agent checkpoint 'nowhere.pt' does not exist"),
     "image encoder on vectors": (["--method", "byol", *TINY, "--encoder", "nature"], "needs image observations"),
-    "vae with impala": (["--method", "vae", *TINY, "--encoder", "impala"], "vae uses a mlp encoder"),
+    "vae with impala": (["--method", "vae", *TINY, "--encoder", "impala"], "vae hands over a mlp encoder"),
     "beta outside the vae": (["--method", "moco", *TINY, "--beta", "2"], "--beta is a VAE setting"),
+    "beta for a gan": (["--method", "gan", *TINY, "--beta", "2"], "--beta is a VAE setting"),
+    "ddpm with nature": (["--method", "ddpm", *TINY, "--encoder", "nature"], "ddpm hands over a ddpm encoder"),
+    "flow on images": (["--method", "realnvp", "--env", "reprl/DistractorCartPole-v0", "--frames", "64",
+                        "--batch-size", "32", "--no-progress"], "realnvp models vectors"),
+    "bad model option": (["--method", "ddpm", *TINY, "--encoder-options", '{"depth": 3}'],
+                         "bad --encoder-options for ddpm"),
     "no method": (TINY, "pre-training needs --method"),
     "absent device": (["--method", "simclr", *TINY, "--device", "cuda:64"], "device 'cuda:64'"),
     "negative seed": (["--method", "simclr", *TINY, "--seed", "-1"], "--seed must be in [0, 2147483647], got -1"),
