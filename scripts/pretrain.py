@@ -1,4 +1,4 @@
-"""Pre-train an encoder on environment frames, then hand it to any agent; or probe one linearly.
+r"""Pre-train an encoder on environment frames, then hand it to any agent; or probe one linearly.
 
 Pre-train on frames of a random policy, or of a trained agent with ``--agent-checkpoint``, with a
 self-supervised method (SimCLR, MoCo, BYOL, SimSiam) on the encoder ``--encoder`` picks, or with a
@@ -163,7 +163,8 @@ def build_generative(args: argparse.Namespace, space: Any) -> GenerativeModel:
                         likelihood="gaussian" if space.dtype.kind == "f" else "bernoulli")  # uint8 frames in [0, 1]
     elif args.method in GAN_METHODS:
         model_class = GAN
-        defaults = dict(latent_dim=args.latent_dim, loss=GAN_METHODS[args.method], net="nature")
+        defaults = dict(latent_dim=args.latent_dim, loss=GAN_METHODS[args.method],
+                        **({"net": "nature"} if image else {}))
     else:
         model_class, defaults = (DDPM, {}) if args.method == "ddpm" else (FLOW_METHODS[args.method], {})
     try:

@@ -179,5 +179,6 @@ class DDPM(GenerativeModel):
                        hidden_sizes=list(self.config["hidden_sizes"]), base_channels=self.config["base_channels"],
                        time_dim=self.config["time_dim"], grid=grid)
         encoder = DenoiserEncoder(spaces.Box(-1.0, 1.0, self.data_shape), **options).to(self.device)
-        encoder.denoiser.load_state_dict((self.denoiser if self.ema_denoiser is None else self.ema_denoiser).state_dict())
+        averaged = self.denoiser if self.ema_denoiser is None else self.ema_denoiser
+        encoder.denoiser.load_state_dict(averaged.state_dict())
         return encoder, "ddpm", options

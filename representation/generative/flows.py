@@ -139,7 +139,8 @@ class CouplingFlow(GenerativeModel):
 
     def encoder_for_agents(self) -> tuple[Encoder, str, dict]:
         """The flow itself as a ``flow`` encoder: features ``z = f(x)``."""
-        options = dict(kind=self.kind, num_layers=self.config["num_layers"], hidden_sizes=list(self.config["hidden_sizes"]))
+        options = dict(kind=self.kind, num_layers=self.config["num_layers"],
+                       hidden_sizes=list(self.config["hidden_sizes"]))
         encoder = FlowEncoder(spaces.Box(-float("inf"), float("inf"), self.data_shape), **options).to(self.device)
         encoder.flow.load_state_dict(self.state_dict())
         return encoder, "flow", options

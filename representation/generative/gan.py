@@ -159,7 +159,8 @@ class GAN(GenerativeModel):
         """The discriminator's torso: every layer but the logit, an ``mlp`` encoder (ReLU) for
         vectors and a ``nature`` one for images of the ``nature`` net."""
         if self.num_classes:
-            raise ValueError("a conditional GAN's discriminator also reads the class label; an agent has none to give it")
+            raise ValueError("a conditional GAN's discriminator also reads the class label, "
+                             "which an agent has none of")
         if len(self.data_shape) == 1:
             torso = MLPEncoder(spaces.Box(-float("inf"), float("inf"), self.data_shape), self.hidden_sizes, "relu")
             # mlp()'s hidden layers are MLPEncoder.net's, index for index; the logit layer comes after.
