@@ -23,6 +23,13 @@ class PPOConfig(OnPolicyConfig):
     target_kl: float = option(0.0, "stop the epochs early once the approximate KL exceeds this (0: off)",
                               bounds=(0.0, float("inf")))
 
+    def validate(self) -> None:
+        super().validate()
+        steps_per_rollout = self.num_envs * self.num_steps
+        if self.num_minibatches > steps_per_rollout:
+            raise ValueError(f"num_minibatches must be at most num_envs x num_steps = {steps_per_rollout} "
+                             f"(one sample each), got {self.num_minibatches}")
+
 
 class PPO(OnPolicyRollouts, Agent):
     name = "ppo"

@@ -22,6 +22,8 @@ BAD_INPUTS = {
     "negative learning rate": (["--learning-rate", "-0.1"], "learning_rate must be positive"),
     "gamma above one": (["--gamma", "1.5"], "gamma must be in [0.0, 1.0]"),
     "zero envs": (["--num-envs", "0"], "num_envs must be at least 1"),
+    "more minibatches than samples": (["--agent", "ppo", "--num-envs", "2", "--num-steps", "8", "--num-minibatches", "17"],
+                                      "num_minibatches must be at most num_envs x num_steps = 16"),
     "negative seed": (["--seed", "-1"], "seed must be in [0, 2147483647], got -1"),
     "unknown device": (["--device", "banana"], "device must be cpu, cuda, cuda:N or mps, got 'banana'"),
     "absent device": (["--device", "cuda:64"], "device 'cuda:64': this machine has"),
