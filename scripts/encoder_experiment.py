@@ -3,6 +3,13 @@
   python scripts/encoder_experiment.py --agent dqn --env reprl/DistractorCartPole-v0 \\
       --encoders nature,impala --aux none,curl,deepmdp,dbc --seeds 3 --steps 200000 --out exp/distractor
 
+An encoder is one trained from scratch (nature, impala, mlp, ...) or a pre-trained encoder file
+from scripts/pretrain.py, as NAME=PATH or as PATH named after its folder; it stays frozen, or
+trains with the agent under --fine-tune:
+
+  python scripts/encoder_experiment.py --agent dqn --env ALE/Pong-v5 --aux none \\
+      --encoders nature,byol=runs/pong_byol/encoder.pt,runs/pong_ddpm/encoder.pt --seeds 3 --out exp/pong
+
 Each cell of the grid is a named variant <encoder>+<aux> of the agent (agents/comparison/
 variants.py), run over the seeds as ordinary run folders OUT/runs/<env>__<encoder>+<aux>__seed<k>/
 by --workers local processes or by Ray tasks (--backend ray), like scripts/compare.py. An aux
@@ -30,6 +37,7 @@ from agents.registry import AGENTS
 from compare import DEFAULT_SEEDS, make_backend, run_and_report  # scripts/compare.py
 
 FACTORS = {"encoder": "--encoders", "aux": "--aux"}  # the settings the grid varies, and their flags
+SET_BY_THE_GRID = {**FACTORS, "encoder_checkpoint": "--encoders NAME=PATH", "freeze_encoder": "--fine-tune"}
 
 
 def build_parser() -> ArgumentParser:
@@ -39,7 +47,10 @@ def build_parser() -> ArgumentParser:
     grid.add_argument("--agent", required=True, help=f"the agent: {', '.join(sorted(AGENTS))}")
     grid.add_argument("--env", required=True, help="environment id, e.g. reprl/DistractorCartPole-v0")
     grid.add_argument("--encoders", default="nature,impala",
-                      help="comma-separated encoders (default: nature,impala)")
+                      help="comma-separated encoders trained from scratch, or pre-trained encoder files as "
+                           "NAME=PATH or PATH (named after their folder), frozen (default: nature,impala)")
+    grid.add_argument("--fine-tune", action="store_true",
+                      help="pre-trained encoders train with the agent instead of staying frozen")
     grid.add_argument("--aux", default="none,curl,deepmdp,dbc",
                       help="comma-separated auxiliary objectives, none, or several joined by '+' "
                            "(default: none,curl,deepmdp,dbc)")
@@ -65,15 +76,15 @@ def build_parser() -> ArgumentParser:
 def check_sets(assignments: list[str]) -> None:
     for assignment in assignments:
         key = assignment.partition("=")[0].strip().rpartition(".")[2]
-        if key in FACTORS:
-            raise ValueError(f"--set {key}: the experiment sets '{key}' (use {FACTORS[key]})")
+        if key in SET_BY_THE_GRID:
+            raise ValueError(f"--set {key}: the experiment sets '{key}' (use {SET_BY_THE_GRID[key]})")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     out = Path(args.out)
     try:
-        variants, cells = encoder_aux_variants(args.agent, args.encoders, args.aux)
+        variants, cells = encoder_aux_variants(args.agent, args.encoders, args.aux, args.fine_tune)
         check_sets(args.set)
         fields = {"backend": args.backend, "workers": args.workers, "address": args.address,
                   "cpus_per_run": args.cpus_per_run, "gpus_per_run": args.gpus_per_run}

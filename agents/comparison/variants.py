@@ -26,7 +26,7 @@ from agents.auxiliary import parse_aux_names
 from agents.comparison.grid import parse_names, parse_setting
 from agents.comparison.runs import VARIANT_KEY
 from agents.registry import AGENTS, agent_class
-from representation.encoders import encoder_names
+from representation.encoders import encoder_names, read_encoder_file
 
 # Letters, digits, '_', '+' and '-': the name is part of a folder name, and '.', '=' and ':'
 # mean something in --set and --variant.
@@ -92,27 +92,45 @@ def variant_agents(agents: list[str], variants: list[Variant]) -> list[str]:
     return list(dict.fromkeys([*agents, *(variant.agent for variant in variants)]))
 
 
-def encoder_aux_variants(agent: str, encoders: str | list[str], aux: str | list[str]
+def encoder_aux_variants(agent: str, encoders: str | list[str], aux: str | list[str], fine_tune: bool = False
                          ) -> tuple[list[Variant], list[dict[str, Any]]]:
     """The grid ``encoders x aux`` for ``agent``: one variant ``<encoder>+<aux>`` per cell, and
     the cells as the report's ``factors`` list them (``{"variant", "levels": [encoder, aux]}``).
 
-    An aux level names one objective, ``none``, or several joined by '+' (``curl+dbc``).
+    An encoder level is a registered encoder trained from scratch, or a pre-trained encoder file
+    (see ``encoder_file_level``), frozen unless ``fine_tune``. An aux level names one objective,
+    ``none``, or several joined by '+' (``curl+dbc``).
     """
     agent_class(agent)  # ValueError for unknown agents
     encoders, aux = parse_names(encoders, "encoders"), parse_names(aux, "aux objectives")
-    for encoder in encoders:
-        if encoder not in encoder_names():
-            raise ValueError(f"unknown encoder '{encoder}' (choose from {', '.join(encoder_names())})")
+    levels = [(encoder, {"encoder": encoder}) if encoder in encoder_names()
+              else encoder_file_level(encoder, fine_tune) for encoder in encoders]
     for level in aux:
         parse_aux_names(level.replace("+", ","))  # ValueError for unknown objectives
     variants, cells = [], []
-    for encoder in encoders:
+    for encoder, encoder_settings in levels:
         for level in aux:
             name = f"{encoder}+{level}"
-            variants.append(Variant(name, agent, {"encoder": encoder, "aux": level.replace("+", ",")}))
+            variants.append(Variant(name, agent, {**encoder_settings, "aux": level.replace("+", ",")}))
             cells.append({"variant": name, "levels": [encoder, level]})
     return variants, cells
+
+
+def encoder_file_level(text: str, fine_tune: bool) -> tuple[str, dict[str, Any]]:
+    """A pre-trained encoder as a grid level: ``NAME=PATH``, or ``PATH`` named after the file's
+    folder (``runs/pong_byol/encoder.pt`` is ``pong_byol``, as ``scripts/pretrain.py --out``
+    names it). Returns the level's name and the settings that load the file."""
+    name, named, path = (part.strip() for part in text.partition("="))
+    if not named:
+        name, path = Path(text).resolve().parent.name, text
+    if not named and not Path(path).is_file():
+        raise ValueError(f"unknown encoder '{text}' (choose from {', '.join(encoder_names())}, or give an "
+                         "encoder file as NAME=PATH or PATH)")
+    read_encoder_file(path)  # ValueError for a missing or foreign file
+    if not _NAME.fullmatch(name) or name in encoder_names():
+        raise ValueError(f"encoder level '{text}': name it NAME=PATH with a NAME of letters, digits, '_' and '-' "
+                         "that is not a registered encoder's")
+    return name, {"encoder_checkpoint": str(Path(path).resolve()), "freeze_encoder": not fine_tune}
 
 
 def record_variant(run_dir: str | Path, name: str) -> None:

@@ -28,6 +28,9 @@ TINY_DQN = ["eval_every=512", "eval_episodes=2", "num_envs=2", "learning_starts=
     (["--seeds", "0"], "number of seeds must be at least 1"),
     (["--workers", "0"], "--workers must be at least 1"),
     (["--agent", "nope"], "unknown agent 'nope'"),
+    (["--encoders", "mlp,missing/encoder.pt"], "or give an encoder file as NAME=PATH or PATH"),
+    (["--encoders", "byol=missing.pt"], "'missing.pt' does not exist"),
+    (["--set", "freeze_encoder=false"], "--set freeze_encoder: the experiment sets 'freeze_encoder' (use --fine-tune)"),
 ])
 def test_bad_input_exits_2_with_one_line_before_anything_runs(tmp_path, capsys, extra, message):
     out = tmp_path / "out"
@@ -38,6 +41,32 @@ def test_bad_input_exits_2_with_one_line_before_anything_runs(tmp_path, capsys, 
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def write_encoder_file(path: Path) -> Path:
+    import gymnasium as gym
+
+    from representation.encoders import make_encoder, save_encoder
+
+    path.parent.mkdir(parents=True)
+    save_encoder(make_encoder("mlp", gym.spaces.Box(-1, 1, (4,)), hidden_sizes=[8]), "mlp", {"hidden_sizes": [8]},
+                 path)
+    return path
+
+
+@pytest.mark.parametrize("fine_tune", [False, True])
+def test_pretrained_encoder_files_are_levels_of_the_grid(tmp_path, fine_tune):
+    from agents.comparison.variants import encoder_aux_variants
+
+    byol, vae = (write_encoder_file(tmp_path / name / "encoder.pt") for name in ("pong_byol", "pong_vae"))
+    variants, cells = encoder_aux_variants("dqn", f"mlp,byol={byol},{vae}", "none", fine_tune)
+    assert [cell["levels"] for cell in cells] == [["mlp", "none"], ["byol", "none"], ["pong_vae", "none"]]
+    assert variants[0].settings == {"encoder": "mlp", "aux": "none"}
+    for variant, path in zip(variants[1:], (byol, vae)):
+        assert variant.settings == {"encoder_checkpoint": str(path.resolve()), "freeze_encoder": not fine_tune,
+                                    "aux": "none"}
+    with pytest.raises(ValueError, match="not a registered encoder's"):
+        encoder_aux_variants("dqn", f"nature={byol}", "none")
 
 
 @pytest.mark.slow
@@ -88,3 +117,21 @@ def test_tiny_grid_end_to_end_and_rerun_skips_it(tmp_path, capsys):
     assert encoder_experiment.main(argv) == 0
     assert "4 runs: 4 finished (skipped), 0 to resume, 0 new" in capsys.readouterr().out
     assert (out / "summary.json").read_bytes() == first
+
+
+def test_a_cell_of_a_pretrained_encoder_trains_the_agent_on_it_frozen(tmp_path):
+    import torch
+
+    from agents.base import Agent
+    from representation.encoders import read_encoder_file
+
+    path = write_encoder_file(tmp_path / "pong_byol" / "encoder.pt")
+    out = tmp_path / "out"
+    assert encoder_experiment.main(["--agent", "dqn", "--env", "CartPole-v1", "--encoders", str(path), "--aux", "none",
+                                    "--seeds", "1", "--steps", "512", "--out", str(out), "--workers", "1",
+                                    "--no-progress", *[item for s in TINY_DQN[:-1] for item in ("--set", s)]]) == 0
+    run_dir = out / "runs" / "CartPole-v1__pong_byol+none__seed0"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert (config["variant"], config["encoder"], config["freeze_encoder"]) == ("pong_byol+none", "mlp", True)
+    trained, saved = Agent.load(run_dir / "checkpoint.pt").q.encoder.state_dict(), read_encoder_file(path)["state_dict"]
+    assert trained.keys() == saved.keys() and all(torch.equal(trained[k], saved[k]) for k in saved)
