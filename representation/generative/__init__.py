@@ -1,8 +1,10 @@
 """Generative models on any tensor dataset: ``Model(...).fit(data)``, ``.sample(n)``, ``.save(path)``.
 
-VAE / beta-VAE / conditional VAE (whose encoder hands over to agents), GANs (minimax,
-non-saturating, WGAN-GP, conditional; MLP or DCGAN), DDPM, RealNVP and NICE flows, and the
-energy-based Hopfield network and RBM. ``GenerativeModel.load(path)`` reads back any of them.
+VAE / beta-VAE / conditional VAE, GANs (minimax, non-saturating, WGAN-GP, conditional; MLP,
+DCGAN or Nature CNN), DDPM, RealNVP and NICE flows, and the energy-based Hopfield network and RBM.
+``GenerativeModel.load(path)`` reads back any of them. All but the energy-based models hand an
+encoder to agents (``model.export_encoder(path)``, then ``--encoder-checkpoint path``): a VAE's
+posterior torso, a GAN's discriminator torso, a DDPM's denoiser (``ddpm``), a flow's latent (``flow``).
 """
 from representation.generative.base import GenerativeModel
 from representation.generative.ddpm import DDPM, beta_schedule
