@@ -10,9 +10,8 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
-
 from gymnasium import spaces
+from torch import Tensor, nn
 
 from representation.encoders import Encoder, register_encoder
 from representation.generative.base import GenerativeModel

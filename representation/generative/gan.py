@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+from gymnasium import spaces
 from torch import Tensor, nn
 
-from representation.generative.base import GenerativeModel
-from gymnasium import spaces
-
 from representation.encoders import Encoder, MLPEncoder
+from representation.generative.base import GenerativeModel
 from representation.generative.conv_nets import (DCGANDiscriminator, DCGANGenerator, NatureDiscriminator,
                                                  NatureGenerator, broadcast_label_maps)
 from representation.generative.nets import label_code, mlp, signed_unit_interval
