@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch
 
 from agents.base import Agent
@@ -130,6 +131,8 @@ def check_common(args: argparse.Namespace) -> None:
 
 def build_model(args: argparse.Namespace, space: Any) -> torch.nn.Module:
     """The model to fit: an SSL method on an encoder, or a generative model."""
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) not in (1, 3):
+        raise ValueError(f"pre-training takes vector or image observations, '{args.env}' gives {space}")
     torch.manual_seed(args.seed)  # the probe rebuilds these initial weights as its "random" baseline
     if args.method in GENERATIVE_METHODS:
         return build_generative(args, space).to(args.device)

@@ -164,6 +164,8 @@ BAD_INPUTS = {
     "ddpm with nature": (["--method", "ddpm", *TINY, "--encoder", "nature"], "ddpm hands over a ddpm encoder"),
     "flow on images": (["--method", "realnvp", "--env", "reprl/DistractorCartPole-v0", "--frames", "64",
                         "--batch-size", "32", "--no-progress"], "realnvp models vectors"),
+    "discrete states": (["--method", "simclr", "--env", "FrozenLake-v1", "--frames", "512", "--no-progress"],
+                        "pre-training takes vector or image observations, 'FrozenLake-v1' gives Discrete(16)"),
     "bad model option": (["--method", "ddpm", *TINY, "--encoder-options", '{"depth": 3}'],
                          "bad --encoder-options for ddpm"),
     "no method": (TINY, "pre-training needs --method"),
