@@ -208,7 +208,9 @@ def pretrain(args: argparse.Namespace) -> None:
         save_encoder(model.fit(frames, **fit).encoder, encoder_name, encoder_options, out / ENCODER_FILE)
     write_json(out / CONFIG_FILE, {
         **{key: value for key, value in vars(args).items() if key not in ("probe", "no_progress")},
-        "encoder": encoder_name, "encoder_options": encoder_options,
+        # --encoder-options as given stay under encoder_options; the encoder file's own, which a
+        # generative model derives from its settings, under encoder_file_options
+        "encoder": encoder_name, "encoder_file_options": encoder_options,
         "beta": getattr(model, "beta", None), "observation_shape": list(space.shape),
         "policy": "agent" if args.agent_checkpoint else "random", "wall_time_s": round(time.time() - started, 1)})
     print(f"{args.method} encoder ({encoder_name}) pre-trained on {args.frames} frames of {args.env} -> "

@@ -105,7 +105,8 @@ def test_every_generative_model_hands_its_encoder_to_an_agent(method, encoder, t
     assert pretrain.main(["--method", method, "--out", str(out), *TINY]) == 0
     config = json.loads((out / "config.json").read_text())
     saved = read_encoder_file(out / "encoder.pt")
-    assert config["encoder"] == saved["name"] == encoder and config["encoder_options"] == saved["options"]
+    assert config["encoder"] == saved["name"] == encoder and config["encoder_file_options"] == saved["options"]
+    assert config["encoder_options"] == {}  # the command's own
     run = tmp_path / "run"
     train.main(["--agent", "dqn", "--env", "CartPole-v1", "--encoder-checkpoint", str(out / "encoder.pt"),
                 "--freeze-encoder", "--steps", "300", "--learning-starts", "100", "--run-dir", str(run),
