@@ -76,6 +76,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3; gan and wgan_gp: 2e-4)")
     parser.add_argument("--beta", type=float, help="KL weight of vae / beta_vae (default: 1 / 4)")
     parser.add_argument("--latent-dim", type=int, default=32, help="VAE and GAN latent size (default: 32)")
+    parser.add_argument("--feature-timestep", type=int,
+                        help="ddpm: the noise level t whose denoiser features the encoder gives (default: T // 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed for envs, policy, initial weights, minibatches")
     parser.add_argument("--device", default="cpu", help="torch device for the frames and the networks")
     parser.add_argument("--num-envs", type=int, default=8, help="environments stepped together while collecting")
@@ -133,6 +135,8 @@ def build_model(args: argparse.Namespace, space: Any) -> torch.nn.Module:
     """The model to fit: an SSL method on an encoder, or a generative model."""
     if not isinstance(space, gym.spaces.Box) or len(space.shape) not in (1, 3):
         raise ValueError(f"pre-training takes vector or image observations, '{args.env}' gives {space}")
+    if args.feature_timestep is not None and args.method != "ddpm":
+        raise ValueError(f"--feature-timestep is a ddpm setting; {args.method} does not take it")
     torch.manual_seed(args.seed)  # the probe rebuilds these initial weights as its "random" baseline
     if args.method in GENERATIVE_METHODS:
         return build_generative(args, space).to(args.device)
@@ -171,9 +175,12 @@ def build_generative(args: argparse.Namespace, space: Any) -> GenerativeModel:
     else:
         model_class, defaults = (DDPM, {}) if args.method == "ddpm" else (FLOW_METHODS[args.method], {})
     try:
-        return model_class(space.shape, **{**defaults, **args.encoder_options})
+        model = model_class(space.shape, **{**defaults, **args.encoder_options})
     except TypeError as error:
         raise ValueError(f"bad --encoder-options for {args.method}: {error}") from None
+    if args.feature_timestep is not None and not 0 <= args.feature_timestep < model.timesteps:
+        raise ValueError(f"--feature-timestep must lie in [0, {model.timesteps}), got {args.feature_timestep}")
+    return model
 
 
 def pretrain(args: argparse.Namespace) -> None:
@@ -202,7 +209,8 @@ def pretrain(args: argparse.Namespace) -> None:
     fit = dict(epochs=args.epochs, batch_size=args.batch_size, log_dir=out, progress=not args.no_progress,
                seed=args.seed, **({} if args.lr is None else {"lr": args.lr}))
     if isinstance(model, GenerativeModel):
-        encoder_name, encoder_options = model.fit(frames, **fit).export_encoder(out / ENCODER_FILE)
+        choices = {} if args.feature_timestep is None else {"timestep": args.feature_timestep}
+        encoder_name, encoder_options = model.fit(frames, **fit).export_encoder(out / ENCODER_FILE, **choices)
     else:
         encoder_name, encoder_options = ssl_encoder_name(args, space), dict(args.encoder_options)
         save_encoder(model.fit(frames, **fit).encoder, encoder_name, encoder_options, out / ENCODER_FILE)

@@ -147,10 +147,10 @@ class GenerativeModel(nn.Module):
         name and options that rebuild it for an agent (``representation.encoders.make_encoder``)."""
         raise ValueError(f"a {type(self).__name__} has no encoder to hand to an agent")
 
-    def export_encoder(self, path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
-        """Writes ``encoder_for_agents()`` as an encoder file an agent loads with
+    def export_encoder(self, path: str | os.PathLike, **choices: Any) -> tuple[str, dict[str, Any]]:
+        """Writes ``encoder_for_agents(**choices)`` as an encoder file an agent loads with
         ``--encoder-checkpoint``; returns the encoder's name and options."""
-        encoder, name, options = self.encoder_for_agents()
+        encoder, name, options = self.encoder_for_agents(**choices)
         save_encoder(encoder, name, options, path)
         return name, options
 

@@ -102,11 +102,14 @@ def test_pretrained_encoder_trains_an_agent_frozen(method, tmp_path, capsys):
                                              ("nice", "flow")])
 def test_every_generative_model_hands_its_encoder_to_an_agent(method, encoder, tmp_path):
     out = tmp_path / method
-    assert pretrain.main(["--method", method, "--out", str(out), *TINY]) == 0
+    extra = ["--feature-timestep", "7"] if method == "ddpm" else []
+    assert pretrain.main(["--method", method, "--out", str(out), *TINY, *extra]) == 0
     config = json.loads((out / "config.json").read_text())
     saved = read_encoder_file(out / "encoder.pt")
     assert config["encoder"] == saved["name"] == encoder and config["encoder_file_options"] == saved["options"]
     assert config["encoder_options"] == {}  # the command's own
+    if method == "ddpm":
+        assert saved["options"]["timestep"] == config["feature_timestep"] == 7
     run = tmp_path / "run"
     train.main(["--agent", "dqn", "--env", "CartPole-v1", "--encoder-checkpoint", str(out / "encoder.pt"),
                 "--freeze-encoder", "--steps", "300", "--learning-starts", "100", "--run-dir", str(run),
@@ -167,6 +170,9 @@ BAD_INPUTS = {
                         "--batch-size", "32", "--no-progress"], "realnvp models vectors"),
     "discrete states": (["--method", "simclr", "--env", "FrozenLake-v1", "--frames", "512", "--no-progress"],
                         "pre-training takes vector or image observations, 'FrozenLake-v1' gives Discrete(16)"),
+    "timestep beyond the chain": (["--method", "ddpm", *TINY, "--encoder-options", '{"timesteps": 50}',
+                                   "--feature-timestep", "50"], "--feature-timestep must lie in [0, 50), got 50"),
+    "timestep for a gan": (["--method", "gan", *TINY, "--feature-timestep", "5"], "--feature-timestep is a ddpm"),
     "bad model option": (["--method", "ddpm", *TINY, "--encoder-options", '{"depth": 3}'],
                          "bad --encoder-options for ddpm"),
     "no method": (TINY, "pre-training needs --method"),
