@@ -134,6 +134,22 @@ class Agent(nn.Module):
         config.encoder_checkpoint = encoder_file  # kept as the record of where the encoder came from
         return agent
 
+    def encoder_payload(self) -> dict[str, Any]:
+        """``representation_encoder()`` as an encoder file's contents (``save_encoder``'s): what
+        ``--encoder-checkpoint`` reads from an agent file or a run's ``checkpoint.pt``."""
+        from agents.multi_seed import MultiSeed
+
+        if isinstance(self, MultiSeed):
+            raise ValueError("a multi-seed checkpoint holds one encoder per seed: pass one seed's "
+                             "RUN_DIR/seed_S/agent.pt")
+        return {"name": self.config.encoder, "options": dict(self.config.encoder_options),
+                "state_dict": {k: v.detach().cpu() for k, v in self.representation_encoder().state_dict().items()}}
+
+    def representation_encoder(self) -> nn.Module:
+        """The encoder another agent can start from: the Q-network's for DQN, the critic's for SAC
+        (which a shared actor uses too), the policy's for the on-policy actor-critics."""
+        raise ValueError(f"a {self.name} agent has no encoder")
+
     # ------------------------------------------- auxiliary objectives (--aux), any agent
     def attach_auxiliary(self, encoder: nn.Module) -> list[nn.Parameter]:
         """Builds ``config.aux`` on ``encoder``; returns the parameters the agent's optimiser

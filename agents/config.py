@@ -50,7 +50,8 @@ class AgentConfig:
     preset: str = option("auto", "hyperparameter preset: 'auto' picks the env family's published values; 'none' keeps the defaults")
     encoder: str = option("auto", "observation encoder: mlp, nature, impala, ... ('auto': nature for images, mlp otherwise)")
     encoder_options: dict = option({}, 'encoder constructor options as JSON, e.g. \'{"hidden_sizes": [64, 64]}\'')
-    encoder_checkpoint: str = option("", "encoder file to start from (written by scripts/pretrain.py or an agent)")
+    encoder_checkpoint: str = option("", "encoder to start from: a file of scripts/pretrain.py, or an agent file or "
+                                   "run checkpoint whose encoder is taken")
     freeze_encoder: bool = option(False, "keep the encoder's weights fixed (heads still train)")
     aux: str = option("none", "auxiliary representation objectives on the agent's encoder, comma-separated: curl, deepmdp, dbc")
     aux_coef: float = option(1.0, "weight of the auxiliary losses", bounds=(0.0, float("inf")))

@@ -186,6 +186,9 @@ class DQN(Agent):
         duration = max(cfg.exploration_fraction * cfg.steps, 1.0)
         return max(cfg.end_e, cfg.start_e + (cfg.end_e - cfg.start_e) * step / duration)
 
+    def representation_encoder(self) -> nn.Module:
+        return self.q.encoder
+
     @torch.no_grad()
     def act(self, obs: Tensor, explore: bool = True, epsilon: float | None = None) -> Tensor:
         """Greedy actions (``explore=False``: without NoisyNet noise), else epsilon-greedy."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 from gymnasium import spaces
@@ -10,6 +11,25 @@ from torch.distributions import Categorical, Independent, Normal
 
 from representation.encoders import (Encoder, default_encoder_name, load_encoder_weights, make_encoder,
                                      read_encoder_file)
+from representation.files import load_tagged
+
+
+def read_encoder_source(path: str) -> dict:
+    """An encoder file's contents, or those of the representation of the agent in an agent file
+    or a run's ``checkpoint.pt`` (``Agent.encoder_payload``)."""
+    from agents.base import AGENT_FORMAT, Agent  # not at the top: agents.base builds on this module
+
+    try:
+        return read_encoder_file(path)
+    except ValueError as not_an_encoder:
+        if not Path(path).is_file():
+            raise
+        try:
+            payload = load_tagged(path, AGENT_FORMAT, "agent file")
+        except ValueError:
+            raise ValueError(f"'{path}' is neither a reprl encoder file nor an agent file or run checkpoint"
+                             ) from not_an_encoder
+    return Agent.from_payload(payload, device="cpu").encoder_payload()
 
 
 def build_encoder(config, observation_space: spaces.Space, load_checkpoint: bool = True) -> Encoder:
@@ -20,7 +40,7 @@ def build_encoder(config, observation_space: spaces.Space, load_checkpoint: bool
     """
     payload = None
     if config.encoder_checkpoint and load_checkpoint:
-        payload = read_encoder_file(config.encoder_checkpoint)
+        payload = read_encoder_source(config.encoder_checkpoint)
         if config.encoder not in ("auto", payload["name"]):
             raise ValueError(f"--encoder {config.encoder} does not match the checkpoint's encoder '{payload['name']}'")
         config.encoder, config.encoder_options = payload["name"], dict(payload["options"])

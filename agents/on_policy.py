@@ -94,6 +94,9 @@ class OnPolicyRollouts:
         """The network call of every step: the policy's distribution parameters and V(obs)."""
         return self.net.dist_inputs_and_value(obs)
 
+    def representation_encoder(self) -> torch.nn.Module:
+        return self.net.encoder
+
     def state_value(self, obs: Tensor) -> Tensor:
         """V(obs) ``[N]`` for bootstrapping."""
         return self.net.value(obs)

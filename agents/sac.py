@@ -188,6 +188,9 @@ class SAC(Agent):
     def to_env_action(self, action: Tensor) -> Tensor:
         return action if self.num_actions else self.action_center + self.action_scale * action
 
+    def representation_encoder(self) -> nn.Module:
+        return self.encoder
+
     @torch.no_grad()
     def act(self, obs: Tensor, explore: bool = True) -> Tensor:
         return self.to_env_action(self.policy_action(obs, explore))
