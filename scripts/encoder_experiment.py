@@ -3,8 +3,9 @@
   python scripts/encoder_experiment.py --agent dqn --env reprl/DistractorCartPole-v0 \\
       --encoders nature,impala --aux none,curl,deepmdp,dbc --seeds 3 --steps 200000 --out exp/distractor
 
-An encoder is one trained from scratch (nature, impala, mlp, ...) or a pre-trained encoder file
-from scripts/pretrain.py, as NAME=PATH or as PATH named after its folder; it stays frozen, or
+An encoder is one trained from scratch (nature, impala, mlp, ...) or a pre-trained one, an
+encoder file from scripts/pretrain.py or a trained agent's file or checkpoint.pt, as NAME=PATH or
+as PATH named after its folder; it stays frozen, or
 trains with the agent under --fine-tune:
 
   python scripts/encoder_experiment.py --agent dqn --env ALE/Pong-v5 --aux none \\

@@ -25,8 +25,9 @@ from typing import Any
 from agents.auxiliary import parse_aux_names
 from agents.comparison.grid import parse_names, parse_setting
 from agents.comparison.runs import VARIANT_KEY
+from agents.networks import read_encoder_source
 from agents.registry import AGENTS, agent_class
-from representation.encoders import encoder_names, read_encoder_file
+from representation.encoders import encoder_names
 
 # Letters, digits, '_', '+' and '-': the name is part of a folder name, and '.', '=' and ':'
 # mean something in --set and --variant.
@@ -117,8 +118,8 @@ def encoder_aux_variants(agent: str, encoders: str | list[str], aux: str | list[
 
 
 def encoder_file_level(text: str, fine_tune: bool) -> tuple[str, dict[str, Any]]:
-    """A pre-trained encoder as a grid level: ``NAME=PATH``, or ``PATH`` named after the file's
-    folder (``runs/pong_byol/encoder.pt`` is ``pong_byol``, as ``scripts/pretrain.py --out``
+    """A pre-trained encoder (an encoder file, or an agent's file or run checkpoint) as a grid
+    level: ``NAME=PATH``, or ``PATH`` named after the file's folder (``runs/pong_byol/encoder.pt`` is ``pong_byol``, as ``scripts/pretrain.py --out``
     names it). Returns the level's name and the settings that load the file."""
     name, named, path = (part.strip() for part in text.partition("="))
     if not named:
@@ -126,7 +127,7 @@ def encoder_file_level(text: str, fine_tune: bool) -> tuple[str, dict[str, Any]]
     if not named and not Path(path).is_file():
         raise ValueError(f"unknown encoder '{text}' (choose from {', '.join(encoder_names())}, or give an "
                          "encoder file as NAME=PATH or PATH)")
-    read_encoder_file(path)  # ValueError for a missing or foreign file
+    read_encoder_source(path)  # ValueError for a missing or foreign file
     if not _NAME.fullmatch(name) or name in encoder_names():
         raise ValueError(f"encoder level '{text}': name it NAME=PATH with a NAME of letters, digits, '_' and '-' "
                          "that is not a registered encoder's")
