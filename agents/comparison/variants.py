@@ -98,8 +98,8 @@ def encoder_aux_variants(agent: str, encoders: str | list[str], aux: str | list[
     """The grid ``encoders x aux`` for ``agent``: one variant ``<encoder>+<aux>`` per cell, and
     the cells as the report's ``factors`` list them (``{"variant", "levels": [encoder, aux]}``).
 
-    An encoder level is a registered encoder trained from scratch, or a pre-trained encoder file
-    (see ``encoder_file_level``), frozen unless ``fine_tune``. An aux level names one objective,
+    An encoder level is a registered encoder trained from scratch, or a pre-trained encoder (see
+    ``encoder_file_level``), frozen unless ``fine_tune``. An aux level names one objective,
     ``none``, or several joined by '+' (``curl+dbc``).
     """
     agent_class(agent)  # ValueError for unknown agents
@@ -119,8 +119,9 @@ def encoder_aux_variants(agent: str, encoders: str | list[str], aux: str | list[
 
 def encoder_file_level(text: str, fine_tune: bool) -> tuple[str, dict[str, Any]]:
     """A pre-trained encoder (an encoder file, or an agent's file or run checkpoint) as a grid
-    level: ``NAME=PATH``, or ``PATH`` named after the file's folder (``runs/pong_byol/encoder.pt`` is ``pong_byol``, as ``scripts/pretrain.py --out``
-    names it). Returns the level's name and the settings that load the file."""
+    level: ``NAME=PATH``, or ``PATH`` named after the file's folder (``runs/pong_byol/encoder.pt``
+    is ``pong_byol``, as ``scripts/pretrain.py --out`` names it). Returns the level's name and the
+    settings that load the file."""
     name, named, path = (part.strip() for part in text.partition("="))
     if not named:
         name, path = Path(text).resolve().parent.name, text
