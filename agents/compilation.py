@@ -15,9 +15,15 @@ clipping range or epsilon, comes in as a tensor: a Python float would recompile 
 
 ``compile_methods`` replaces each with its compiled version on the instance: the agent calls the
 same name either way, and the ``state_dict`` (checkpoints, ``save/load``, resume) is the same with
-and without compilation. A method is compiled at its first call; a later call with another batch
-size compiles it once more with a symbolic batch size (``torch.compile``'s automatic dynamic
-shapes), after which no batch size recompiles it.
+and without compilation. A method is compiled at its first call and once more for each other
+batch size it meets (a run meets few: PPO's last minibatch may be smaller), always with
+static shapes, so that each size always runs the same kernels. ``torch.compile``'s automatic
+dynamic shapes would instead compile the second size with a symbolic one and serve every later
+call, of either size, from that graph: which kernels computed an update would depend on the sizes
+the process met before (a run resumed in a fresh process runs its first updates on the graph of
+the first size, where the unbroken run had moved on to the symbolic one). With them, on the
+CPU of an H200 machine (PyTorch 2.11, 16 threads), a compiled PPO run resumed from its checkpoint
+ended with other weights than the unbroken run.
 
 ``compile_mode`` ``auto`` is ``reduce-overhead`` on CUDA (compiled graphs replayed as CUDA graphs,
 which removes the per-kernel launch cost that dominates small networks) and ``default``
@@ -60,7 +66,8 @@ def uses_cuda_graphs(mode: str, device: torch.device) -> bool:
 
 def compile_function(fn: Callable[..., Any], mode: str, device: torch.device) -> Callable[..., Any]:
     """``fn`` compiled by inductor in ``mode`` for tensors on ``device``."""
-    compiled = torch.compile(fn, options={**torch._inductor.list_mode_options(mode), "fallback_random": True})
+    compiled = torch.compile(fn, dynamic=False,
+                             options={**torch._inductor.list_mode_options(mode), "fallback_random": True})
     if not uses_cuda_graphs(mode, device):
         return compiled
 

@@ -81,8 +81,8 @@ def test_compiled_ppo_trains_like_eager_and_compiles_its_loss_once_per_batch_reg
     torch.testing.assert_close(compiled_loss, eager_loss, atol=1e-6, rtol=0)
     for name, value in eager_metrics.items():
         torch.testing.assert_close(compiled_metrics[name], value, atol=1e-6, rtol=0, msg=name)
-    # 18 updates at two batch sizes and three clipping ranges: the loss compiled at size 8, then
-    # once more with a symbolic size at size 7; no graph breaks; acting is eager on the CPU.
+    # 18 updates at two batch sizes and three clipping ranges: the loss compiled once for each
+    # size (8 and 7); no graph breaks; acting is eager on the CPU.
     assert compiled_versions(PPO.loss) == 2
     assert graphs == 2
     assert compiled_versions(PPO.policy_inputs_and_value) == 0

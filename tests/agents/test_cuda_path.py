@@ -68,7 +68,7 @@ def test_acting_steps_never_synchronise(agent_cls, options) -> None:
             acting_step()
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert episodes.sums[0, 0].item() > 0  # episodes ended and were tallied on the device
+    assert episodes.sums[0].sum().item() > 0  # episodes ended and were tallied on the device
 
 
 def test_prioritized_sampling_on_the_gpu_matches_the_cpu() -> None:
