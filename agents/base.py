@@ -36,6 +36,9 @@ class Agent(nn.Module):
     compiled_methods: ClassVar[tuple[str, ...]] = ()
     #: ... and the network calls of every environment step, compiled where they become CUDA graphs.
     acting_methods: ClassVar[tuple[str, ...]] = ()
+    #: Whether the batches of ``compiled_methods`` change size from update to update (REINFORCE's
+    #: whole episodes): they are then compiled for a symbolic batch size, not once per size.
+    loss_batch_size_varies: ClassVar[bool] = False
     #: Whether ``observe`` takes the transitions of some envs at a time (``env_ids``) and
     #: ``rollout_action`` returns no extras: what an asynchronous env (``--env-batch-size``) needs.
     steps_envs_asynchronously: ClassVar[bool] = False

@@ -15,15 +15,20 @@ clipping range or epsilon, comes in as a tensor: a Python float would recompile 
 
 ``compile_methods`` replaces each with its compiled version on the instance: the agent calls the
 same name either way, and the ``state_dict`` (checkpoints, ``save/load``, resume) is the same with
-and without compilation. A method is compiled at its first call and once more for each other
-batch size it meets (a run meets few: PPO's last minibatch may be smaller), always with
-static shapes, so that each size always runs the same kernels. ``torch.compile``'s automatic
-dynamic shapes would instead compile the second size with a symbolic one and serve every later
-call, of either size, from that graph: which kernels computed an update would depend on the sizes
-the process met before (a run resumed in a fresh process runs its first updates on the graph of
-the first size, where the unbroken run had moved on to the symbolic one). With them, on the
-CPU of an H200 machine (PyTorch 2.11, 16 threads), a compiled PPO run resumed from its checkpoint
-ended with other weights than the unbroken run.
+and without compilation. Which kernels compute a call never depends on the calls before it:
+
+- A method is compiled at its first call and once more for each other batch size it meets (a
+  run meets few: PPO's last minibatch may be smaller, acting sees the training and evaluation
+  env counts), each with static shapes.
+- An agent whose loss batches change size at every update (``loss_batch_size_varies``:
+  REINFORCE's whole episodes) compiles its losses once, for a symbolic batch size.
+
+``torch.compile``'s default, automatic dynamic shapes, compiles the first size statically and the
+second with a symbolic size, then serves every later call, of either size, from that graph: a
+run resumed in a fresh process would run its first updates on the static graph where the
+unbroken run had moved on to the symbolic one. With that default, on the CPU of an H200 machine
+(PyTorch 2.11, 16 threads), a compiled PPO run resumed from its checkpoint ended with other
+weights than the unbroken run.
 
 ``compile_mode`` ``auto`` is ``reduce-overhead`` on CUDA (compiled graphs replayed as CUDA graphs,
 which removes the per-kernel launch cost that dominates small networks) and ``default``
@@ -64,10 +69,14 @@ def uses_cuda_graphs(mode: str, device: torch.device) -> bool:
     return device.type == "cuda" and bool(torch._inductor.list_mode_options(mode).get("triton.cudagraphs"))
 
 
-def compile_function(fn: Callable[..., Any], mode: str, device: torch.device) -> Callable[..., Any]:
-    """``fn`` compiled by inductor in ``mode`` for tensors on ``device``."""
-    compiled = torch.compile(fn, dynamic=False,
-                             options={**torch._inductor.list_mode_options(mode), "fallback_random": True})
+def compile_function(fn: Callable[..., Any], mode: str, device: torch.device,
+                     symbolic_sizes: bool = False) -> Callable[..., Any]:
+    """``fn`` compiled by inductor in ``mode`` for tensors on ``device``: once per input shape,
+    or once for symbolic sizes (with CUDA graphs skipped: they would be recorded per size)."""
+    options = {**torch._inductor.list_mode_options(mode), "fallback_random": True}
+    if symbolic_sizes:
+        options["triton.cudagraph_skip_dynamic_graphs"] = True
+    compiled = torch.compile(fn, dynamic=symbolic_sizes, options=options)
     if not uses_cuda_graphs(mode, device):
         return compiled
 
@@ -91,8 +100,9 @@ def compile_methods(agent: Agent) -> None:
         raise ValueError(f"{agent.name} has no networks to compile: drop --compile")
     device = torch.device(config.device)
     mode = resolve_compile_mode(config.compile_mode, device)
-    names = agent.compiled_methods + (agent.acting_methods if uses_cuda_graphs(mode, device) else ())
-    for name in names:
+    for name in agent.compiled_methods:
+        setattr(agent, name, compile_function(getattr(agent, name), mode, device, agent.loss_batch_size_varies))
+    for name in agent.acting_methods if uses_cuda_graphs(mode, device) else ():
         setattr(agent, name, compile_function(getattr(agent, name), mode, device))
 
 

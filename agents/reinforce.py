@@ -77,6 +77,7 @@ class REINFORCE(OnPolicyRollouts, Agent):
     config_class = REINFORCEConfig
     config: REINFORCEConfig
     compiled_methods = ("loss",)
+    loss_batch_size_varies = True
     # No tuning suite publishes REINFORCE values for these envs: SB3's MlpPolicy (separate
     # 64-64 tanh actor and critic) with Adam at 1e-3 and the zoo's A2C env counts.
     presets = {

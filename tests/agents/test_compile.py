@@ -5,7 +5,7 @@ import torch
 import torch._dynamo
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
-from agents import DQN, PPO, QLearning
+from agents import DQN, PPO, REINFORCE, QLearning
 from agents.compilation import resolve_compile_mode, uses_cuda_graphs
 from replay import Batch
 from test_resume import crash_and_checkpoint, resume
@@ -102,6 +102,25 @@ def test_compiled_dqn_trains_like_eager_and_compiles_its_loss_once(tmp_path):
                                rtol=0)
     assert compiled_versions(DQN.loss) == 1
     assert graphs == 1
+
+
+def test_compiled_reinforce_compiles_its_loss_once_for_episodes_of_any_length(tmp_path):
+    """Each update's batch is the rollout's complete episodes, a new size almost every time: one
+    graph for a symbolic size, not one per size (which would hit dynamo's recompile limit)."""
+    settings = dict(steps=1_500, num_envs=2, episodes_per_update=2, eval_every=0, checkpoint_every=0,
+                    eval_episodes=1, log_every=500)
+    torch._dynamo.reset()
+    eager = REINFORCE.from_env("CartPole-v1", **settings)
+    compiled = REINFORCE.from_env("CartPole-v1", compile=True, **settings)
+    sizes = []
+    compiled_update = compiled.update
+    compiled.update = lambda batch: sizes.append(len(batch.obs)) or compiled_update(batch)
+    eager.learn(run_dir=tmp_path / "eager", progress=False)
+    compiled.learn(run_dir=tmp_path / "compiled", progress=False)
+    assert len(set(sizes)) > torch._dynamo.config.recompile_limit
+    assert max(sizes) < 512  # below the sigmoid tanh's threshold: one code path, one graph
+    assert compiled_versions(REINFORCE.loss) == 1
+    assert_same_state(compiled, eager, atol=1e-5)
 
 
 def test_compiled_agents_save_and_load_with_and_without_compile(tmp_path):
