@@ -13,7 +13,8 @@ Afterwards OUT/summary.md, summary.json, curves.png and aggregate.png compare th
 (Agarwal et al. 2021: IQM, optimality gap, probability of improvement, performance profiles).
 
 Running the same command again skips finished runs and resumes unfinished ones from their
-checkpoint.pt, with the checkpoint's settings (only --steps may grow). Pairs an agent cannot
+checkpoint.pt, with the checkpoint's settings (only --steps may grow: a larger --steps takes
+finished runs on to the new budget, their schedules stretched over it). Pairs an agent cannot
 handle (dqn on continuous actions) are listed and skipped. The exit status is 1 if any run
 failed (its traceback is in its folder's error.log), 2 for bad arguments.
 

@@ -20,7 +20,8 @@ stratified-bootstrap confidence interval, steps, wall time) before compare.py's 
 OUT/summary.json holds every number and OUT/curves.png the learning curves with confidence
 bands.
 
-Running the same command again skips finished runs and resumes unfinished ones. --set
+Running the same command again skips finished runs and resumes unfinished ones (a larger
+--steps takes finished runs on to it). --set
 key=value sets anything but encoder and aux for every cell (values are JSON where they parse as
 JSON). The exit status is 1 if any run failed, 2 for bad arguments.
 """

@@ -144,10 +144,12 @@ def run_all(jobs: list[Job], backend: Backend, progress: bool = True) -> list[Ru
 
 
 def write_returned_files(outcome: RunOutcome) -> None:
-    """Writes a run's returned files on this machine when its run folder lacks them (a worker
-    on another node without shared storage); on shared storage they are already there."""
+    """Writes a run's returned files on this machine unless its run folder already holds the
+    returned summary (on shared storage the worker wrote them there): a worker on another node
+    without shared storage, also one that took an earlier, shorter run of the folder further."""
     run_dir = Path(outcome.task.run_dir)
-    if outcome.files and not (run_dir / "summary.json").is_file():
+    summary = run_dir / "summary.json"
+    if outcome.files and not (summary.is_file() and summary.read_text() == outcome.files["summary.json"]):
         run_dir.mkdir(parents=True, exist_ok=True)
         for name in RETURNED_FILES:  # summary.json last: it marks the run finished
             (run_dir / name).write_text(outcome.files[name])

@@ -9,8 +9,9 @@ checked here, before anything trains, so a typo costs no compute.
 Each task runs in its own ordinary run folder ``OUT/runs/<env>__<name>__seed<k>/``, where the
 name is the agent's, or the variant's. Planning sorts the tasks by what is on disk: a folder
 with ``summary.json`` (and, for a variant, the variant's name recorded in ``config.json``) is
-finished and skipped, one with only ``checkpoint.pt`` is resumed by the worker, anything else
-starts fresh. An agent that cannot be built for an environment (DQN on continuous actions) is
+finished and skipped unless it reports fewer steps than ``--steps`` asks for now; an unfinished
+one with ``checkpoint.pt`` (which every run also writes at its end) is resumed by the worker to
+the budget, anything else starts fresh. An agent that cannot be built for an environment (DQN on continuous actions) is
 listed, not run.
 """
 from __future__ import annotations
@@ -235,16 +236,16 @@ def run_name(name: str, env: str, seed: int) -> str:
     return f"{env.replace('/', '_')}__{name}__seed{seed}"
 
 
-def is_finished(run_dir: Path, variant: str | None) -> bool:
-    """``summary.json`` exists and, for a variant, ``config.json`` records its name (the worker
-    records it right after the run; a run stopped in between finishes again on resume)."""
-    if not (run_dir / "summary.json").is_file():
-        return False
-    if variant is None:
-        return True
+def is_finished(run_dir: Path, variant: str | None, steps: int) -> bool:
+    """``summary.json`` exists, reports at least ``steps`` env steps (a grid run again with a
+    larger ``--steps`` resumes its runs to the new budget) and, for a variant, ``config.json``
+    records its name (the worker records it right after the run; a run stopped in between
+    finishes again on resume)."""
     try:
-        return json.loads((run_dir / "config.json").read_text()).get(VARIANT_KEY) == variant
-    except (OSError, ValueError):
+        if json.loads((run_dir / "summary.json").read_text())["steps"] < steps:
+            return False
+        return variant is None or json.loads((run_dir / "config.json").read_text()).get(VARIANT_KEY) == variant
+    except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
@@ -288,5 +289,5 @@ def plan_grid(agents: list[str], envs: list[str], seeds: list[int], overrides: O
                 config.seed = seed
                 run_dir = runs_dir / run_name(name, env, seed)
                 task = RunTask(agent, env, seed, str(run_dir), config.to_dict(), return_files, variant)
-                (finished if is_finished(run_dir, variant) else tasks).append(task)
+                (finished if is_finished(run_dir, variant, config.steps) else tasks).append(task)
     return Plan(tasks, finished, incompatible)

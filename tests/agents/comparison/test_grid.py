@@ -163,15 +163,20 @@ def test_plan_expands_the_grid_with_settings_in_order_and_skips_incompatible_pai
 
 
 def test_plan_sorts_runs_by_what_is_on_disk(tmp_path):
-    for seed, files in ((0, ["summary.json", CHECKPOINT]), (1, [CHECKPOINT]), (2, ["metrics.jsonl"])):
+    # Seed 0 finished the budget; seed 1 stopped before its end; seed 2 never checkpointed;
+    # seed 3 finished 500 steps, a budget this grid has raised to 1,000; seed 4 has no folder.
+    on_disk = {0: {"summary.json": '{"steps": 1024}', CHECKPOINT: "x"}, 1: {CHECKPOINT: "x"},
+               2: {"metrics.jsonl": "x"}, 3: {"summary.json": '{"steps": 512}', CHECKPOINT: "x"}}
+    for seed, files in on_disk.items():
         run_dir = tmp_path / "runs" / f"CartPole-v1__ppo__seed{seed}"
         run_dir.mkdir(parents=True)
-        for name in files:
-            (run_dir / name).write_text("x")
-    plan = plan_grid(["ppo"], ["CartPole-v1"], [0, 1, 2, 3], Overrides(), tmp_path / "runs")
+        for name, text in files.items():
+            (run_dir / name).write_text(text)
+    plan = plan_grid(["ppo"], ["CartPole-v1"], [0, 1, 2, 3, 4], parse_overrides(["steps=1000"], ["ppo"]),
+                     tmp_path / "runs")
     assert [task.seed for task in plan.finished] == [0]
-    assert [task.seed for task in plan.tasks] == [1, 2, 3]
-    assert [task.seed for task in plan.resumed] == [1]
+    assert [task.seed for task in plan.tasks] == [1, 2, 3, 4]
+    assert [task.seed for task in plan.resumed] == [1, 3]
 
 
 def test_plan_rejects_bad_configs_and_envs(tmp_path):
@@ -183,14 +188,21 @@ def test_plan_rejects_bad_configs_and_envs(tmp_path):
         plan_grid(["nope"], ["CartPole-v1"], [0], Overrides(), tmp_path)
 
 
-def test_returned_files_are_written_only_where_the_run_is_missing(tmp_path):
+def test_returned_files_are_written_unless_the_run_folder_holds_the_returned_run(tmp_path):
     task = RunTask("ppo", "CartPole-v1", 0, str(tmp_path / "run"), {})
+    run_dir = tmp_path / "run"
+
+    def on_disk():
+        return {name: (run_dir / name).read_text() for name in files}
     files = {"config.json": "{}\n", "metrics.jsonl": '{"step": 1}\n', "summary.json": '{"steps": 1}\n'}
+    write_returned_files(RunOutcome(task, {"steps": 1}, files=files))  # a worker without shared storage
+    assert on_disk() == files
+    (run_dir / "metrics.jsonl").write_text("shared storage wrote this")  # the worker wrote the folder
     write_returned_files(RunOutcome(task, {"steps": 1}, files=files))
-    assert {name: (tmp_path / "run" / name).read_text() for name in files} == files
-    (tmp_path / "run" / "summary.json").write_text("shared storage wrote this")
-    write_returned_files(RunOutcome(task, {"steps": 1}, files={**files, "summary.json": "other"}))
-    assert (tmp_path / "run" / "summary.json").read_text() == "shared storage wrote this"
+    assert (run_dir / "metrics.jsonl").read_text() == "shared storage wrote this"
+    longer = {"config.json": "{}\n", "metrics.jsonl": '{"step": 1}\n{"step": 2}\n', "summary.json": '{"steps": 2}\n'}
+    write_returned_files(RunOutcome(task, {"steps": 2}, files=longer))  # the run taken further
+    assert on_disk() == longer
 
 
 # ----------------------------------------------------------------------------- command line
@@ -264,6 +276,26 @@ def test_rerun_skips_finished_runs_a_failed_run_spares_the_others_and_the_report
         reports.append({name: (out / name).read_bytes() for name in ("summary.json", "summary.md")})
     assert reports[0] == reports[1]
     assert json.loads(reports[0]["summary.json"])["agents"] == ["ppo"]
+
+
+def test_a_rerun_with_a_larger_budget_takes_the_finished_runs_on_to_it(tmp_path, capsys):
+    out = tmp_path / "out"
+
+    def argv(steps: int) -> list[str]:
+        return ["--agents", "ppo", "--envs", "CartPole-v1", "--seeds", "1", "--steps", str(steps), "--out", str(out),
+                "--workers", "1", "--no-progress", *[item for s in TINY for item in ("--set", s)]]
+    run_dir = out / "runs" / "CartPole-v1__ppo__seed0"
+    assert compare.main(argv(256)) == 0
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 256
+    capsys.readouterr()
+    assert compare.main(argv(512)) == 0
+    assert "1 runs: 0 finished (skipped), 1 to resume, 0 new" in capsys.readouterr().out
+    assert json.loads((run_dir / "summary.json").read_text())["steps"] == 512
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[0] <= 64 and steps[-1] == 512  # one curve, continued
+    assert json.loads((out / "summary.json").read_text())["per_env"]["CartPole-v1"]["ppo"]["steps_mean"] == 512
+    assert compare.main(argv(512)) == 0
+    assert "1 runs: 1 finished (skipped), 0 to resume, 0 new" in capsys.readouterr().out
 
 
 def die_after_first_checkpoint(job: Job) -> list[RunOutcome]:

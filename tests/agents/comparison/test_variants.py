@@ -116,9 +116,9 @@ def test_a_name_given_twice_is_an_error(tmp_path):
 def test_a_variant_run_is_finished_once_its_config_records_the_variant(tmp_path):
     run_dir = tmp_path / "runs" / "CartPole-v1__dqn+double__seed0"
     run_dir.mkdir(parents=True)
-    (run_dir / "summary.json").write_text("{}")
+    (run_dir / "summary.json").write_text('{"steps": 1000}')
     (run_dir / "config.json").write_text(json.dumps({"agent": "dqn", "lr": 0.5}, indent=2) + "\n")
-    grid = [[], ["CartPole-v1"], [0], Overrides(), tmp_path / "runs"]
+    grid = [[], ["CartPole-v1"], [0], parse_overrides(["steps=1000"], ["dqn"]), tmp_path / "runs"]
     plan = plan_grid(*grid, variants=[parse_variant("dqn+double")])
     assert (len(plan.tasks), len(plan.finished)) == (1, 0)  # stopped before the name was recorded
     record_variant(run_dir, "dqn+double")
