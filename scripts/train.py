@@ -4,6 +4,7 @@ With no arguments, trains PPO on CartPole-v1 (about a minute on 2 CPU cores) and
 evaluation return. ``--agent NAME --help`` lists every setting of that agent.
 ``--resume RUN_DIR`` continues a run from its last checkpoint: ``--steps`` may raise the total, and
 ``--device`` and the evaluation, logging and checkpoint settings may change; nothing else can.
+A new run never starts in a ``--run-dir`` that already holds one.
 """
 from __future__ import annotations
 
@@ -59,8 +60,23 @@ def resumed_runner(argv: list[str], run_dir: str) -> Runner:
     for name, value in settings.items():
         setattr(agent.config, name, value)
     agent.config.validate()
+    done = payload["runner"]["step"]
+    if done >= agent.config.steps:
+        raise ValueError(f"the run in {run_dir} has already trained {done} steps (--steps {agent.config.steps}): "
+                         f"give a larger --steps to continue it")
     return Runner(agent, run_dir=run_dir, progress=not args.no_progress, resume=payload,
                   report_evaluations=args.no_progress)
+
+
+def check_run_dir_is_free(run_dir: str | None) -> None:
+    """Raises ValueError when ``run_dir`` already holds a run, which a new one would overwrite."""
+    if run_dir is None:
+        return
+    folder = Path(run_dir)
+    if any((folder / name).exists() for name in (CHECKPOINT, "metrics.jsonl", "summary.json")) or \
+            any(folder.glob("seed_*/summary.json")):
+        raise ValueError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, "
+                         f"or pick another --run-dir")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             args = build_parser(pre.agent).parse_args(argv)
             if args.num_seeds < 1:
                 raise ValueError(f"--num-seeds must be >= 1, got {args.num_seeds}")
+            check_run_dir_is_free(args.run_dir)
             config = resolve_config(agent_cls, explicit_settings(args, agent_cls.config_class))
             agent = agent_cls.from_env(config.env, **config.to_dict())
             if args.num_seeds > 1:

@@ -121,6 +121,29 @@ def test_resume_changes_only_the_budget_and_bookkeeping(tmp_path, capsys):
     assert summary["steps"] == 512 and len(summary["eval_returns"]) == 3
 
 
+def test_a_run_folder_is_never_overwritten_and_a_finished_budget_is_not_resumed(tmp_path, capsys):
+    """A new run in a folder that holds one (single- or multi-seed) would overwrite its checkpoint,
+    logs and summary; resuming a run to a budget it has already trained would rewrite its
+    summary. Both are refused, the folder left as it was."""
+    common = ["--steps", "256", "--num-envs", "2", "--num-steps", "64", "--no-progress", "--eval-every", "0",
+              "--eval-episodes", "1"]
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    assert train.main([*common, "--run-dir", str(single)]) == 0
+    assert train.main([*common, "--num-seeds", "2", "--backend", "torch", "--run-dir", str(multi)]) == 0
+    capsys.readouterr()
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    for argv, message in (([*common, "--seed", "7", "--run-dir", str(single)],
+                           f"{single} already holds a run: continue it with --resume {single}"),
+                          ([*common, "--run-dir", str(multi)], f"{multi} already holds a run"),
+                          (["--resume", str(single)], "has already trained 256 steps (--steps 256): give a larger"),
+                          (["--resume", str(single), "--steps", "128"], "has already trained 256 steps (--steps 128)")):
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(argv)
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
     import pickle
 
