@@ -61,7 +61,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--method", choices=METHODS, help="pre-training objective")
     parser.add_argument("--env", required=True, help="Gymnasium id or Atari game (ALE/Pong-v5, CartPole-v1)")
     parser.add_argument("--frames", type=int, help=f"observations to collect (probe default: {PROBE_FRAMES})")
-    parser.add_argument("--out", help="directory for encoder.pt, config.json and TensorBoard logs")
+    parser.add_argument("--out", help="directory for encoder.pt, config.json and TensorBoard logs (one that "
+                                      "holds a pre-training already is refused)")
     parser.add_argument("--probe", metavar="DIR", help="probe DIR/encoder.pt instead of pre-training")
     parser.add_argument("--agent-checkpoint", metavar="PATH",
                         help="collect frames with this agent's exploring policy (saved agent or run checkpoint.pt)")
@@ -195,6 +196,8 @@ def pretrain(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out '{out}' exists and is not a directory")
+    if (out / ENCODER_FILE).exists() or (out / CONFIG_FILE).exists():
+        raise ValueError(f"--out '{out}' already holds a pre-trained encoder: pick another --out")
     env, _ = make_collection_env(args, ground_truth=False)
     try:
         space = env.single_observation_space

@@ -87,6 +87,11 @@ def test_pretrained_encoder_trains_an_agent_frozen(method, tmp_path, capsys):
     torch.manual_seed(3)  # pre-training started from these weights; it must have moved them
     initial = make_encoder(saved["name"], gym.spaces.Box(-np.inf, np.inf, (4,)), **saved["options"]).state_dict()
     assert not torch.equal(initial["net.0.weight"], saved["state_dict"]["net.0.weight"])
+    encoder_file = (out / "encoder.pt").read_bytes()
+    with pytest.raises(SystemExit) as exit_info:  # a second pre-training would overwrite this one
+        pretrain.main(["--method", "byol", "--out", str(out), *TINY])
+    assert exit_info.value.code == 2 and "already holds a pre-trained encoder" in capsys.readouterr().err
+    assert (out / "encoder.pt").read_bytes() == encoder_file
 
     run = tmp_path / "run"
     train.main(["--env", "CartPole-v1", "--encoder-checkpoint", str(out / "encoder.pt"), "--freeze-encoder",
