@@ -138,8 +138,12 @@ def build_multi_seed(agent_cls: type[Agent], config: AgentConfig, observation_sp
     if config.env not in TORCH_ENVS or config.backend == "gymnasium":
         raise ValueError(f"--num-seeds steps the seeds together in a torch-native env; {config.env} has none "
                          f"(choose from {', '.join(TORCH_ENVS)})")
-    if config.normalize_obs or config.normalize_reward:
-        raise ValueError("observation and reward normalisation are not available with --num-seeds")
+    normalized = [name for name in ("normalize_obs", "normalize_reward") if getattr(config, name)]
+    if normalized:
+        flags = " ".join(f"--{name.replace('_', '-')} false" for name in normalized)
+        raise ValueError(f"observation and reward normalisation are not available with --num-seeds, and "
+                         f"{' and '.join(normalized)} {'is' if len(normalized) == 1 else 'are'} on (the env's preset may "
+                         f"turn them on): add {flags}")
     config.backend = "torch"
     module, name = MULTI_SEED_AGENTS[agent_cls.name].split(":")
     return getattr(import_module(module), name)(config, observation_space, action_space, seeds)
