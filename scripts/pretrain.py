@@ -37,6 +37,7 @@ import torch
 from agents.base import Agent
 from agents.cli import ArgumentParser, fail, parse_json_dict
 from agents.config import MAX_SEED, check_device
+from agents.host_allocator import keep_freed_host_memory
 from envs import check_env_id, is_atari, make_env
 from envs.atari import atari_game_name
 from representation.encoders import (default_encoder_name, is_image_space, load_encoder_weights, make_encoder,
@@ -279,4 +280,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    keep_freed_host_memory(large_blocks=True)  # image models allocate and free hundreds of MB a step
     sys.exit(main())
