@@ -11,6 +11,9 @@ from envs.atari import AtariVecEnv, atari_game_name
 from envs.vec_env import VecEnv
 
 BACKENDS = ("auto", "gymnasium", "torch")
+# AtariVecEnv's settings that env options may give (the others come from make_env's own arguments)
+ATARI_OPTIONS = ("episodic_life", "sticky_actions", "noop_max", "frame_skip", "frame_stack", "max_episode_frames",
+                 "full_action_space", "num_threads")
 
 
 def is_atari(env_id: str) -> bool:
@@ -64,7 +67,11 @@ def make_env(env_id: str, num_envs: int = 1, *, seed: int | list[int] = 0, devic
         raise ValueError(f"a list of seeds (one per seed group) needs a torch-native env; '{env_id}' "
                          f"runs on the {'ale-py' if game else 'gymnasium'} backend")
     if game is not None:
-        env: VecEnv = EpisodeStatistics(AtariVecEnv(game, num_envs, seed=seed, device=device, **env_kwargs))
+        try:
+            env: VecEnv = EpisodeStatistics(AtariVecEnv(game, num_envs, seed=seed, device=device, **env_kwargs))
+        except TypeError as error:
+            raise ValueError(f"bad options {env_kwargs} for '{env_id}': {error} (Atari takes "
+                             f"{', '.join(ATARI_OPTIONS)})") from None
         return ClipReward(env) if clip_rewards else env
     try:
         env = GymVecEnv(env_id, num_envs, seed=seed, device=device, vectorization=vectorization,

@@ -38,13 +38,15 @@ BAD_INPUTS = {
                                      "--num-seeds", "2"], "--standardize-features is not available"),
     "multi-seed atari": (["--env", "PongNoFrameskip-v4", "--num-seeds", "2"], "torch-native env"),
     "multi-seed aux": (["--num-seeds", "2", "--aux", "curl"], "not available with --num-seeds"),
+    "unknown atari option": (["--env", "Pong", "--env-options", '{"stiky_actions": 0.25}'],
+                             "bad options {'stiky_actions': 0.25} for 'Pong': "),
+    "unknown gymnasium option": (["--env", "CartPole-v1", "--env-options", '{"gravity": 1}'],
+                                 "bad options {'gravity': 1} for 'CartPole-v1': "),
     "async non-atari": (["--agent", "dqn", "--env-batch-size", "2"], "env_batch_size needs an Atari env"),
     "async on-policy": (["--env", "Pong", "--env-batch-size", "2"], "env_batch_size needs a replay agent"),
     "async all envs": (["--agent", "dqn", "--env", "Pong", "--num-envs", "4", "--env-batch-size", "4"],
                        "env_batch_size must be below num_envs (4)"),
 }
-
-
 
 
 def _needs_an_extra(**_):
