@@ -20,6 +20,24 @@ def save_encoder(encoder: Encoder, name: str, options: dict[str, Any], path: str
                  "state_dict": {k: v.detach().cpu() for k, v in encoder.state_dict().items()}}, path)
 
 
+class EncoderHandOver:
+    """A model whose representation an agent can take over (generative models, graph networks):
+    ``encoder_for_agents`` builds it as an agent encoder, ``export_encoder`` writes the file that
+    ``--encoder-checkpoint`` loads."""
+
+    def encoder_for_agents(self, **choices: Any) -> tuple[Encoder, str, dict[str, Any]]:
+        """The model's representation of an observation as an agent encoder, with the registry
+        name and options that rebuild it for an agent (``representation.encoders.make_encoder``)."""
+        raise ValueError(f"a {type(self).__name__} has no encoder to hand to an agent")
+
+    def export_encoder(self, path: str | os.PathLike, **choices: Any) -> tuple[str, dict[str, Any]]:
+        """Writes ``encoder_for_agents(**choices)`` as an encoder file an agent loads with
+        ``--encoder-checkpoint``; returns the encoder's name and options."""
+        encoder, name, options = self.encoder_for_agents(**choices)
+        save_encoder(encoder, name, options, path)
+        return name, options
+
+
 def read_encoder_file(path: str | os.PathLike) -> dict[str, Any]:
     """Returns ``{"name", "options", "state_dict"}``; raises ValueError with a one-line reason."""
     return load_tagged(path, FORMAT, "encoder file")

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from representation.encoders import Encoder, save_encoder
+from representation.encoders import EncoderHandOver
 from representation.files import load_tagged, save_atomic
 
 FORMAT = "reprl-generative-v1"
@@ -24,8 +24,9 @@ Model = TypeVar("Model", bound="GenerativeModel")
 _MODELS: dict[str, type[GenerativeModel]] = {}
 
 
-class GenerativeModel(nn.Module):
-    """Base of the generative models: ``fit(data)``, ``sample(n)``, ``save(path)`` / ``load(path)``.
+class GenerativeModel(EncoderHandOver, nn.Module):
+    """Base of the generative models: ``fit(data)``, ``sample(n)``, ``save(path)`` / ``load(path)``,
+    and, for those with a representation, ``export_encoder(path)`` (``EncoderHandOver``).
 
     Subclasses hand ``super().__init__`` their constructor arguments as ``config`` (plain
     numbers, strings, lists), so ``load`` can rebuild the model before loading its weights.
@@ -140,19 +141,6 @@ class GenerativeModel(nn.Module):
         for tensor in list(self.parameters()) + list(self.buffers()):
             return tensor.device
         return torch.device("cpu")
-
-    # ----------------------------------------------------------------- the hand-over to agents
-    def encoder_for_agents(self) -> tuple[Encoder, str, dict[str, Any]]:
-        """The model's representation of an observation as an agent encoder, with the registry
-        name and options that rebuild it for an agent (``representation.encoders.make_encoder``)."""
-        raise ValueError(f"a {type(self).__name__} has no encoder to hand to an agent")
-
-    def export_encoder(self, path: str | os.PathLike, **choices: Any) -> tuple[str, dict[str, Any]]:
-        """Writes ``encoder_for_agents(**choices)`` as an encoder file an agent loads with
-        ``--encoder-checkpoint``; returns the encoder's name and options."""
-        encoder, name, options = self.encoder_for_agents(**choices)
-        save_encoder(encoder, name, options, path)
-        return name, options
 
     # ----------------------------------------------------------------- model files
     def save(self, path: str | os.PathLike) -> None:

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from representation.encoders.base import Encoder
 from representation.encoders.registry import register_encoder
 from representation.gnn.layers import check_reduction, global_pool
-from representation.gnn.model import GNNBody
+from representation.gnn.body import GNNBody
 from representation.gnn.padded import PaddedGraph, padded_to_graph_batch
 
 

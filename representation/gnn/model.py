@@ -13,57 +13,29 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from representation.encoders.io import EncoderHandOver
 from representation.files import load_tagged, save_atomic
+from representation.gnn.body import GNNBody
 from representation.gnn.graph_batch import GraphBatch
-from representation.gnn.layers import GCNConv, MasterNode, MessagePassing, check_reduction, global_pool
+from representation.gnn.layers import check_reduction, global_pool
 
-LAYERS = ("mpnn", "gcn")
 LEVELS = ("node", "edge", "graph")
 FORMAT = "reprl-gnn-v1"
-
-
-class GNNBody(nn.Module):
-    """``num_layers`` rounds of message passing (each followed by a ReLU and, optionally, a
-    master-node exchange). Returns node states ``[num_nodes, hidden]`` and the global state
-    ``[num_graphs, hidden]`` (``None`` without a master node)."""
-
-    def __init__(self, node_dim: int, hidden_dim: int = 64, num_layers: int = 2, layer: str = "mpnn",
-                 aggregation: str = "sum", edge_dim: int = 0, master_node: bool = False):
-        super().__init__()
-        if layer not in LAYERS:
-            raise ValueError(f"unknown graph layer '{layer}' (choose from {', '.join(LAYERS)})")
-        if layer == "gcn" and edge_dim:
-            raise ValueError("GCN layers do not use edge features: use layer='mpnn' with edge_dim > 0")
-        if num_layers < 1 or hidden_dim < 1:
-            raise ValueError("a graph network needs num_layers >= 1 and hidden_dim >= 1")
-        self.hidden_dim = hidden_dim
-        widths = [node_dim] + [hidden_dim] * num_layers
-        if layer == "gcn":
-            self.convs = nn.ModuleList(GCNConv(i, o) for i, o in zip(widths[:-1], widths[1:]))
-        else:
-            self.convs = nn.ModuleList(MessagePassing(i, o, edge_dim, aggregation) for i, o in zip(widths[:-1], widths[1:]))
-        self.masters = nn.ModuleList(MasterNode(hidden_dim) for _ in range(num_layers)) if master_node else None
-
-    def forward(self, graphs: GraphBatch) -> tuple[Tensor, Tensor | None]:
-        h = graphs.x
-        u = h.new_zeros(graphs.num_graphs, self.hidden_dim) if self.masters is not None else None
-        for k, conv in enumerate(self.convs):
-            h = torch.relu(conv(h, graphs.edge_index, graphs.edge_attr))
-            if self.masters is not None:
-                h, u = self.masters[k](h, u, graphs.batch)
-        return h, u
 
 
 def _mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim))
 
 
-class GNN(nn.Module):
+class GNN(EncoderHandOver, nn.Module):
     """Body plus one head.
 
     level "node":  ``MLP(h_v)``                               -> ``[num_nodes, out_dim]``
     level "edge":  ``MLP([h_source, h_target, e])``           -> ``[num_edges, out_dim]``
     level "graph": ``MLP([readout(h), u])`` (u: master node)  -> ``[num_graphs, out_dim]``
+
+    Its body hands over to agents on padded-graph observations as the ``gnn`` encoder
+    (``export_encoder``), for a model without edge features (padded graphs carry none).
     """
 
     def __init__(self, node_dim: int, out_dim: int, *, level: str = "graph", hidden_dim: int = 64,
@@ -93,6 +65,26 @@ class GNN(nn.Module):
             return self.head(torch.cat(parts, dim=1))
         pooled = global_pool(h, graphs.batch, graphs.num_graphs, self.config["readout"])
         return self.head(pooled if u is None else torch.cat([pooled, u], dim=1))
+
+    def encoder_for_agents(self, node_slot_dim: int = 0) -> tuple[nn.Module, str, dict[str, Any]]:
+        """The body as a ``gnn`` encoder: features ``[readout(h), u]``, what a graph-level head
+        reads. ``node_slot_dim > 0`` adds the encoder's per-node slots (which agents whose
+        actions name nodes need) through a projection at its initial weights, for the agent to
+        train: keep such an encoder unfrozen."""
+        from representation.gnn.encoder import GNNEncoder  # it imports this module
+        from representation.gnn.padded import PaddedGraph
+
+        config = self.config
+        if config["edge_dim"]:
+            raise ValueError(f"this GNN reads edge features (edge_dim {config['edge_dim']}), which padded-graph "
+                             f"observations do not carry: it has no agent encoder")
+        options = {name: config[name] for name in ("hidden_dim", "num_layers", "layer", "aggregation",
+                                                   "master_node", "readout")}
+        options["node_slot_dim"] = int(node_slot_dim)
+        # The agent rebuilds the encoder for its own graphs' size: no weight depends on max_nodes.
+        encoder = GNNEncoder(PaddedGraph(1, config["node_dim"]), **options).to(next(self.parameters()).device)
+        encoder.body.load_state_dict(self.body.state_dict())
+        return encoder, "gnn", options
 
     def save(self, path: str | os.PathLike) -> None:
         """Writes config and weights atomically (temp file, then rename)."""
