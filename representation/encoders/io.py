@@ -47,5 +47,8 @@ def load_encoder_weights(encoder: Encoder, payload: dict[str, Any], path: str | 
     try:
         encoder.load_state_dict(payload["state_dict"])
     except RuntimeError as error:
-        first = str(error).strip().splitlines()[0]
-        raise ValueError(f"encoder checkpoint '{path}' does not fit this observation space: {first}") from None
+        # torch's message opens with a header line ("Error(s) in loading state_dict for ..."); the
+        # first mismatch follows it
+        lines = str(error).strip().splitlines()
+        detail = lines[1].strip() if len(lines) > 1 else lines[0]
+        raise ValueError(f"encoder checkpoint '{path}' does not fit this observation space: {detail}") from None

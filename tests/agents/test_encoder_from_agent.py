@@ -38,6 +38,15 @@ def test_sources_without_an_encoder_are_refused(make_source, message, tmp_path):
         agent_class("dqn").from_env("CartPole-v1", encoder_checkpoint=str(tmp_path / "source.pt"))
 
 
+def test_an_encoder_for_other_observations_names_the_mismatch(tmp_path):
+    agent_class("ppo").from_env("CartPole-v1", **SMALL).save(tmp_path / "cartpole.pt")
+    with pytest.raises(ValueError) as error:  # Acrobot's observations have 6 values, CartPole's 4
+        agent_class("ppo").from_env("Acrobot-v1", encoder_checkpoint=str(tmp_path / "cartpole.pt"))
+    assert str(error.value).endswith("does not fit this observation space: size mismatch for net.0.weight: copying "
+                                     "a param with shape torch.Size([16, 4]) from checkpoint, the shape in current "
+                                     "model is torch.Size([16, 6]).")
+
+
 def test_a_multi_seed_checkpoint_asks_for_one_seed(tmp_path):
     from agents.multi_seed import build_multi_seed
     from envs import make_env
