@@ -11,8 +11,8 @@ name is the agent's, or the variant's. Planning sorts the tasks by what is on di
 with ``summary.json`` (and, for a variant, the variant's name recorded in ``config.json``) is
 finished and skipped unless it reports fewer steps than ``--steps`` asks for now; an unfinished
 one with ``checkpoint.pt`` (which every run also writes at its end) is resumed by the worker to
-the budget, anything else starts fresh. An agent that cannot be built for an environment (DQN on continuous actions) is
-listed, not run.
+the budget, anything else starts fresh. An agent that cannot be built for an environment (DQN
+on continuous actions) is listed, not run.
 """
 from __future__ import annotations
 
