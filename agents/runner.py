@@ -15,6 +15,7 @@ from agents.checkpoint import rng_state, seed_everything, set_rng_state
 from agents.evaluation import evaluate, make_eval_env
 from agents.host_allocator import keep_freed_host_memory
 from agents.logger import Logger
+from agents.run_lock import exclusive_run_folder
 from envs import make_env
 from envs.vec_env import VecEnv
 from representation.files import save_atomic
@@ -93,7 +94,8 @@ class Runner:
         if self.config.torch_threads:
             torch.set_num_threads(self.config.torch_threads)
         try:
-            return self._run()
+            with exclusive_run_folder(self.run_dir):
+                return self._run()
         finally:
             torch.set_num_threads(threads)
 

@@ -146,6 +146,25 @@ def test_a_run_folder_is_never_overwritten_and_a_finished_budget_is_not_resumed(
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="advisory locks are POSIX")
+def test_a_run_still_training_in_another_process_is_not_resumed(tmp_path, capsys):
+    import fcntl
+
+    assert train.main(["--steps", "256", "--num-envs", "2", "--num-steps", "64", "--no-progress", "--eval-every", "0",
+                       "--eval-episodes", "1", "--run-dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    with open(tmp_path / ".lock", "a") as other_process:  # what the Runner of a live run holds
+        fcntl.flock(other_process, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(SystemExit) as exit_info:
+            train.main(["--resume", str(tmp_path), "--steps", "512"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err == f"error: {tmp_path} is in use by another training process: " \
+                                                "let it finish or stop it, then resume"
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+    assert train.main(["--resume", str(tmp_path), "--steps", "512", "--no-progress"]) == 0  # released: resumes
+
+
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
     import pickle
 
