@@ -30,7 +30,8 @@ LEARNING = list(learning_cases.CASES)
 POLICY_GRADIENT = list(pg_cases.CASES)
 OPTION_COST = list(option_cost_cases.CASES)
 MULTI_SEED = ["multiseed", "multiseed_trpo", "multiseed_dqn", "multiseed_rainbow", "multiseed_sac"]
-OTHER = ["atari_rollout", "dqn_pong_async", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole", *MULTI_SEED]
+OTHER = ["atari_rollout", "dqn_pong_async", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole", *MULTI_SEED,
+         "ddpm_frames_allocator"]
 ALL = LEARNING + POLICY_GRADIENT + OPTION_COST + OTHER
 ON_ANY_DEVICE = LEARNING + ["torch_env", "ppo_torch_cartpole", *MULTI_SEED]
 
@@ -114,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench_cases import multiseed_cases
 
         for row in multiseed_cases.run(case, args.quick, device, repeats=args.repeats):
+            emit(row)
+    if "ddpm_frames_allocator" in cases:
+        from bench_cases import allocator_cases
+
+        for row in allocator_cases.run(args.quick):
             emit(row)
     return 0
 
