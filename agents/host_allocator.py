@@ -11,9 +11,10 @@ PPO CartPole run (``scripts/bench.py --cases multiseed``) went from 21-24k to 24
 glibc maps every block of 32 MB and more on its own whatever the threshold, so a process whose
 every step allocates such blocks (a DDPM's U-Net on a batch of 84x84 frames: 231 MB for one
 ``[128, 64, 84, 84]`` activation) can also serve them from the heap (``large_blocks``). Six
-DDPM steps on batches of 64 random ``[4, 84, 84]`` frames then took 8.7-11.9 s instead of
-14.5-16.1 s (two runs each), with a quarter of the page faults; ``scripts/pretrain.py --method
-ddpm`` on 256 Pong frames, two epochs of batch 128, 31.6 s instead of 45.8 s in all.
+DDPM steps on batches of 64 random ``[4, 84, 84]`` frames then took 12.3-12.5 s instead of
+19.5-19.7 s (``scripts/bench.py --cases ddpm_frames_allocator``, two runs), with about a quarter
+of the page faults; ``scripts/pretrain.py --method ddpm`` on 256 Pong frames, two epochs of batch
+128, 31.6 s instead of 45.8 s in all.
 """
 from __future__ import annotations
 
