@@ -69,15 +69,25 @@ class MultiSeedOnPolicy(MultiSeed):
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        dist, value = self.net(self._by_seed(obs))
+        if self.values_per_rollout:
+            extras, dist = {}, self.net.policy_distribution(self._by_seed(obs))
+        else:
+            dist, value = self.net(self._by_seed(obs))
+            extras = {"value": value.flatten()}
         action = self._sample(dist)
-        log_prob = dist.log_prob(action)
+        extras["log_prob"] = dist.log_prob(action).flatten()
         action = action.flatten(0, 1)
         env_action = self.clip_action(action) if self.clip_action is not None else action
-        return action, env_action, {"log_prob": log_prob.flatten(), "value": value.flatten()}
+        return action, env_action, extras
 
     def state_value(self, obs: Tensor) -> Tensor:
         return self.net.value(self._by_seed(obs)).flatten()
+
+    def rollout_state_values(self, obs: Tensor) -> Tensor:
+        """``[T, K*n, ...]`` -> ``[T, K*n]``, network k on its seed's ``T*n`` observations."""
+        steps = obs.shape[0]
+        by_seed = obs.unflatten(1, (self.num_seeds, -1)).movedim(1, 0).flatten(1, 2)
+        return self.net.value(by_seed).unflatten(1, (steps, -1)).movedim(0, 1).flatten(1, 2)
 
     def setup_training(self, num_envs: int) -> None:
         self.buffer = GroupedRolloutBuffer(self.config.num_steps, num_envs, self.observation_space,

@@ -40,10 +40,15 @@ class OnPolicyRollouts:
     config: OnPolicyConfig
     net: ActorCritic
     optimizer: torch.optim.Optimizer
-    acting_methods = ("policy_inputs_and_value", "state_value")
+    acting_methods = ("policy_inputs", "policy_inputs_and_value", "state_value")
 
     def init_actor_critic(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         self.net = ActorCritic(self.config, observation_space, action_space).to(self.device)
+        # A critic on its own encoder is run once per rollout, on all its T x N observations in one
+        # batch, instead of on N rows at every step (the parameters do not change within a
+        # rollout, so the values are the same up to rounding); with a shared encoder the value
+        # head on the acting pass's features costs almost nothing.
+        self.values_per_rollout = not self.config.shared_encoder
         self.clip_action = BoxClipper(action_space, self.device) if isinstance(action_space, spaces.Box) else None
         self.buffer: RolloutBuffer | None = None
         self.iteration = 0
@@ -85,13 +90,22 @@ class OnPolicyRollouts:
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        dist_inputs, value = self.policy_inputs_and_value(obs)
-        action, log_prob = self.net.policy.sample(*dist_inputs)
+        if self.values_per_rollout:
+            extras, dist_inputs = {}, self.policy_inputs(obs)
+        else:
+            dist_inputs, value = self.policy_inputs_and_value(obs)
+            extras = {"value": value}
+        action, extras["log_prob"] = self.net.policy.sample(*dist_inputs)
         env_action = self.clip_action(action) if self.clip_action is not None else action
-        return action, env_action, {"log_prob": log_prob, "value": value}
+        return action, env_action, extras
+
+    def policy_inputs(self, obs: Tensor) -> tuple[Tensor, ...]:
+        """The network call of every step when values come once per rollout: the policy's
+        distribution parameters."""
+        return self.net.dist_inputs(obs)
 
     def policy_inputs_and_value(self, obs: Tensor) -> tuple[tuple[Tensor, ...], Tensor]:
-        """The network call of every step: the policy's distribution parameters and V(obs)."""
+        """The network call of every step otherwise: the distribution parameters and V(obs)."""
         return self.net.dist_inputs_and_value(obs)
 
     def representation_encoder(self) -> torch.nn.Module:
@@ -101,6 +115,19 @@ class OnPolicyRollouts:
         """V(obs) ``[N]`` for bootstrapping."""
         return self.net.value(obs)
 
+    def rollout_state_values(self, obs: Tensor) -> Tensor:
+        """V of a rollout's observations ``[T, N, ...]`` -> ``[T, N]``, in one call."""
+        return self.state_value(obs.flatten(0, 1)).unflatten(0, obs.shape[:2])
+
+    def bootstrap_value(self, next_obs: Tensor) -> Tensor:
+        """V(next_obs) ``[N]`` after the rollout's last step; where values come once per rollout,
+        the stored steps' values are computed in the same call and written into the buffer."""
+        if not self.values_per_rollout:
+            return self.state_value(next_obs)
+        values = self.rollout_state_values(torch.cat([self.buffer.obs, next_obs.unsqueeze(0)]))
+        self.buffer.value.copy_(values[:-1])
+        return values[-1]
+
     @torch.no_grad()
     def observe(self, obs, action, reward, next_obs, terminated, truncated, extras) -> None:
         # On the CPU, reading whether any episode was truncated costs nothing and saves a
@@ -108,14 +135,14 @@ class OnPolicyRollouts:
         # step never waits for the device.
         final_value = (self.state_value(next_obs) if obs.device.type != "cpu" or bool(truncated.any())
                        else None)
-        self.buffer.add(obs, action, extras["log_prob"], extras["value"], reward, terminated, truncated, final_value,
-                        next_obs=next_obs if self.buffer.store_next_obs else None)
+        self.buffer.add(obs, action, extras["log_prob"], extras.get("value"), reward, terminated, truncated,
+                        final_value, next_obs=next_obs if self.buffer.store_next_obs else None)
 
     def after_step(self, next_obs: Tensor, step: int) -> dict[str, Tensor] | None:
         if self.buffer.step < self.buffer.num_steps:
             return None
         with torch.no_grad():
-            self.buffer.finish(self.state_value(next_obs), self.config.gamma, self.advantage_lambda())
+            self.buffer.finish(self.bootstrap_value(next_obs), self.config.gamma, self.advantage_lambda())
         metrics = self.train_on_rollout()
         self.iteration += 1
         metrics["losses/explained_variance"] = self.buffer.explained_variance()

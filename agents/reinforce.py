@@ -141,6 +141,9 @@ class REINFORCE(OnPolicyRollouts, Agent):
         mask = complete_episode_mask(terminated | truncated, self.fresh)
         returns_to_go = episode_weights(reward, terminated, truncated, final_value, cfg.gamma, True)[mask]
         weights = episode_weights(reward, terminated, truncated, final_value, cfg.gamma, cfg.reward_to_go)[mask]
+        if self.values_per_rollout:
+            with torch.no_grad():
+                buffer.value[steps] = self.rollout_state_values(buffer.obs[steps])
         value = buffer.value[steps][mask]
         if cfg.baseline == "mean":
             weights = weights - weights.mean()

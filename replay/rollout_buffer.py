@@ -50,12 +50,13 @@ class RolloutBuffer:
         self.step = 0
         self.finished = False
 
-    def add(self, obs: Tensor, action: Tensor, log_prob: Tensor, value: Tensor, reward: Tensor,
+    def add(self, obs: Tensor, action: Tensor, log_prob: Tensor, value: Tensor | None, reward: Tensor,
             terminated: Tensor, truncated: Tensor, final_value: Tensor | None = None,
             next_obs: Tensor | None = None) -> None:
-        """One step of all envs. ``final_value``: the agent's value of the true final observation
-        where an episode was truncated (needed there, ignored elsewhere). ``next_obs``: the true
-        next observation, required when the buffer stores it."""
+        """One step of all envs. ``value``: V(obs), or None from an agent that writes the whole
+        rollout's ``value`` itself before ``finish``. ``final_value``: the agent's value of the true
+        final observation where an episode was truncated (needed there, ignored elsewhere).
+        ``next_obs``: the true next observation, required when the buffer stores it."""
         if self.finished:
             self.reset()
         if self.step >= self.num_steps:
@@ -66,7 +67,8 @@ class RolloutBuffer:
         self.obs[t] = obs
         self.action[t] = action
         self.log_prob[t] = log_prob
-        self.value[t] = value
+        if value is not None:
+            self.value[t] = value
         self.reward[t] = reward
         self.terminated[t] = terminated
         self.truncated[t] = truncated

@@ -1,5 +1,7 @@
 """The policy heads' acting draw and the losses' log-probability and entropy: what the full
 distribution gives."""
+import math
+
 import pytest
 import torch
 from gymnasium import spaces
@@ -7,13 +9,16 @@ from gymnasium import spaces
 from agents.networks import CategoricalHead, GaussianHead
 
 
-def test_categorical_sample_is_the_distributions_draw_with_its_log_prob():
+def test_categorical_sample_is_the_gumbel_max_of_its_exponential_draws_with_its_log_prob():
     logits = torch.randn(4_000, 5, generator=torch.Generator().manual_seed(0)) * 3
     torch.manual_seed(7)
     action, log_prob = CategoricalHead.sample(logits)
     torch.manual_seed(7)
+    exponential = torch.empty(4_000, 5).exponential_()
     dist = CategoricalHead.distribution(logits)
-    assert torch.equal(action, dist.sample())
+    for row in range(4_000):
+        scores = [float(dist.logits[row, a]) - math.log(float(exponential[row, a])) for a in range(5)]
+        assert int(action[row]) == max(range(5), key=scores.__getitem__)
     torch.testing.assert_close(log_prob, dist.log_prob(action), rtol=0, atol=1e-6)
     assert action.shape == (4_000,) and action.dtype == torch.int64
 
