@@ -102,4 +102,4 @@ class A2C(OnPolicyRollouts, Agent):
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         self.anneal_learning_rate()
-        return self.update(next(self.buffer.minibatches(1, epochs=1)))
+        return self.update(self.buffer.whole_rollout())

@@ -186,7 +186,7 @@ class TRPO(OnPolicyRollouts, Agent):
     def train_on_rollout(self) -> dict[str, Tensor]:
         cfg = self.config
         self.anneal_learning_rate()
-        metrics = self.policy_step(next(self.buffer.minibatches(1, epochs=1)))
+        metrics = self.policy_step(self.buffer.whole_rollout())
         total = self.buffer.num_steps * self.buffer.num_envs // self.num_seeds  # one seed's transitions
         for batch in self.buffer.minibatches(max(1, math.ceil(total / cfg.critic_batch_size)), cfg.critic_updates):
             metrics.update(self.update(batch))

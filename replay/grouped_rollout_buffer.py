@@ -39,22 +39,21 @@ class GroupedRolloutBuffer(RolloutBuffer):
         values, returns = self._by_group(self.value), self._by_group(self.returns)
         return 1 - (returns - values).var(-1) / returns.var(-1).clamp_min(1e-8)
 
+    def whole_rollout(self) -> Batch:
+        """All steps as one ``[K, T * n]`` batch, row k holding group k's steps in storage order."""
+        return Batch(**{name: self._by_group(tensor) for name, tensor in self.fields().items()})
+
     def minibatches(self, num_minibatches: int, epochs: int,
                     generator: torch.Generator | None = None) -> Iterator[Batch]:
         if generator is not None:
             raise ValueError("a grouped buffer shuffles with its groups' own generators")
-        if not self.finished:
-            raise ValueError("call finish() before minibatches()")
+        grouped = self.whole_rollout()
         per_group = self.num_steps * self.num_envs // self.num_groups
         if not 1 <= num_minibatches <= per_group or epochs < 1:
             raise ValueError(f"need 1 <= num_minibatches <= {per_group} and epochs >= 1, got "
                              f"{num_minibatches}, {epochs}")
-        grouped = {name: self._by_group(tensor) for name, tensor in (
-            ("obs", self.obs), ("action", self.action), ("log_prob", self.log_prob),
-            ("value", self.value), ("advantage", self.advantages), ("returns", self.returns),
-            ("reward", self.reward), ("terminated", self.terminated.float()))}
         rows = torch.arange(self.num_groups, device=self.device).unsqueeze(1)
         for _ in range(epochs):
             order = torch.stack([torch.randperm(per_group, generator=g, device=g.device) for g in self.generators])
             for part in order.to(self.device).tensor_split(num_minibatches, dim=1):
-                yield Batch(**{name: tensor[rows, part] for name, tensor in grouped.items()})
+                yield grouped.map(lambda tensor: tensor[rows, part])

@@ -98,26 +98,35 @@ class RolloutBuffer:
         values, returns = self.value.flatten(), self.returns.flatten()
         return 1 - (returns - values).var() / returns.var().clamp_min(1e-8)
 
-    def minibatches(self, num_minibatches: int, epochs: int,
-                    generator: torch.Generator | None = None) -> Iterator[Batch]:
-        """``epochs`` passes over the flattened ``T * N`` steps, each in a fresh random order,
-        cut into ``num_minibatches`` nearly equal minibatches."""
+    def fields(self) -> dict[str, Tensor]:
+        """The rollout's stored and computed tensors by ``Batch`` field name, ``[T, N, ...]``."""
         if not self.finished:
-            raise ValueError("call finish() before minibatches()")
-        total = self.num_steps * self.num_envs
-        if not 1 <= num_minibatches <= total or epochs < 1:
-            raise ValueError(f"need 1 <= num_minibatches <= {total} and epochs >= 1, got "
-                             f"{num_minibatches}, {epochs}")
-        flat = {name: tensor.flatten(0, 1) for name, tensor in (
+            raise ValueError("call finish() first")
+        return {name: tensor for name, tensor in (
             ("obs", self.obs), ("action", self.action), ("log_prob", self.log_prob),
             ("value", self.value), ("advantage", self.advantages), ("returns", self.returns),
             ("reward", self.reward), ("terminated", self.terminated.float()),
             ("next_obs", self.next_obs)) if tensor is not None}
+
+    def whole_rollout(self) -> Batch:
+        """All ``T * N`` steps as one batch, in storage order (A2C's and TRPO's policy step: a
+        mean over the whole rollout needs no shuffle)."""
+        return Batch(**{name: tensor.flatten(0, 1) for name, tensor in self.fields().items()})
+
+    def minibatches(self, num_minibatches: int, epochs: int,
+                    generator: torch.Generator | None = None) -> Iterator[Batch]:
+        """``epochs`` passes over the flattened ``T * N`` steps, each in a fresh random order,
+        cut into ``num_minibatches`` nearly equal minibatches."""
+        flat = self.whole_rollout()
+        total = self.num_steps * self.num_envs
+        if not 1 <= num_minibatches <= total or epochs < 1:
+            raise ValueError(f"need 1 <= num_minibatches <= {total} and epochs >= 1, got "
+                             f"{num_minibatches}, {epochs}")
         for _ in range(epochs):
             order = torch.randperm(total, generator=generator,
                                    device=generator.device if generator is not None else "cpu")
             for part in order.to(self.device).tensor_split(num_minibatches):
-                yield Batch(**{name: tensor.index_select(0, part) for name, tensor in flat.items()})
+                yield flat.map(lambda tensor: tensor.index_select(0, part))
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"step": self.step, "finished": self.finished,

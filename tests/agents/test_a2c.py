@@ -123,8 +123,12 @@ def test_resume_after_a_crash_equals_an_unbroken_run(name, tmp_path):
 
 
 @pytest.mark.slow
-def test_a2c_learns_cartpole_within_50k_steps(tmp_path):
-    agent = A2C.from_env("CartPole-v1", seed=1, steps=50_000, eval_every=0)
-    agent.learn(run_dir=tmp_path / "run", progress=False)
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["eval_return_mean"] >= 150, summary  # random play scores about 22
+def test_a2c_learns_cartpole_within_50k_steps_on_two_of_three_seeds(tmp_path):
+    # One seed's evaluation after 50k steps ranges from about 120 to 500 (seeds 0-7), so the
+    # test asks, as the learning targets do, for most of a few seeds; random play scores about 22.
+    returns = []
+    for seed in (0, 1, 2):
+        A2C.from_env("CartPole-v1", seed=seed, steps=50_000, eval_every=0).learn(run_dir=tmp_path / str(seed),
+                                                                                progress=False)
+        returns.append(json.loads((tmp_path / str(seed) / "summary.json").read_text())["eval_return_mean"])
+    assert sum(r >= 150 for r in returns) >= 2, returns

@@ -54,3 +54,19 @@ def test_grouped_buffer_refuses_uneven_groups_and_a_foreign_generator(data):
                      data, slice(0, GROUPS * N))
     with pytest.raises(ValueError, match="own generators"):
         next(grouped.minibatches(2, 1, generator=torch.Generator()))
+
+
+def test_whole_rollout_is_every_step_in_storage_order_and_each_group_its_envs_alone(data):
+    grouped = filled(GroupedRolloutBuffer(T, GROUPS * N, OBS, ACTIONS, "cpu", [torch.Generator()] * 3),
+                     data, slice(0, GROUPS * N))
+    whole = grouped.whole_rollout()
+    assert whole.obs.shape == (GROUPS, T * N, 2)
+    for k in range(GROUPS):
+        alone = filled(RolloutBuffer(T, N, OBS, ACTIONS), data, slice(k * N, (k + 1) * N)).whole_rollout()
+        for row in range(T * N):  # step t of env i is row t * N + i
+            t, i = divmod(row, N)
+            assert torch.equal(alone.obs[row], data["obs"][t, k * N + i])
+            assert alone.action[row] == data["action"][t, k * N + i]
+            assert alone.value[row] == data["value"][t, k * N + i]
+        for name in ("obs", "action", "log_prob", "value", "advantage", "returns", "reward", "terminated"):
+            assert torch.equal(getattr(whole, name)[k], getattr(alone, name)), name
