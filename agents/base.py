@@ -81,9 +81,13 @@ class Agent(nn.Module):
 
     def learn(self, total_steps: int | None = None, run_dir: str | os.PathLike | None = None,
               progress: bool = True) -> "Agent":
-        """Trains through the shared ``Runner`` (``total_steps`` defaults to ``config.steps``)."""
-        from agents.runner import Runner
+        """Trains through the shared ``Runner`` (``total_steps`` defaults to ``config.steps``) into
+        ``run_dir``, which must not hold a run already (by default a new folder under ``runs/``)."""
+        from agents.runner import Runner, holds_a_run
 
+        if run_dir is not None and holds_a_run(run_dir):
+            raise ValueError(f"{run_dir} already holds a run, which learn() would overwrite: pick another run_dir "
+                             f"(python scripts/train.py --resume {run_dir} continues it)")
         if total_steps is not None:
             self.config.steps = int(total_steps)
         Runner(self, run_dir=run_dir, progress=progress).run()

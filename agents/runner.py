@@ -25,9 +25,22 @@ CHECKPOINT = "checkpoint.pt"
 
 
 def default_run_dir(config, agent_name: str, seeds: list[int]) -> Path:
+    """``runs/ENV__AGENT__SEED__TIME``, with a suffix where a run of the same second exists."""
     env = config.env.replace("/", "_")
     seed = str(seeds[0]) if len(seeds) == 1 else f"seeds{seeds[0]}-{seeds[-1]}"
-    return Path("runs") / f"{env}__{agent_name}__{seed}__{int(time.time())}"
+    base = Path("runs") / f"{env}__{agent_name}__{seed}__{int(time.time())}"
+    folder, copy = base, 1
+    while folder.exists():
+        copy += 1
+        folder = base.with_name(f"{base.name}_{copy}")
+    return folder
+
+
+def holds_a_run(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a run's checkpoint, logs or summary (a new run would overwrite them)."""
+    folder = Path(folder)
+    return any((folder / name).exists() for name in (CHECKPOINT, "metrics.jsonl", "summary.json")) or \
+        any(folder.glob("seed_*/summary.json"))
 
 
 def make_train_env(config, seeds: list[int] | None = None) -> VecEnv:

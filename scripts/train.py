@@ -18,7 +18,7 @@ from agents.base import AGENT_FORMAT, Agent
 from agents.multi_seed import build_multi_seed
 from agents.presets import resolve_config
 from agents.registry import AGENTS, agent_class
-from agents.runner import CHECKPOINT, Runner
+from agents.runner import CHECKPOINT, Runner, holds_a_run
 
 # What a resumed run may change: its budget, the device, and how it is evaluated, logged and saved.
 RESUME_CAN_CHANGE = ("steps", "device", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
@@ -72,9 +72,7 @@ def check_run_dir_is_free(run_dir: str | None) -> None:
     """Raises ValueError when ``run_dir`` already holds a run, which a new one would overwrite."""
     if run_dir is None:
         return
-    folder = Path(run_dir)
-    if any((folder / name).exists() for name in (CHECKPOINT, "metrics.jsonl", "summary.json")) or \
-            any(folder.glob("seed_*/summary.json")):
+    if holds_a_run(run_dir):
         raise ValueError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, "
                          f"or pick another --run-dir")
 

@@ -3,6 +3,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from agents import DQN, PPO
@@ -55,3 +56,19 @@ def test_dqn_checkpoint_can_leave_the_replay_buffer_out(tmp_path):
         agent.learn(run_dir=tmp_path / str(keep), progress=False)
         payload = torch.load(tmp_path / str(keep) / "checkpoint.pt", weights_only=True)
         assert ("buffer" in payload["training"]) is keep
+
+
+def test_learn_refuses_a_folder_holding_a_run_and_default_folders_never_collide(tmp_path, monkeypatch):
+    settings = dict(steps=256, num_envs=4, num_steps=64, eval_every=0, eval_episodes=1)
+    PPO.from_env("CartPole-v1", **settings).learn(run_dir=tmp_path / "run", progress=False)
+    before = (tmp_path / "run" / "summary.json").read_text()
+    with pytest.raises(ValueError, match="already holds a run"):
+        PPO.from_env("CartPole-v1", **settings, seed=5).learn(run_dir=tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "summary.json").read_text() == before
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("agents.runner.time.time", lambda: 1_700_000_000.0)  # both runs in the same second
+    for _ in range(2):
+        PPO.from_env("CartPole-v1", **settings).learn(progress=False)
+    folders = sorted(path.name for path in (tmp_path / "runs").iterdir())
+    assert folders == ["CartPole-v1__ppo__1__1700000000", "CartPole-v1__ppo__1__1700000000_2"]
