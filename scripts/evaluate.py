@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--episodes and --max-steps must be >= 1")
         video = Path(args.video) if args.video else None
         if video is not None:
+            if video.suffix.lower() != ".gif":
+                raise ValueError(f"--video {video}: the episode is saved as an animated GIF, name it FILE.gif")
             taken = next((folder for folder in video.parents if folder.exists() and not folder.is_dir()), None)
             if taken is not None:
                 raise ValueError(f"--video {video}: '{taken}' is a file")

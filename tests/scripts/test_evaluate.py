@@ -93,7 +93,7 @@ def test_atari_episodes_are_filmed_from_the_observations(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case", ["missing", "empty folder", "not a reprl file", "no episodes", "absent device",
-                                  "video under a file"])
+                                  "video under a file", "video not a gif"])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, case):
     (tmp_path / "notes.txt").write_text("hello")
     argv, message = {"missing": ([str(tmp_path / "nowhere")], "does not exist"),
@@ -102,7 +102,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, case):
                      "no episodes": ([str(tmp_path), "--episodes", "0"], "--episodes and --max-steps must be >= 1"),
                      "absent device": ([str(tmp_path / "agent.pt"), "--device", "cuda:64"], "device 'cuda:64'"),
                      "video under a file": ([str(tmp_path / "agent.pt"), "--video", str(tmp_path / "notes.txt" / "a.gif")],
-                                            f"'{tmp_path / 'notes.txt'}' is a file")}[case]
+                                            f"'{tmp_path / 'notes.txt'}' is a file"),
+                     "video not a gif": ([str(tmp_path), "--video", str(tmp_path / "a.mp4")], "name it FILE.gif")}[case]
     if case in ("absent device", "video under a file"):
         PPO.from_env("CartPole-v1").save(tmp_path / "agent.pt")
     assert message in refused(argv, capsys)
