@@ -11,6 +11,7 @@ from torch.distributions import Categorical, Independent, Normal
 
 from representation.encoders import (Encoder, default_encoder_name, load_encoder_weights, make_encoder,
                                      read_encoder_file)
+from representation.encoders.linear import Linear
 from representation.files import load_tagged
 
 
@@ -94,7 +95,7 @@ def orthogonal_init(module: nn.Module, gain: float = math.sqrt(2)) -> None:
 
 
 def linear(in_dim: int, out_dim: int, gain: float) -> nn.Linear:
-    layer = nn.Linear(in_dim, out_dim)
+    layer = Linear(in_dim, out_dim)
     orthogonal_init(layer, gain)
     return layer
 
@@ -206,9 +207,9 @@ def mlp(in_dim: int, hidden_sizes: list[int] | tuple[int, ...], out_dim: int) ->
     """ReLU layers of ``hidden_sizes`` then a linear output: the heads of off-policy agents."""
     layers: list[nn.Module] = []
     for size in hidden_sizes:
-        layers += [nn.Linear(in_dim, int(size)), nn.ReLU()]
+        layers += [Linear(in_dim, int(size)), nn.ReLU()]
         in_dim = int(size)
-    layers.append(nn.Linear(in_dim, out_dim))
+    layers.append(Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
 
 
@@ -227,8 +228,8 @@ class TanhGaussianHead(nn.Module):
 
     def __init__(self, in_dim: int, action_dim: int):
         super().__init__()
-        self.mean = nn.Linear(in_dim, action_dim)
-        self.log_std = nn.Linear(in_dim, action_dim)
+        self.mean = Linear(in_dim, action_dim)
+        self.log_std = Linear(in_dim, action_dim)
 
     def forward(self, features: Tensor) -> Normal:
         """The Gaussian before squashing."""

@@ -12,6 +12,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from representation.encoders.linear import Linear
+
 
 class NoisyLinear(nn.Module):
     """``y = (mu_w + sigma_w * eps_w) x + mu_b + sigma_b * eps_b`` with factorised noise
@@ -63,7 +65,7 @@ class QHead(nn.Module):
         self.num_actions, self.atoms, self.dueling, self.aggregation = num_actions, atoms, dueling, aggregation
 
         def layer(i: int, o: int) -> nn.Module:
-            return NoisyLinear(i, o, sigma0) if noisy else nn.Linear(i, o)
+            return NoisyLinear(i, o, sigma0) if noisy else Linear(i, o)
 
         def stream(out: int) -> nn.ModuleList:
             return nn.ModuleList([layer(in_dim, hidden), layer(hidden, out)] if hidden else [layer(in_dim, out)])

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from representation.augmentations import Augmentation, GaussianNoise, RandomShift
 from representation.aux.base import AuxObjective, check_non_negative, register_aux
 from representation.encoders import Encoder, is_image_space
+from representation.encoders.linear import Linear
 from representation.ssl.heads import frozen_copy, momentum_update_
 from representation.ssl.losses import n_pair_loss
 
@@ -71,7 +72,7 @@ class CURL(AuxObjective):
         self.share_anchor = bool(share_anchor)
         self.anchor: tuple[Tensor, Tensor] | None = None  # (query view handed to the agent, its observations)
         self.augment = curl_augmentation(observation_space, int(pad), float(noise_std))
-        self.projection = nn.Sequential(nn.Linear(encoder.out_dim, projection_dim), nn.LayerNorm(projection_dim))
+        self.projection = nn.Sequential(Linear(encoder.out_dim, projection_dim), nn.LayerNorm(projection_dim))
         self.key_encoder = frozen_copy(encoder)
         self.key_projection = frozen_copy(self.projection)
         # CURL initialises W uniformly in [0, 1) (its curl_sac.py: torch.rand(z_dim, z_dim)).

@@ -8,6 +8,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from representation.encoders.base import Encoder
+from representation.encoders.linear import Linear
 
 
 def _scaled(obs: Tensor) -> Tensor:
@@ -46,7 +47,7 @@ class NatureCNN(Encoder):
             nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
             nn.Flatten(),
         ))
-        self.fc = nn.Sequential(nn.Linear(_conv_output_dim(self.convs, observation_space.shape), features_dim), nn.ReLU())
+        self.fc = nn.Sequential(Linear(_conv_output_dim(self.convs, observation_space.shape), features_dim), nn.ReLU())
         self.out_dim = features_dim
 
     def forward(self, obs: Tensor) -> Tensor:
@@ -78,7 +79,7 @@ class ImpalaCNN(Encoder):
             in_channels = out_channels
         layers += [nn.ReLU(), nn.Flatten()]
         self.convs = _channels_last(nn.Sequential(*layers))
-        self.fc = nn.Sequential(nn.Linear(_conv_output_dim(self.convs, observation_space.shape), features_dim), nn.ReLU())
+        self.fc = nn.Sequential(Linear(_conv_output_dim(self.convs, observation_space.shape), features_dim), nn.ReLU())
         self.out_dim = features_dim
 
     def forward(self, obs: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from representation.encoders.activations import Tanh
 from representation.encoders.base import Encoder, flat_input_dim, to_flat_float
+from representation.encoders.linear import Linear
 
 ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 
@@ -26,7 +27,7 @@ class MLPEncoder(Encoder):
         layers: list[nn.Module] = []
         width = flat_input_dim(observation_space)
         for size in hidden_sizes:
-            layers.append(nn.Linear(width, int(size)))
+            layers.append(Linear(width, int(size)))
             if layer_norm:
                 layers.append(nn.LayerNorm(int(size)))
             layers.append(ACTIVATIONS[activation]())

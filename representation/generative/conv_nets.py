@@ -9,6 +9,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from representation.encoders import NatureCNN
+from representation.encoders.linear import Linear
 
 # NatureCNN's convolutions as (out_channels, kernel, stride) (Mnih et al. 2015).
 NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
@@ -37,8 +38,8 @@ class NatureDecoder(nn.Module):
         channels, height, width = data_shape
         sizes = nature_feature_maps(height, width)
         self.map_shape = (NATURE_CONVS[-1][0], *sizes[-1])
-        self.fc = nn.Sequential(nn.Linear(in_dim, features_dim), nn.ReLU(),
-                                nn.Linear(features_dim, self.map_shape[0] * sizes[-1][0] * sizes[-1][1]), nn.ReLU())
+        self.fc = nn.Sequential(Linear(in_dim, features_dim), nn.ReLU(),
+                                Linear(features_dim, self.map_shape[0] * sizes[-1][0] * sizes[-1][1]), nn.ReLU())
         layers: list[nn.Module] = []
         in_channels = NATURE_CONVS[-1][0]
         for index in reversed(range(len(NATURE_CONVS))):
@@ -74,7 +75,7 @@ class DCGANGenerator(nn.Module):
         k = dcgan_upsamplings(data_shape)
         channels = width * 2 ** (k - 1)
         self.start_shape = (channels, 4, 4)
-        self.project = nn.Sequential(nn.Linear(in_dim, channels * 16), nn.Unflatten(1, self.start_shape),
+        self.project = nn.Sequential(Linear(in_dim, channels * 16), nn.Unflatten(1, self.start_shape),
                                      nn.BatchNorm2d(channels), nn.ReLU())
         layers: list[nn.Module] = []
         for _ in range(k - 1):
@@ -107,7 +108,7 @@ class DCGANDiscriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(out_channels))
             layers.append(nn.LeakyReLU(0.2))
             channels = out_channels
-        layers += [nn.Flatten(), nn.Linear(channels * 16, 1)]
+        layers += [nn.Flatten(), Linear(channels * 16, 1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -133,7 +134,7 @@ class NatureDiscriminator(nn.Module):
     def __init__(self, in_channels: int, data_shape: Sequence[int], features_dim: int = 512):
         super().__init__()
         self.torso = NatureCNN(spaces.Box(0.0, 1.0, (in_channels, *data_shape[1:])), features_dim)
-        self.logit = nn.Linear(features_dim, 1)
+        self.logit = Linear(features_dim, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.logit(self.torso((x + 1) / 2))

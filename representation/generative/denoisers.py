@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from representation.encoders.linear import Linear
+
 
 def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:
     """Transformer position encoding of the timestep (Vaswani et al. 2017), as DDPM uses (Ho et al.
@@ -23,7 +25,7 @@ class TimeEmbedding(nn.Module):
         if dim < 2 or dim % 2:
             raise ValueError(f"the time embedding width must be even and >= 2, got {dim}")
         self.dim = dim
-        self.net = nn.Sequential(nn.Linear(dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.net = nn.Sequential(Linear(dim, dim), nn.SiLU(), Linear(dim, dim))
 
     def forward(self, t: Tensor) -> Tensor:
         return self.net(sinusoidal_embedding(t, self.dim))
@@ -38,9 +40,9 @@ class TimeConditionedMLP(nn.Module):
             raise ValueError("the DDPM MLP needs at least one hidden layer")
         self.time = TimeEmbedding(time_dim)
         widths = [dim, *[int(h) for h in hidden_sizes]]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        self.time_projections = nn.ModuleList(nn.Linear(time_dim, b) for b in widths[1:])
-        self.out = nn.Linear(widths[-1], dim)
+        self.layers = nn.ModuleList(Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.time_projections = nn.ModuleList(Linear(time_dim, b) for b in widths[1:])
+        self.out = Linear(widths[-1], dim)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         return self.out(self.features(x, t))
@@ -65,7 +67,7 @@ class ResidualBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, time_dim: int):
         super().__init__()
         self.norm0, self.conv0 = _group_norm(in_channels), nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        self.time = nn.Linear(time_dim, out_channels)
+        self.time = Linear(time_dim, out_channels)
         self.norm1, self.conv1 = _group_norm(out_channels), nn.Conv2d(out_channels, out_channels, 3, padding=1)
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 

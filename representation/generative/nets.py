@@ -7,6 +7,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
+from representation.encoders.linear import Linear
 from representation.encoders.mlp import ACTIVATIONS
 
 
@@ -17,9 +18,9 @@ def mlp(in_dim: int, hidden_sizes: Sequence[int], out_dim: int, activation: str 
     layers: list[nn.Module] = []
     width = in_dim
     for size in hidden_sizes:
-        layers += [nn.Linear(width, int(size)), ACTIVATIONS[activation]()]
+        layers += [Linear(width, int(size)), ACTIVATIONS[activation]()]
         width = int(size)
-    layers.append(nn.Linear(width, out_dim))
+    layers.append(Linear(width, out_dim))
     return nn.Sequential(*layers)
 
 

@@ -14,6 +14,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from representation.encoders import Encoder, MLPEncoder, NatureCNN
+from representation.encoders.linear import Linear
 from representation.generative.base import GenerativeModel
 from representation.generative.conv_nets import NatureDecoder
 from representation.generative.nets import label_code, mlp, unit_interval
@@ -79,8 +80,8 @@ class VAE(GenerativeModel):
                                activation)
         else:
             raise ValueError(f"a VAE takes vectors [D] or images [C, H, W], got data_shape {self.data_shape}")
-        self.mean_head = nn.Linear(self.torso.out_dim + self.num_classes, self.latent_dim)
-        self.logvar_head = nn.Linear(self.torso.out_dim + self.num_classes, self.latent_dim)
+        self.mean_head = Linear(self.torso.out_dim + self.num_classes, self.latent_dim)
+        self.logvar_head = Linear(self.torso.out_dim + self.num_classes, self.latent_dim)
         if likelihood == "gaussian":
             self.log_scale = nn.Parameter(torch.zeros(self.data_shape))
 

@@ -7,6 +7,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from representation.encoders.base import Encoder
+from representation.encoders.linear import Linear
 from representation.encoders.registry import register_encoder
 from representation.gnn.layers import check_reduction, global_pool
 from representation.gnn.body import GNNBody
@@ -39,7 +40,7 @@ class GNNEncoder(Encoder):
         self.readout = readout
         self.node_slot_dim = node_slot_dim
         self.body = GNNBody(self.node_features, hidden_dim, num_layers, layer, aggregation, 0, master_node)
-        self.slot_projection = nn.Linear(hidden_dim, node_slot_dim) if node_slot_dim else None
+        self.slot_projection = Linear(hidden_dim, node_slot_dim) if node_slot_dim else None
         self.out_dim = hidden_dim * (2 if master_node else 1) + self.max_nodes * node_slot_dim
 
     def forward(self, obs: Tensor) -> Tensor:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from representation.encoders.linear import Linear
+
 REDUCTIONS = ("sum", "mean", "max")
 
 
@@ -61,8 +63,8 @@ class MessagePassing(nn.Module):
         check_reduction("aggregation", aggregation)
         self.aggregation = aggregation
         self.edge_dim = edge_dim
-        self.message_net = nn.Sequential(nn.Linear(2 * in_dim + edge_dim, out_dim), nn.ReLU())
-        self.update_net = nn.Linear(in_dim + out_dim, out_dim)
+        self.message_net = nn.Sequential(Linear(2 * in_dim + edge_dim, out_dim), nn.ReLU())
+        self.update_net = Linear(in_dim + out_dim, out_dim)
 
     def gather(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None) -> Tensor:
         source, target = edge_index
@@ -94,7 +96,7 @@ class GCNConv(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, bias: bool = True):
         super().__init__()
-        self.linear = nn.Linear(in_dim, out_dim, bias=False)
+        self.linear = Linear(in_dim, out_dim, bias=False)
         self.bias = nn.Parameter(torch.zeros(out_dim)) if bias else None
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None) -> Tensor:
@@ -118,8 +120,8 @@ class MasterNode(nn.Module):
     def __init__(self, dim: int, reduce: str = "sum"):
         super().__init__()
         self.reduce = reduce
-        self.update_net = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU())
-        self.broadcast = nn.Linear(dim, dim)
+        self.update_net = nn.Sequential(Linear(2 * dim, dim), nn.ReLU())
+        self.broadcast = Linear(dim, dim)
 
     def forward(self, h: Tensor, u: Tensor, batch: Tensor) -> tuple[Tensor, Tensor]:
         u = self.update_net(torch.cat([u, global_pool(h, batch, u.shape[0], self.reduce)], dim=1))

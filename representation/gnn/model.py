@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from representation.encoders.io import EncoderHandOver
+from representation.encoders.linear import Linear
 from representation.files import load_tagged, save_atomic
 from representation.gnn.body import GNNBody
 from representation.gnn.graph_batch import GraphBatch
@@ -24,7 +25,7 @@ FORMAT = "reprl-gnn-v1"
 
 
 def _mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, out_dim))
+    return nn.Sequential(Linear(in_dim, hidden_dim), nn.ReLU(), Linear(hidden_dim, out_dim))
 
 
 class GNN(EncoderHandOver, nn.Module):

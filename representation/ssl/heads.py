@@ -6,6 +6,8 @@ import copy
 import torch
 from torch import nn
 
+from representation.encoders.linear import Linear
+
 
 def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2,
              batch_norm: bool = True, output_norm: bool = False) -> nn.Sequential:
@@ -20,12 +22,12 @@ def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2,
     layers: list[nn.Module] = []
     width = in_dim
     for _ in range(num_layers - 1):
-        layers.append(nn.Linear(width, hidden_dim, bias=not batch_norm))
+        layers.append(Linear(width, hidden_dim, bias=not batch_norm))
         if batch_norm:
             layers.append(nn.BatchNorm1d(hidden_dim))
         layers.append(nn.ReLU())
         width = hidden_dim
-    layers.append(nn.Linear(width, out_dim))
+    layers.append(Linear(width, out_dim))
     if output_norm:
         layers.append(nn.BatchNorm1d(out_dim))
     return nn.Sequential(*layers)

@@ -6,8 +6,9 @@ starts (acting forwards, target forwards, and training passes of forward, backwa
 step). Each pass is timed here, in eager PyTorch on the case's thread count, its network in
 PyTorch's standard memory layout as every peer runs it. A run that reaches this ceiling spends
 nothing on its own bookkeeping; going above it takes fewer or cheaper passes than a peer's
-(reprl's channels-last conv weights, ``--compile``). The ratio a case can show against SB3 is at
-most ``ceiling_sps / sb3_sps``.
+(reprl's channels-last conv weights, its large matrix products through oneDNN
+(``representation.encoders.linear``), ``--compile``). The ratio a case can show against SB3 with
+PyTorch's own kernels is at most ``ceiling_sps / sb3_sps``.
 """
 from __future__ import annotations
 

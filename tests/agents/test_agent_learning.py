@@ -22,6 +22,9 @@ def test_ppo_solves_cartpole_within_100k_steps(tmp_path):
 
 
 @pytest.mark.slow
-def test_dqn_learns_cartpole_within_20k_steps(tmp_path):
-    agent = DQN.from_env("CartPole-v1", seed=1, steps=20_000, eval_every=0)
-    assert _final_eval(agent, tmp_path / "run") >= 100
+def test_dqn_learns_cartpole_within_20k_steps_on_two_of_three_seeds(tmp_path):
+    # One seed's evaluation after 20k steps ranges from about 90 to 160 (seeds 0-4), so the test
+    # asks for most of a few seeds, as the A2C test does.
+    returns = [_final_eval(DQN.from_env("CartPole-v1", seed=seed, steps=20_000, eval_every=0), tmp_path / str(seed))
+               for seed in (0, 1, 2)]
+    assert sum(r >= 100 for r in returns) >= 2, returns

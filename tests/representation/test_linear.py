@@ -1,0 +1,82 @@
+"""``Linear``: ``nn.Linear``'s values and gradients, with large products computed by oneDNN."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from representation.encoders.linear import (ONEDNN_AVAILABLE, ONEDNN_MIN_MACS_PER_THREAD, Linear, _onednn_product,
+                                            affine, goes_to_onednn)
+
+pytestmark = pytest.mark.skipif(not ONEDNN_AVAILABLE, reason="this PyTorch build has no oneDNN")
+
+
+def _layer(in_dim: int, out_dim: int, bias: bool = True) -> Linear:
+    torch.manual_seed(0)
+    return Linear(in_dim, out_dim, bias=bias)
+
+
+def test_the_library_is_chosen_by_multiply_adds_per_thread():
+    weight = torch.randn(256, 256)
+    threads = torch.get_num_threads()
+    rows_at_threshold = ONEDNN_MIN_MACS_PER_THREAD * threads // (256 * 256)
+    assert goes_to_onednn(torch.randn(rows_at_threshold, 256), weight)
+    assert not goes_to_onednn(torch.randn(rows_at_threshold - 1, 256), weight)
+    assert not goes_to_onednn(torch.randn(rows_at_threshold, 256, dtype=torch.float64), weight.double())
+    small = _layer(4, 64)
+    x = torch.randn(8, 4)
+    assert torch.equal(small(x), F.linear(x, small.weight, small.bias))  # small products stay with MKL
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_large_products_match_nn_linear_in_value_and_gradients(bias):
+    layer = _layer(256, 192, bias)
+    reference = nn.Linear(256, 192, bias=bias)
+    reference.load_state_dict(layer.state_dict())  # the same parameters under the same names
+    x = torch.randn(3, 200, 256).requires_grad_()  # leading dims are batch: 600 rows
+    x_ref = x.detach().clone().requires_grad_()
+    y, y_ref = layer(x), reference(x_ref)
+    assert "OneDNN" in type(y.grad_fn.next_functions[0][0]).__name__  # under the view back to [3, 200, 192]
+    assert y.shape == y_ref.shape == (3, 200, 192)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
+    upstream = torch.randn_like(y)
+    (y * upstream).sum().backward()
+    (y_ref * upstream).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
+    for name, parameter in layer.named_parameters():
+        torch.testing.assert_close(parameter.grad, dict(reference.named_parameters())[name].grad, rtol=1e-5, atol=1e-4)
+
+
+def test_second_derivatives_flow_through_the_backward():
+    """TRPO's Fisher-vector products differentiate a gradient again: float32-close to the float64
+    product, within a few times ``nn.Linear``'s own float32 error (about 2x over seeds 0-5, the
+    two libraries summing in different orders)."""
+    layer = _layer(256, 256)
+    x = torch.randn(512, 256)
+    vector = torch.randn(256, 256)
+
+    def hessian_vector_product(net: nn.Module, dtype: torch.dtype) -> torch.Tensor:
+        (grad_weight,) = torch.autograd.grad(net(x.to(dtype)).tanh().square().sum(), net.weight, create_graph=True)
+        return torch.autograd.grad((grad_weight * vector.to(dtype)).sum(), net.weight)[0].double()
+
+    references = {}
+    for dtype in (torch.float32, torch.float64):
+        references[dtype] = nn.Linear(256, 256, dtype=dtype)
+        references[dtype].load_state_dict(layer.state_dict())
+    exact = hessian_vector_product(references[torch.float64], torch.float64)
+    mkl_error = (hessian_vector_product(references[torch.float32], torch.float32) - exact).abs().max()
+    onednn_error = (hessian_vector_product(layer, torch.float32) - exact).abs().max()
+    assert onednn_error < 4 * mkl_error, (onednn_error, mkl_error)
+    assert onednn_error < 1e-5 * exact.abs().max()
+
+
+def test_strided_inputs_and_the_no_grad_path():
+    layer = _layer(256, 256)
+    x = torch.randn(256, 512)[:, ::2]  # every other column: not contiguous
+    with torch.no_grad():
+        y = layer(x)
+    assert y.grad_fn is None
+    assert torch.equal(y, _onednn_product(x.contiguous(), layer.weight, layer.bias))
+    torch.testing.assert_close(y, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+    assert torch.equal(affine(x, layer.weight, layer.bias), affine(x, layer.weight, layer.bias))  # run to run
