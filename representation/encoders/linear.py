@@ -12,8 +12,8 @@ multiply-adds and 0.44-0.47x from 16 M; on two threads 0.87x at 4.2 M, 0.53x at 
 
 The result is the same product up to rounding (the two sum in different orders). Which library
 computes a product depends only on its shape, its device and dtype and the thread count, so a
-seeded run computes the same numbers each time it runs. ``torch.compile`` traces ``F.linear``
-and leaves the choice of kernel to inductor.
+seeded run computes the same numbers each time it runs. ``torch.compile`` and ``torch.func``'s
+transforms see ``F.linear``, and inductor chooses its own kernels.
 """
 from __future__ import annotations
 
@@ -33,8 +33,14 @@ def _onednn_product(rows: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor
 def goes_to_onednn(rows: Tensor, weight: Tensor) -> bool:
     """Whether ``rows [N, in] @ weight^T [in, out]`` runs through oneDNN (see the module's note)."""
     return (ONEDNN_AVAILABLE and rows.device.type == "cpu" and rows.dtype == weight.dtype == torch.float32
-            and rows.dim() == 2 and not torch.compiler.is_compiling()
+            and rows.dim() == 2 and not torch.compiler.is_compiling() and not _inside_a_transform(rows, weight)
             and rows.shape[0] * rows.shape[1] * weight.shape[0] >= ONEDNN_MIN_MACS_PER_THREAD * torch.get_num_threads())
+
+
+def _inside_a_transform(*tensors: Tensor) -> bool:
+    """Whether ``torch.func`` (``vmap``, as ``agents.seed_stack`` runs CNNs) wraps any of
+    ``tensors``: the oneDNN op has no batching rule nor autograd formula of its own."""
+    return any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
 
 
 class _OneDNNAffine(torch.autograd.Function):

@@ -19,6 +19,7 @@ from agents.multi_seed_on_policy import StackedActorCritic
 from agents.multi_seed_sac import StackedPolicyHead, StackedTwinQ
 from agents.runner import CHECKPOINT, Runner
 from agents.seed_stack import SeedStack
+from representation.encoders.linear import Linear, goes_to_onednn
 from test_resume import Crash, crash_after
 
 RUN = dict(steps=1_024, num_envs=4, eval_every=512, eval_episodes=2, log_every=256, checkpoint_every=256,
@@ -90,6 +91,27 @@ def test_seed_stack_gradients_and_clipping_are_per_copy(layer_norm):
         assert torch.allclose(norms[k], expected_norm, rtol=1e-5)
         for stacked, own in zip(stack.stacked, network.parameters()):
             assert torch.allclose(stacked.grad[k], own.grad, rtol=1e-4, atol=1e-7)
+
+
+def test_copies_with_large_products_compute_copy_by_copy_what_each_network_computes():
+    """Layers whose product goes to oneDNN (``representation.encoders.linear``) run copy by copy:
+    each copy's outputs and gradients are its own network's to the bit, whatever K."""
+    networks = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        networks.append(nn.Sequential(Linear(256, 256), nn.ReLU(), Linear(256, 4)))
+    inputs = torch.randn(3, 128, 256)  # 128 x 256 x 256 multiply-adds a copy: past the threshold
+    assert goes_to_onednn(inputs[0], networks[0][0].weight)
+    stacks = [SeedStack(networks), SeedStack(networks[1:2])]
+    outputs = [stack.call("forward", rows) for stack, rows in zip(stacks, (inputs, inputs[1:2]))]
+    for stack, output in zip(stacks, outputs):
+        output.square().sum().backward()
+    for k, network in enumerate(networks):
+        own = network(inputs[k])
+        own.square().sum().backward()
+        assert torch.equal(outputs[0][k], own)
+        assert all(torch.equal(stacked.grad[k], p.grad) for stacked, p in zip(stacks[0].stacked, network.parameters()))
+    assert torch.equal(outputs[1][0], outputs[0][1])  # a lone copy, as the second of three
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])

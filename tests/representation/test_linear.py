@@ -80,3 +80,16 @@ def test_strided_inputs_and_the_no_grad_path():
     assert torch.equal(y, _onednn_product(x.contiguous(), layer.weight, layer.bias))
     torch.testing.assert_close(y, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
     assert torch.equal(affine(x, layer.weight, layer.bias), affine(x, layer.weight, layer.bias))  # run to run
+
+
+def test_under_vmap_the_layer_is_f_linear_with_its_gradients():
+    """``agents.seed_stack`` runs CNN copies under ``torch.func.vmap``, where the oneDNN op has
+    neither a batching rule nor gradients: the layer must fall back to ``F.linear`` there."""
+    weight = torch.randn(3, 512, 1024, requires_grad=True)
+    x = torch.randn(3, 32, 1024)
+
+    def vmapped(product):
+        y = torch.func.vmap(lambda w, rows: product(rows, w))(weight, x)
+        return y, torch.autograd.grad(y.square().sum(), weight)[0]
+
+    assert all(torch.equal(a, b) for a, b in zip(vmapped(affine), vmapped(F.linear)))
