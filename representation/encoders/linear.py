@@ -30,11 +30,14 @@ def _onednn_product(rows: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor
     return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")
 
 
-def goes_to_onednn(rows: Tensor, weight: Tensor) -> bool:
-    """Whether ``rows [N, in] @ weight^T [in, out]`` runs through oneDNN (see the module's note)."""
-    return (ONEDNN_AVAILABLE and rows.device.type == "cpu" and rows.dtype == weight.dtype == torch.float32
-            and rows.dim() == 2 and not torch.compiler.is_compiling() and not _inside_a_transform(rows, weight)
-            and rows.shape[0] * rows.shape[1] * weight.shape[0] >= ONEDNN_MIN_MACS_PER_THREAD * torch.get_num_threads())
+def goes_to_onednn(x: Tensor, weight: Tensor) -> bool:
+    """Whether ``x [..., in] @ weight^T [in, out]`` runs through oneDNN (see the module's note).
+    Under ``torch.compile`` the answer is no before anything is traced; otherwise the size comes
+    next, as the small products of every env step end the test there."""
+    return (not torch.compiler.is_compiling()
+            and x.numel() * weight.shape[0] >= ONEDNN_MIN_MACS_PER_THREAD * torch.get_num_threads()
+            and ONEDNN_AVAILABLE and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and not _inside_a_transform(x, weight))
 
 
 def _inside_a_transform(*tensors: Tensor) -> bool:
@@ -65,13 +68,13 @@ class _OneDNNAffine(torch.autograd.Function):
 
 def affine(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear(x, weight, bias)`` (``x [..., in]``), through oneDNN where it is faster."""
-    rows = x.reshape(-1, x.shape[-1]) if x.dim() != 2 else x
-    if not goes_to_onednn(rows, weight):
+    if not goes_to_onednn(x, weight):
         return F.linear(x, weight, bias)
+    rows = x.reshape(-1, x.shape[-1])
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                               or (bias is not None and bias.requires_grad))
     out = _OneDNNAffine.apply(rows, weight, bias) if needs_grad else _onednn_product(rows, weight, bias)
-    return out.view(*x.shape[:-1], weight.shape[0]) if x.dim() != 2 else out
+    return out.view(*x.shape[:-1], weight.shape[0])
 
 
 class Linear(nn.Linear):
