@@ -1,19 +1,19 @@
 """``nn.Linear`` whose large matrix products run through oneDNN on the CPU.
 
-PyTorch's CPU ``addmm`` calls MKL's ``sgemm``. On CPUs other than Intel's, MKL does not use
-AVX-512: on the AMD EPYC (Zen 4) reprl is measured on, one thread, MKL's ``sgemm`` runs at about
-108 GFLOP/s on 256 x 256 x 256 against oneDNN's 235 (``MKL_VERBOSE`` names its code path "Intel(R)
-Architecture processors", the generic one). oneDNN, which PyTorch already ships for its CPU
-convolutions, picks its kernels by the instructions a CPU has, whoever made it; on Intel CPUs the
-two are on a par. oneDNN costs some 10 us more a call, so below ``ONEDNN_MIN_MACS_PER_THREAD``
-multiply-adds a thread the product stays with MKL (timed on [B, in] x [in, out] products,
-B = 32-2,048, in and out 4-3,136: on one thread oneDNN took 0.79x MKL's time at 2.1 M
-multiply-adds and 0.44-0.47x from 16 M; on two threads 0.87x at 4.2 M, 0.53x at 16.8 M).
+PyTorch's CPU ``addmm`` calls MKL's ``sgemm``, which on the AMD EPYC reprl is measured on runs
+without AVX-512 although the CPU has it (``MKL_VERBOSE`` names the code path "Intel(R)
+Architecture processors", the generic one): on one thread about 108 GFLOP/s on 256 x 256 x 256
+against oneDNN's 235. oneDNN, which PyTorch already ships for its CPU convolutions, picks its
+kernels by the instructions the CPU has. It costs some 10 us more a call, so below
+``ONEDNN_MIN_MACS_PER_THREAD`` multiply-adds a thread the product stays with MKL (timed on
+[B, in] x [in, out] products, B = 32-2,048, in and out 4-3,136: on one thread oneDNN took
+0.52-0.79x MKL's time at 2.1 M multiply-adds and 0.45-0.52x from 16 M; on two threads 0.86x
+at 4.2 M and 0.53x at 16.8 M).
 
 The result is the same product up to rounding (the two sum in different orders). Which library
 computes a product depends only on its shape, its device and dtype and the thread count, so a
-seeded run computes the same numbers each time it runs. ``torch.compile`` and ``torch.func``'s
-transforms see ``F.linear``, and inductor chooses its own kernels.
+seeded run computes the same numbers each time it runs. ``torch.compile``, ``torch.func``'s
+transforms and CPU autocast see ``F.linear`` (inductor then chooses its own kernels).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def goes_to_onednn(x: Tensor, weight: Tensor) -> bool:
     return (not torch.compiler.is_compiling()
             and x.numel() * weight.shape[0] >= ONEDNN_MIN_MACS_PER_THREAD * torch.get_num_threads()
             and ONEDNN_AVAILABLE and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
-            and not _inside_a_transform(x, weight))
+            and not torch.is_autocast_enabled("cpu") and not _inside_a_transform(x, weight))
 
 
 def _inside_a_transform(*tensors: Tensor) -> bool:

@@ -93,3 +93,11 @@ def test_under_vmap_the_layer_is_f_linear_with_its_gradients():
         return y, torch.autograd.grad(y.square().sum(), weight)[0]
 
     assert all(torch.equal(a, b) for a, b in zip(vmapped(affine), vmapped(F.linear)))
+
+
+def test_under_cpu_autocast_the_layer_casts_as_nn_linear_does():
+    layer = _layer(256, 256)
+    x = torch.randn(256, 256)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
+        assert layer(x).dtype == torch.bfloat16
