@@ -53,7 +53,10 @@ class A2C(OnPolicyRollouts, Agent):
     # rl-baselines3-zoo hyperparams/a2c.yml: CartPole-v1 (n_envs 8, ent_coef 0, 5e5 steps) on SB3's
     # defaults with its MlpPolicy (separate 64-64 tanh actor and critic); Atari (n_envs 16,
     # ent_coef 0.01, vf_coef 0.25, RMSprop eps 1e-5); Pendulum-v1 (n_envs 8, n_steps 8, gamma 0.9,
-    # gae_lambda 0.9, vf_coef 0.4, normalised observations; its gSDE is not implemented here).
+    # gae_lambda 0.9, vf_coef 0.4, normalised observations; its gSDE is not implemented here); other
+    # continuous-action envs (n_envs 4, n_steps 8, gamma 0.99, gae_lambda 0.9, vf_coef 0.4, lr 7e-4
+    # decayed to 0, normalised observations and rewards: its LunarLanderContinuous-v2 and PyBullet
+    # entries, again without gSDE).
     presets = {
         "classic": dict(num_envs=8, num_steps=5, advantage="nstep", gamma=0.99, ent_coef=0.0, vf_coef=0.5,
                         learning_rate=7e-4, max_grad_norm=0.5, shared_encoder=False, torch_threads=1,
@@ -62,6 +65,10 @@ class A2C(OnPolicyRollouts, Agent):
                       learning_rate=7e-4, max_grad_norm=0.5, shared_encoder=True, encoder="nature",
                       eval_every=100_000, checkpoint_every=100_000, log_every=10_000,
                       env_options={"episodic_life": True}),
+        "box": dict(num_envs=4, num_steps=8, advantage="gae", gae_lambda=0.9, gamma=0.99, ent_coef=0.0, vf_coef=0.4,
+                    learning_rate=7e-4, anneal_lr=True, max_grad_norm=0.5, normalize_obs=True, normalize_reward=True,
+                    log_std_init=-2.0, shared_encoder=False, torch_threads=1,
+                    encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"}),
         "Pendulum-v1": dict(num_envs=8, num_steps=8, advantage="gae", gae_lambda=0.9, gamma=0.9, ent_coef=0.0,
                             vf_coef=0.4, learning_rate=7e-4, anneal_lr=True, max_grad_norm=0.5,
                             normalize_obs=True, log_std_init=-2.0, shared_encoder=False, torch_threads=1,

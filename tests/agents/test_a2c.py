@@ -93,6 +93,18 @@ def test_online_one_step_actor_critic_runs(shared, tmp_path):
     assert all(not torch.equal(a, b) for a, b in zip(before, agent.net.parameters()))
 
 
+def test_continuous_envs_get_the_zoo_settings_and_pendulum_its_own(tmp_path):
+    agent = A2C.from_env("MountainCarContinuous-v0", steps=320, eval_every=0, eval_episodes=1)
+    box = agent.config
+    assert (box.num_envs, box.num_steps, box.advantage, box.gae_lambda, box.gamma, box.vf_coef) == (4, 8, "gae", 0.9,
+                                                                                                    0.99, 0.4)
+    assert box.normalize_obs and box.normalize_reward and box.anneal_lr and box.torch_threads == 1
+    assert box.log_std_init == -2.0
+    assert A2C.from_env("Pendulum-v1").config.gamma == 0.9
+    agent.learn(run_dir=tmp_path / "run", progress=False)
+    assert agent.iteration == 10  # 320 steps of 4 envs x 8
+
+
 RESUME = {
     "a2c": (A2C, "CartPole-v1", dict(steps=1_000, num_envs=4, num_steps=5, checkpoint_every=300, log_every=100)),
     "reinforce": (REINFORCE, "CartPole-v1", dict(steps=2_000, num_envs=4, episodes_per_update=4, num_steps=200,
