@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from representation.encoders.linear import Linear
+from representation.encoders.linear import Linear, affine
 
 
 class NoisyLinear(nn.Module):
@@ -49,9 +49,9 @@ class NoisyLinear(nn.Module):
 
     def forward(self, x: Tensor, noise: bool = True) -> Tensor:
         if not noise:
-            return nn.functional.linear(x, self.weight_mu, self.bias_mu)
+            return affine(x, self.weight_mu, self.bias_mu)
         weight = self.weight_mu + self.weight_sigma * torch.outer(self.eps_out, self.eps_in)
-        return nn.functional.linear(x, weight, self.bias_mu + self.bias_sigma * self.eps_out)
+        return affine(x, weight, self.bias_mu + self.bias_sigma * self.eps_out)
 
 
 class QHead(nn.Module):
