@@ -11,7 +11,7 @@ from torch.distributions import Categorical, Independent, Normal
 
 from representation.encoders import (Encoder, default_encoder_name, load_encoder_weights, make_encoder,
                                      read_encoder_file)
-from representation.encoders.linear import Linear
+from representation.linear import Linear
 from representation.files import load_tagged
 
 

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from representation.encoders.linear import Linear, affine
+from representation.linear import Linear, affine
 
 
 class NoisyLinear(nn.Module):

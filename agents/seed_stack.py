@@ -28,7 +28,7 @@ from torch.func import stack_module_state, vmap
 
 from agents.q_heads import NoisyLinear
 from representation.encoders.activations import Tanh
-from representation.encoders.linear import affine, goes_to_onednn
+from representation.linear import affine, goes_to_onednn
 
 
 class SeedStack(nn.Module):

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from representation.augmentations import Augmentation, GaussianNoise, RandomShift
 from representation.aux.base import AuxObjective, check_non_negative, register_aux
 from representation.encoders import Encoder, is_image_space
-from representation.encoders.linear import Linear
+from representation.linear import Linear
 from representation.ssl.heads import frozen_copy, momentum_update_
 from representation.ssl.losses import n_pair_loss
 

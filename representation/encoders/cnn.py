@@ -8,7 +8,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from representation.encoders.base import Encoder
-from representation.encoders.linear import Linear
+from representation.linear import Linear
 
 
 def _scaled(obs: Tensor) -> Tensor:

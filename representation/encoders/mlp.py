@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from representation.encoders.activations import Tanh
 from representation.encoders.base import Encoder, flat_input_dim, to_flat_float
-from representation.encoders.linear import Linear
+from representation.linear import Linear
 
 ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 

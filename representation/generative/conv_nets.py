@@ -9,7 +9,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from representation.encoders import NatureCNN
-from representation.encoders.linear import Linear
+from representation.linear import Linear
 
 # NatureCNN's convolutions as (out_channels, kernel, stride) (Mnih et al. 2015).
 NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))

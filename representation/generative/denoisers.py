@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from representation.encoders.linear import Linear
+from representation.linear import Linear
 
 
 def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:

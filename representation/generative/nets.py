@@ -7,7 +7,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from representation.encoders.linear import Linear
+from representation.linear import Linear
 from representation.encoders.mlp import ACTIVATIONS
 
 

@@ -14,7 +14,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from representation.encoders import Encoder, MLPEncoder, NatureCNN
-from representation.encoders.linear import Linear
+from representation.linear import Linear
 from representation.generative.base import GenerativeModel
 from representation.generative.conv_nets import NatureDecoder
 from representation.generative.nets import label_code, mlp, unit_interval

@@ -7,7 +7,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from representation.encoders.base import Encoder
-from representation.encoders.linear import Linear
+from representation.linear import Linear
 from representation.encoders.registry import register_encoder
 from representation.gnn.layers import check_reduction, global_pool
 from representation.gnn.body import GNNBody

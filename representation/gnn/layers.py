@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from representation.encoders.linear import Linear
+from representation.linear import Linear
 
 REDUCTIONS = ("sum", "mean", "max")
 

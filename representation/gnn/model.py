@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from representation.encoders.io import EncoderHandOver
-from representation.encoders.linear import Linear
+from representation.linear import Linear
 from representation.files import load_tagged, save_atomic
 from representation.gnn.body import GNNBody
 from representation.gnn.graph_batch import GraphBatch

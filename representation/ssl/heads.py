@@ -6,7 +6,7 @@ import copy
 import torch
 from torch import nn
 
-from representation.encoders.linear import Linear
+from representation.linear import Linear
 
 
 def mlp_head(in_dim: int, hidden_dim: int, out_dim: int, num_layers: int = 2,

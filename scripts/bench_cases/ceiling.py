@@ -7,7 +7,7 @@ step). Each pass is timed here, in eager PyTorch on the case's thread count, its
 PyTorch's standard memory layout as every peer runs it. A run that reaches this ceiling spends
 nothing on its own bookkeeping; going above it takes fewer or cheaper passes than a peer's
 (reprl's channels-last conv weights, its large matrix products through oneDNN
-(``representation.encoders.linear``), ``--compile``). The ratio a case can show against SB3 with
+(``representation.linear``), ``--compile``). The ratio a case can show against SB3 with
 PyTorch's own kernels is at most ``ceiling_sps / sb3_sps``.
 """
 from __future__ import annotations

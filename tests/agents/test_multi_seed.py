@@ -19,7 +19,7 @@ from agents.multi_seed_on_policy import StackedActorCritic
 from agents.multi_seed_sac import StackedPolicyHead, StackedTwinQ
 from agents.runner import CHECKPOINT, Runner
 from agents.seed_stack import SeedStack
-from representation.encoders.linear import Linear, goes_to_onednn
+from representation.linear import Linear, goes_to_onednn
 from test_resume import Crash, crash_after
 
 RUN = dict(steps=1_024, num_envs=4, eval_every=512, eval_episodes=2, log_every=256, checkpoint_every=256,
@@ -94,7 +94,7 @@ def test_seed_stack_gradients_and_clipping_are_per_copy(layer_norm):
 
 
 def test_copies_with_large_products_compute_copy_by_copy_what_each_network_computes():
-    """Layers whose product goes to oneDNN (``representation.encoders.linear``) run copy by copy:
+    """Layers whose product goes to oneDNN (``representation.linear``) run copy by copy:
     each copy's outputs and gradients are its own network's to the bit, whatever K."""
     networks = []
     for seed in range(3):

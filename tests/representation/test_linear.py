@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from representation.encoders.linear import (ONEDNN_AVAILABLE, ONEDNN_MIN_MACS_PER_THREAD, Linear, _onednn_product,
+from representation.linear import (ONEDNN_AVAILABLE, ONEDNN_MIN_MACS_PER_THREAD, Linear, _onednn_product,
                                             affine, goes_to_onednn)
 
 pytestmark = pytest.mark.skipif(not ONEDNN_AVAILABLE, reason="this PyTorch build has no oneDNN")
