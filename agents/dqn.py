@@ -14,7 +14,7 @@ the loss is always weighted by ``batch.weights`` and priorities are always repor
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -117,6 +117,7 @@ class DQN(Agent):
     config: DQNConfig
     compiled_methods = ("loss",)
     acting_methods = ("greedy_action",)
+    sample_dim = 0  # the batch dimension of replay samples (K stacked seeds' samples are [K, B])
     # rl-baselines3-zoo's tuned CartPole values; CleanRL's dqn_atari.py for Atari (Mnih et al. 2015,
     # Extended Data Table 1); Rainbow's Atari values from Hessel et al. 2018, Table 1 and appendix.
     presets = {
@@ -275,7 +276,7 @@ class DQN(Agent):
     def loss(self, batch: Batch, epsilon: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """The TD loss weighted by ``batch.weights`` (a mean over the last batch dimension, so
         ``[K, B]`` batches of K stacked seeds give K losses), the new priorities and the detached terms."""
-        target = self.td_target(batch, epsilon)
+        target = self.td_target(batch, epsilon) if batch.target is None else batch.target
         out = self.q(batch.obs, encoded=self.config.replay_features)
         action = batch.action.long().unsqueeze(-1)
         if self.config.distributional:
@@ -312,10 +313,16 @@ class DQN(Agent):
     def training_batches(self):
         """One batch per gradient step of a training round. Uniform samples are i.i.d. and the
         buffer does not change within a round, so they are drawn in one call (a large saving for
-        small networks); prioritized ones are drawn one by one, after each priority update."""
+        small networks), and where the targets depend on the target network alone, which changes
+        only between rounds, they are computed for the whole round in one forward pass (a compiled
+        loss keeps computing its own, in its one graph); prioritized samples are drawn one by one,
+        after each priority update."""
         cfg = self.config
         if not cfg.prioritized:
-            yield from self.buffer.sample(cfg.batch_size * cfg.gradient_steps).chunk(cfg.gradient_steps)
+            sample = self.buffer.sample(cfg.batch_size * cfg.gradient_steps)
+            if cfg.gradient_steps > 1 and not (cfg.double or cfg.noisy or cfg.compile):
+                sample = replace(sample, target=self.td_target(sample))
+            yield from sample.chunk(cfg.gradient_steps, dim=self.sample_dim)
             return
         for _ in range(cfg.gradient_steps):
             yield self.buffer.sample(cfg.batch_size, beta=self.priority_beta())

@@ -49,6 +49,7 @@ class MultiSeedDQN(MultiSeed, DQN):
     """DQN (double, dueling, n-step, C51, SARSA targets) for K seeds at once."""
 
     seed_agent_class = DQN
+    sample_dim = 1  # one [K, batch_size] batch per gradient step
     stacked_networks = {"q": StackedQNetwork, "q_target": StackedQNetwork}
 
     def __init__(self, config: DQNConfig, observation_space: spaces.Space, action_space: spaces.Space,
@@ -72,15 +73,6 @@ class MultiSeedDQN(MultiSeed, DQN):
 
     def reset_noise(self, network: StackedQNetwork) -> None:
         network.reset_noise(self.generators)
-
-    def training_batches(self):
-        """One ``[K, batch_size]`` batch per gradient step, drawn as in ``DQN``: uniform ones at
-        once, prioritized ones one by one."""
-        cfg = self.config
-        if cfg.prioritized:
-            yield from super().training_batches()
-            return
-        yield from self.buffer.sample(cfg.batch_size * cfg.gradient_steps).chunk(cfg.gradient_steps, dim=1)
 
     def setup_training(self, num_envs: int) -> None:
         cfg = self.config

@@ -17,6 +17,10 @@ class Batch:
     ``discount`` is the factor in front of the bootstrap value, ``gamma ** k`` where ``k`` is the
     number of rewards summed into ``reward`` (1 for one-step replay), so every value-based target
     reads ``reward + discount * (1 - terminated) * next_value``.
+
+    ``target``, where set, is that target already computed (``[B]``, or ``[B, atoms]`` for a
+    distribution) for a larger batch this one was cut from: a DQN round's gradient steps share
+    one target network, so their targets come from one forward pass.
     """
 
     obs: Tensor | None = None
@@ -32,6 +36,7 @@ class Batch:
     advantage: Tensor | None = None
     returns: Tensor | None = None
     next_action: Tensor | None = None
+    target: Tensor | None = None
 
     def chunk(self, chunks: int, dim: int = 0) -> list["Batch"]:
         """Splits along the batch dimension ``dim`` into ``chunks`` equal batches (e.g. one per gradient step)."""

@@ -1,4 +1,7 @@
 """DQN's targets and loss against hand computation on fixed Q tables."""
+from dataclasses import replace
+
+import pytest
 import torch
 
 from agents import DQN
@@ -29,6 +32,38 @@ def test_weighted_huber_loss_and_gradient_step():
     table = torch.tensor(ONLINE)
     table[[0, 1, 2], [1, 0, 1]] -= 0.1 * grad
     torch.testing.assert_close(agent.q.table.detach(), table)
+
+
+def test_the_loss_takes_a_precomputed_target():
+    agent = make_agent(loss="huber")
+    q_taken = torch.tensor([ONLINE[0][1], ONLINE[1][0], ONLINE[2][1]])
+    loss, priority, _ = agent.loss(replace(batch(), target=q_taken), agent.current_epsilon())
+    assert float(loss.detach()) == 0.0 and torch.equal(priority, torch.zeros(3))
+
+
+@pytest.mark.parametrize("settings, shared", [({}, True), ({"target": "expected_sarsa"}, True),
+                                              ({"distributional": True}, True), ({"double": True}, False),
+                                              ({"noisy": True}, False), ({"gradient_steps": 1}, False)])
+def test_a_rounds_targets_come_from_one_target_pass_where_only_the_target_network_sets_them(settings, shared):
+    """The target network changes only between rounds: its targets for a round's gradient steps
+    are those each step would compute (double DQN's and NoisyNet's change within the round)."""
+    agent = DQN.from_env("CartPole-v1", batch_size=8, **{"gradient_steps": 4, **settings})
+    agent.setup_training(num_envs=2)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        agent.buffer.add(torch.randn(2, 4, generator=generator), torch.randint(0, 2, (2,), generator=generator),
+                         torch.ones(2), torch.randn(2, 4, generator=generator), torch.rand(2, generator=generator) < 0.1,
+                         torch.zeros(2, dtype=torch.bool))
+    passes = []
+    agent.q_target.register_forward_hook(lambda module, args, out: passes.append(len(args[0])))
+    batches = list(agent.training_batches())
+    assert len(batches) == agent.config.gradient_steps
+    if not shared:
+        assert all(b.target is None for b in batches) and passes == []
+        return
+    assert passes == [8 * 4]
+    for b in batches:
+        torch.testing.assert_close(b.target, agent.td_target(b), rtol=0, atol=1e-6)
 
 
 def test_epsilon_decays_linearly_then_stays():
