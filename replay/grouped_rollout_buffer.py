@@ -52,6 +52,9 @@ class GroupedRolloutBuffer(RolloutBuffer):
         if not 1 <= num_minibatches <= per_group or epochs < 1:
             raise ValueError(f"need 1 <= num_minibatches <= {per_group} and epochs >= 1, got "
                              f"{num_minibatches}, {epochs}")
+        if num_minibatches == 1:  # as the ungrouped buffer: the whole rollout, no draw
+            yield from [grouped] * epochs
+            return
         rows = torch.arange(self.num_groups, device=self.device).unsqueeze(1)
         for _ in range(epochs):
             order = torch.stack([torch.randperm(per_group, generator=g, device=g.device) for g in self.generators])

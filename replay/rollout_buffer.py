@@ -116,12 +116,16 @@ class RolloutBuffer:
     def minibatches(self, num_minibatches: int, epochs: int,
                     generator: torch.Generator | None = None) -> Iterator[Batch]:
         """``epochs`` passes over the flattened ``T * N`` steps, each in a fresh random order,
-        cut into ``num_minibatches`` nearly equal minibatches."""
+        cut into ``num_minibatches`` nearly equal minibatches; one minibatch is the whole rollout
+        in storage order each time (a mean over all of it needs no shuffle; no random draw)."""
         flat = self.whole_rollout()
         total = self.num_steps * self.num_envs
         if not 1 <= num_minibatches <= total or epochs < 1:
             raise ValueError(f"need 1 <= num_minibatches <= {total} and epochs >= 1, got "
                              f"{num_minibatches}, {epochs}")
+        if num_minibatches == 1:
+            yield from [flat] * epochs
+            return
         for _ in range(epochs):
             order = torch.randperm(total, generator=generator,
                                    device=generator.device if generator is not None else "cpu")

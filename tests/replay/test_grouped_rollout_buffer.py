@@ -32,15 +32,17 @@ def data() -> dict[str, torch.Tensor]:
             "last_value": torch.randn(GROUPS * N, generator=g)}
 
 
-def test_each_group_gets_the_minibatches_of_its_envs_alone(data):
+@pytest.mark.parametrize("num_minibatches", [4, 1])
+def test_each_group_gets_the_minibatches_of_its_envs_alone(data, num_minibatches):
     grouped = filled(GroupedRolloutBuffer(T, GROUPS * N, OBS, ACTIONS, "cpu",
                                           [torch.Generator().manual_seed(s) for s in (5, 6, 7)]),
                      data, slice(0, GROUPS * N))
-    batches = list(grouped.minibatches(num_minibatches=4, epochs=2))
-    assert len(batches) == 8 and batches[0].obs.shape == (GROUPS, T * N // 4, 2)
+    batches = list(grouped.minibatches(num_minibatches=num_minibatches, epochs=2))
+    assert len(batches) == 2 * num_minibatches and batches[0].obs.shape == (GROUPS, T * N // num_minibatches, 2)
     for k, seed in enumerate((5, 6, 7)):
         alone = filled(RolloutBuffer(T, N, OBS, ACTIONS), data, slice(k * N, (k + 1) * N))
-        expected = list(alone.minibatches(num_minibatches=4, epochs=2, generator=torch.Generator().manual_seed(seed)))
+        expected = list(alone.minibatches(num_minibatches=num_minibatches, epochs=2,
+                                          generator=torch.Generator().manual_seed(seed)))
         for batch, single in zip(batches, expected, strict=True):
             for name in ("obs", "action", "log_prob", "value", "advantage", "returns", "reward", "terminated"):
                 assert torch.equal(getattr(batch, name)[k], getattr(single, name)), name

@@ -50,6 +50,20 @@ def test_finish_computes_gae_and_minibatches_cover_every_step_each_epoch():
     assert all(torch.equal(x.obs, y.obs) for x, y in zip(batches, again))
 
 
+def test_one_minibatch_is_the_whole_rollout_in_storage_order_without_a_draw():
+    buffer = RolloutBuffer(6, 4, OBS, ACTIONS)
+    data = _fill(buffer, 0)
+    buffer.finish(torch.randn(4), 0.9, 0.8)
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    batches = list(buffer.minibatches(1, epochs=3, generator=generator))
+    assert len(batches) == 3 and torch.equal(generator.get_state(), state)
+    whole = buffer.whole_rollout()
+    for batch in batches:
+        assert torch.equal(batch.obs, data["obs"].flatten(0, 1))
+        assert all(torch.equal(getattr(batch, name), getattr(whole, name)) for name in buffer.fields())
+
+
 def test_truncation_without_final_value_is_refused_and_the_buffer_restarts_after_finish():
     buffer = RolloutBuffer(2, 1, OBS, ACTIONS)
     args = (torch.zeros(1, 3), torch.zeros(1, dtype=torch.long), torch.zeros(1), torch.zeros(1), torch.ones(1))
