@@ -171,7 +171,11 @@ class Agent(nn.Module):
         """Backward of ``loss`` (plus the joint auxiliary loss on ``batch``), gradient clipping by
         global norm, the step, then the separate auxiliary step; returns the auxiliary metrics."""
         aux_loss, metrics = self.auxiliary_loss(batch) if batch is not None else (0.0, {})
-        optimizer.zero_grad(set_to_none=True)
+        flat = getattr(optimizer, "flat_parameters", None)  # agents.flat_parameters
+        if flat is None:
+            optimizer.zero_grad(set_to_none=True)
+        else:
+            flat.zero_grad()
         (loss + aux_loss).sum().backward()  # a sum over seeds when K seeds are stacked
         if max_grad_norm > 0:
             self.clip_gradients(optimizer, max_grad_norm)
@@ -183,11 +187,18 @@ class Agent(nn.Module):
     def clip_gradients(self, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> None:
         """Scales the gradients of ``optimizer``'s parameters to global L2 norm <= ``max_grad_norm``:
         ``nn.utils.clip_grad_norm_``'s arithmetic, op for op, without its per-call grouping of the
-        tensors by device and dtype (all of an agent's live on one device)."""
-        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        tensors by device and dtype (all of an agent's live on one device). A flat optimiser's
+        norm is taken parameter by parameter all the same, so its value does not change."""
+        flat = getattr(optimizer, "flat_parameters", None)
+        grads = (flat.gradients if flat is not None else
+                 [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None])
         if grads:
             total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-            torch._foreach_mul_(grads, (max_grad_norm / (total_norm + 1e-6)).clamp_(max=1.0))
+            scale = (max_grad_norm / (total_norm + 1e-6)).clamp_(max=1.0)
+            if flat is None:
+                torch._foreach_mul_(grads, scale)
+            else:
+                flat.grad.mul_(scale)
 
     def auxiliary_view(self, batch: Batch) -> Batch:
         """The batch an off-policy agent's update trains on (CURL may share its augmented anchor)."""

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from agents.base import Agent
 from agents.config import option
+from agents.flat_parameters import flat_optimizer
 from agents.on_policy import OnPolicyConfig, OnPolicyRollouts
 from replay import Batch
 
@@ -76,8 +77,8 @@ class PPO(OnPolicyRollouts, Agent):
         super().__init__(config, observation_space, action_space)
         self.init_actor_critic(observation_space, action_space)
         trainable = [p for p in self.net.parameters() if p.requires_grad] + self.attach_auxiliary(self.net.encoder)
-        self.optimizer = torch.optim.Adam(trainable, lr=config.learning_rate, eps=config.adam_eps,
-                                          fused=self.device.type in ("cpu", "cuda"))
+        self.optimizer = flat_optimizer(torch.optim.Adam, trainable, lr=config.learning_rate, eps=config.adam_eps,
+                                        fused=self.device.type in ("cpu", "cuda"))
 
     def update(self, batch: Batch, clip_coef: float | None = None) -> dict[str, Tensor]:
         """One step on ``batch``; every mean runs over the last dimension, so batches of

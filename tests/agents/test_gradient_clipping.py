@@ -1,4 +1,5 @@
-"""``Agent.clip_gradients`` against ``torch.nn.utils.clip_grad_norm_``."""
+"""``Agent.clip_gradients`` against ``torch.nn.utils.clip_grad_norm_``, for a plain optimiser and
+for a flat one (``agents.flat_parameters``, as PPO's)."""
 from __future__ import annotations
 
 import pytest
@@ -8,28 +9,38 @@ from torch import nn
 from agents import PPO
 
 
+@pytest.mark.parametrize("flat", [False, True])
 @pytest.mark.parametrize("max_norm", [1e-3, 1e3])  # clipped, and left as it is
-def test_clip_gradients_equals_torch_clip_grad_norm_bit_for_bit(max_norm):
+def test_clip_gradients_equals_torch_clip_grad_norm_bit_for_bit(max_norm, flat):
     agent = PPO.from_env("CartPole-v1", num_envs=2)
-    params = [p for group in agent.optimizer.param_groups for p in group["params"]]
+    params = list(agent.net.parameters())
+    optimizer = agent.optimizer if flat else torch.optim.Adam(params)
+    assert (getattr(optimizer, "flat_parameters", None) is not None) == flat
     generator = torch.Generator().manual_seed(0)
-    for p in params[1:]:
-        p.grad = torch.randn(p.shape, generator=generator) * 1e-4  # total norm ~0.01: the 1e-6 of the divisor counts
-    params[0].grad = None  # a parameter without a gradient is left out
-    reference = [nn.Parameter(p.detach().clone()) for p in params[1:]]
-    for copy, p in zip(reference, params[1:]):
+    for p in params:  # total norm ~0.01: the 1e-6 of the divisor counts
+        gradient = torch.randn(p.shape, generator=generator) * 1e-4
+        if flat:
+            p.grad.copy_(gradient)  # the gradients are views of the flat one: written in place
+        else:
+            p.grad = gradient
+    if not flat:
+        params[0].grad = None  # a parameter without a gradient is left out
+    clipped = params if flat else params[1:]
+    reference = [nn.Parameter(p.detach().clone()) for p in clipped]
+    for copy, p in zip(reference, clipped):
         copy.grad = p.grad.clone()
-    unclipped = [p.grad.clone() for p in params[1:]]
+    unclipped = [p.grad.clone() for p in clipped]
     norm_before = torch.cat([g.flatten() for g in unclipped]).norm().item()
 
-    agent.clip_gradients(agent.optimizer, max_norm)
+    agent.clip_gradients(optimizer, max_norm)
     nn.utils.clip_grad_norm_(reference, max_norm)
 
-    assert params[0].grad is None
-    for p, copy in zip(params[1:], reference):
+    if not flat:
+        assert params[0].grad is None
+    for p, copy in zip(clipped, reference):
         assert torch.equal(p.grad, copy.grad)
-    total = torch.cat([p.grad.flatten() for p in params[1:]]).norm()
+    total = torch.cat([p.grad.flatten() for p in clipped]).norm()
     if max_norm < 1:
         assert total.item() == pytest.approx(max_norm * norm_before / (norm_before + 1e-6), rel=1e-5)
     else:
-        assert all(torch.equal(p.grad, g) for p, g in zip(params[1:], unclipped))
+        assert all(torch.equal(p.grad, g) for p, g in zip(clipped, unclipped))
