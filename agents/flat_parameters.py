@@ -29,7 +29,7 @@ class FlatParameters:
     one flat ``grad`` tensor; ``parameter`` is the flat tensor as one parameter for an optimiser."""
 
     def __init__(self, parameters: Iterable[nn.Parameter]):
-        self.parameters = list(parameters)
+        self.parameters = list(dict.fromkeys(parameters))  # each once, in order
         if not self.parameters:
             raise ValueError("flat parameters need at least one parameter")
         first = self.parameters[0]

@@ -64,6 +64,13 @@ def test_zero_grad_zeroes_and_takes_back_gradients_another_optimizer_dropped():
     assert all(p.grad is g for p, g in zip(net.parameters(), flat.gradients))
 
 
+def test_a_parameter_listed_twice_gets_one_slice():
+    net = network()
+    flat = FlatParameters([*net.parameters(), net[0].weight])
+    assert flat.data.numel() == sum(p.numel() for p in net.parameters())
+    assert len(flat.gradients) == len(list(net.parameters())) == 6
+
+
 def test_parameters_of_several_dtypes_are_refused():
     with pytest.raises(ValueError, match="one device and dtype"):
         FlatParameters([nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2, dtype=torch.float64))])
