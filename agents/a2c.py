@@ -23,7 +23,7 @@ from torch import Tensor
 
 from agents.base import Agent
 from agents.config import option
-from agents.flat_parameters import flat_optimizer
+from agents.flat_parameters import FlatAdam, FlatRMSprop, flat_optimizer
 from agents.on_policy import OnPolicyConfig, OnPolicyRollouts
 from replay import Batch
 
@@ -81,12 +81,11 @@ class A2C(OnPolicyRollouts, Agent):
         self.init_actor_critic(observation_space, action_space)
         params = [p for p in self.net.parameters() if p.requires_grad] + self.attach_auxiliary(self.net.encoder)
         if config.optimizer == "rmsprop":
-            # one multi-tensor update instead of a Python loop (CPU included), over one flat tensor
-            self.optimizer = flat_optimizer(torch.optim.RMSprop, params, lr=config.learning_rate,
+            # foreach: the multi-tensor update for stacked seeds' parameters (agents.multi_seed)
+            self.optimizer = flat_optimizer(FlatRMSprop, params, lr=config.learning_rate,
                                             alpha=config.rmsprop_alpha, eps=config.adam_eps, foreach=True)
         else:
-            self.optimizer = flat_optimizer(torch.optim.Adam, params, lr=config.learning_rate, eps=config.adam_eps,
-                                            fused=self.device.type in ("cpu", "cuda"))
+            self.optimizer = flat_optimizer(FlatAdam, params, lr=config.learning_rate, eps=config.adam_eps)
 
     def advantage_lambda(self) -> float:
         return ADVANTAGE_LAMBDA.get(self.config.advantage, self.config.gae_lambda)

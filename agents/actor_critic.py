@@ -57,8 +57,19 @@ class ActorCritic(nn.Module):
         features = self.encoder(obs)
         return self.policy.dist_inputs(features), self.value(obs, features)
 
-    def evaluate_actions(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``log pi(action|obs)``, the policy's entropy at ``obs`` and ``V(obs)``: what the
-        policy-gradient losses take, without building the distribution."""
+    def evaluate_actions(self, obs: Tensor, action: Tensor,
+                         with_entropy: bool = True) -> tuple[Tensor, Tensor | None, Tensor]:
+        """``log pi(action|obs)``, the policy's entropy at ``obs`` (None without ``with_entropy``)
+        and ``V(obs)``: what the policy-gradient losses take, without building the distribution."""
         dist_inputs, value = self.dist_inputs_and_value(obs)
-        return (*self.policy.log_prob_and_entropy(action, *dist_inputs), value)
+        return (*evaluate_policy(self.policy, action, dist_inputs, with_entropy), value)
+
+
+def evaluate_policy(head: nn.Module | type[nn.Module], action: Tensor, dist_inputs: tuple[Tensor, ...],
+                    with_entropy: bool) -> tuple[Tensor, Tensor | None]:
+    """The log-probability of ``action`` and, ``with_entropy``, the entropy, from the
+    distribution's inputs, by a head of ``agents.networks`` or its class (both of their
+    functions are static)."""
+    if with_entropy:
+        return head.log_prob_and_entropy(action, *dist_inputs)
+    return head.log_prob(action, *dist_inputs), None

@@ -186,19 +186,22 @@ class Agent(nn.Module):
 
     def clip_gradients(self, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> None:
         """Scales the gradients of ``optimizer``'s parameters to global L2 norm <= ``max_grad_norm``:
-        ``nn.utils.clip_grad_norm_``'s arithmetic, op for op, without its per-call grouping of the
-        tensors by device and dtype (all of an agent's live on one device). A flat optimiser's
-        norm is taken parameter by parameter all the same, so its value does not change."""
+        ``nn.utils.clip_grad_norm_``'s arithmetic without its per-call grouping of the tensors by
+        device and dtype (all of an agent's live on one device). A flat optimiser's norm is that
+        of its one flat gradient, the same norm up to rounding (summed in another order)."""
         flat = getattr(optimizer, "flat_parameters", None)
-        grads = (flat.gradients if flat is not None else
-                 [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None])
+        if flat is not None:
+            flat.grad.mul_(self.clip_scale(torch.linalg.vector_norm(flat.grad), max_grad_norm))
+            return
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if grads:
             total_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-            scale = (max_grad_norm / (total_norm + 1e-6)).clamp_(max=1.0)
-            if flat is None:
-                torch._foreach_mul_(grads, scale)
-            else:
-                flat.grad.mul_(scale)
+            torch._foreach_mul_(grads, self.clip_scale(total_norm, max_grad_norm))
+
+    @staticmethod
+    def clip_scale(total_norm: Tensor, max_grad_norm: float) -> Tensor:
+        """The factor ``clip_grad_norm_`` scales gradients of norm ``total_norm`` by."""
+        return (max_grad_norm / (total_norm + 1e-6)).clamp_(max=1.0)
 
     def auxiliary_view(self, batch: Batch) -> Batch:
         """The batch an off-policy agent's update trains on (CURL may share its augmented anchor)."""

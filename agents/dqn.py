@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from agents.base import Agent
 from agents.config import AgentConfig, option
-from agents.flat_parameters import flat_optimizer
+from agents.flat_parameters import FlatAdam, flat_optimizer
 from agents.c51 import project_distribution
 from agents.networks import FeatureStandardizer, build_encoder
 from agents.q_heads import QHead
@@ -169,8 +169,7 @@ class DQN(Agent):
         self.q_target.load_state_dict(self.q.state_dict())
         self.q_target.requires_grad_(False)
         trainable = [p for p in self.q.parameters() if p.requires_grad] + self.attach_auxiliary(self.q.encoder)
-        self.optimizer = flat_optimizer(torch.optim.Adam, trainable, lr=config.learning_rate, eps=config.adam_eps,
-                                        fused=self.device.type in ("cpu", "cuda"))
+        self.optimizer = flat_optimizer(FlatAdam, trainable, lr=config.learning_rate, eps=config.adam_eps)
         self.buffer: ReplayBuffer | None = None
         self.step = 0
         self._since_train = 0

@@ -8,8 +8,13 @@ tensor and makes each parameter a view of its slice (keeping its strides: channe
 weights stay channels-last), and their gradients views of a second flat tensor, so the optimiser
 steps a single tensor. Adam and RMSprop act elementwise, so every element steps as it would in
 its own tensor, up to the last bit: fused Adam computes a tensor's last few elements outside its
-vector loop, which rounds some of them differently (the clipping norm is still taken parameter by
-parameter, as before).
+vector loop, which rounds some of them differently.
+
+``FlatAdam`` and ``FlatRMSprop`` are PyTorch's Adam and RMSprop with the same state and the same
+arithmetic, whose ``step`` updates the one flat tensor directly: without the work
+``torch.optim`` spends per step on lists of tensors (collecting each group's state, grouping the
+tensors by device and dtype). On one CPU thread a step of the 9,000 elements of PPO's two 64-64
+MLPs took 14 us against fused Adam's 22.
 
 Backward accumulates into the gradient views in place, so gradients are zeroed, never set to
 None: a parameter that no loss reaches keeps a zero gradient, which the optimiser then steps with
@@ -62,6 +67,65 @@ class FlatParameters:
         for p, gradient in zip(self.parameters, self.gradients):
             if p.grad is not gradient:
                 p.grad = gradient
+
+
+class FlatAdam(torch.optim.Adam):
+    """``torch.optim.Adam(fused=True)`` over one flat parameter: its state and its fused kernel,
+    bit for bit, called on the one tensor directly. L2 ``weight_decay`` and ``maximize`` as
+    Adam's; ``amsgrad`` and decoupled weight decay (AdamW) are not taken."""
+
+    tensorwise_class = torch.optim.Adam  # the optimiser for parameters that are not one flat tensor
+
+    def __init__(self, params, **settings):
+        if settings.get("amsgrad") or settings.get("decoupled_weight_decay"):
+            raise ValueError("FlatAdam takes neither amsgrad nor decoupled weight decay")
+        super().__init__(params, **{**settings, "fused": True})
+        if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
+            raise ValueError("FlatAdam steps one flat parameter (agents.flat_parameters.flat_optimizer)")
+
+    def step(self, closure: None = None) -> None:
+        group = self.param_groups[0]
+        (parameter,) = group["params"]
+        state = self.state[parameter]
+        if not state:  # as Adam's first fused step creates it
+            state["step"] = torch.zeros((), dtype=torch.float32, device=parameter.device)
+            state["exp_avg"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
+        beta1, beta2 = group["betas"]
+        with torch.no_grad():
+            state["step"] += 1
+            torch._fused_adam_([parameter], [parameter.grad], [state["exp_avg"]], [state["exp_avg_sq"]], [],
+                               [state["step"]], lr=group["lr"], beta1=beta1, beta2=beta2,
+                               weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=False,
+                               maximize=group["maximize"])
+
+
+class FlatRMSprop(torch.optim.RMSprop):
+    """``torch.optim.RMSprop`` (Hinton's lecture 6e: ``v = alpha v + (1 - alpha) g^2``,
+    ``theta -= lr g / (sqrt(v) + eps)``) over one flat parameter: its state and its arithmetic,
+    op for op. Neither momentum, centering nor weight decay is taken."""
+
+    tensorwise_class = torch.optim.RMSprop
+
+    def __init__(self, params, **settings):
+        if settings.get("momentum") or settings.get("centered") or settings.get("weight_decay"):
+            raise ValueError("FlatRMSprop takes neither momentum, centering nor weight decay")
+        super().__init__(params, **settings)
+        if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
+            raise ValueError("FlatRMSprop steps one flat parameter (agents.flat_parameters.flat_optimizer)")
+
+    def step(self, closure: None = None) -> None:
+        group = self.param_groups[0]
+        (parameter,) = group["params"]
+        state = self.state[parameter]
+        if not state:  # as RMSprop's first step creates it
+            state["step"] = torch.zeros((), dtype=torch.float32)
+            state["square_avg"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
+        square_avg, grad, alpha = state["square_avg"], parameter.grad, group["alpha"]
+        with torch.no_grad():
+            state["step"] += 1
+            square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+            parameter.addcdiv_(grad, square_avg.sqrt().add_(group["eps"]), value=-group["lr"])
 
 
 def flat_optimizer(optimizer_class: Callable[..., torch.optim.Optimizer], parameters: Iterable[nn.Parameter],

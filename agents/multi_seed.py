@@ -71,7 +71,8 @@ class MultiSeed:
             settings = dict(optimizer.defaults)
             if settings.get("fused"):
                 settings.update(fused=False, foreach=True)
-            setattr(self, name, type(optimizer)(parameters, **settings))
+            optimizer_class = getattr(optimizer, "tensorwise_class", type(optimizer))  # a flat one's PyTorch class
+            setattr(self, name, optimizer_class(parameters, **settings))
         self.generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
 
     def stack_seeds(self) -> None:

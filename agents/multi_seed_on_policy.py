@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Independent
 
 from agents.a2c import A2C
-from agents.actor_critic import ActorCritic
+from agents.actor_critic import ActorCritic, evaluate_policy
 from agents.multi_seed import MultiSeed
 from agents.on_policy import OnPolicyConfig
 from agents.ppo import PPO
@@ -25,7 +25,7 @@ class StackedActorCritic(nn.Module):
         super().__init__()
         self.stack = SeedStack(networks)
         self.distribution = networks[0].policy.distribution
-        self.log_prob_and_entropy = networks[0].policy.log_prob_and_entropy
+        self.head_class = type(networks[0].policy)  # the heads' functions of distribution inputs
 
     def forward(self, obs: Tensor):
         dist_inputs, value = self.stack.call("dist_inputs_and_value", obs)
@@ -34,10 +34,11 @@ class StackedActorCritic(nn.Module):
     def policy_distribution(self, obs: Tensor):
         return self.distribution(*self.stack.call("dist_inputs", obs))
 
-    def evaluate_actions(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def evaluate_actions(self, obs: Tensor, action: Tensor,
+                         with_entropy: bool = True) -> tuple[Tensor, Tensor | None, Tensor]:
         """``ActorCritic.evaluate_actions`` of each network on its row of ``obs`` and ``action``."""
         dist_inputs, value = self.stack.call("dist_inputs_and_value", obs)
-        return (*self.log_prob_and_entropy(action, *dist_inputs), value)
+        return (*evaluate_policy(self.head_class, action, dist_inputs, with_entropy), value)
 
     def value(self, obs: Tensor) -> Tensor:
         return self.stack.call("value", obs)

@@ -130,17 +130,26 @@ class CategoricalHead(nn.Module):
         return action.squeeze(-1), log_probs.gather(-1, action).squeeze(-1)
 
     @staticmethod
+    def log_prob(action: Tensor, logits: Tensor) -> Tensor:
+        """``log pi(action)`` per row of ``logits`` ``[..., A]``."""
+        return _chosen(logits.log_softmax(-1), action)
+
+    @staticmethod
     def log_prob_and_entropy(action: Tensor, logits: Tensor) -> tuple[Tensor, Tensor]:
         """``log pi(action)`` and the entropy ``-sum_a pi(a) log pi(a)`` per row of ``logits``
         ``[..., A]``, as ``distribution(logits)`` gives them, in a third of its ops (the losses of
         small networks are bound by per-op costs, backward included)."""
         log_probs = logits.log_softmax(-1)
-        log_prob = log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
-        return log_prob, -(log_probs.exp() * log_probs).sum(-1)
+        return _chosen(log_probs, action), -(log_probs.exp() * log_probs).sum(-1)
 
     @staticmethod
     def mode(dist: Categorical) -> Tensor:
         return dist.probs.argmax(-1)
+
+
+def _chosen(log_probs: Tensor, action: Tensor) -> Tensor:
+    """``log_probs [..., A]`` at each row's ``action``."""
+    return log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
 
 
 class GaussianHead(nn.Module):
@@ -172,6 +181,11 @@ class GaussianHead(nn.Module):
         dist = GaussianHead.distribution(mean, log_std)
         action = dist.sample()
         return action, dist.log_prob(action)
+
+    @staticmethod
+    def log_prob(action: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
+        """The log-density of ``action``, per row."""
+        return GaussianHead.distribution(mean, log_std).log_prob(action)
 
     @staticmethod
     def log_prob_and_entropy(action: Tensor, mean: Tensor, log_std: Tensor) -> tuple[Tensor, Tensor]:

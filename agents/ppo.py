@@ -1,7 +1,9 @@
 """PPO with the clipped surrogate objective (Schulman et al. 2017, eq. 7 and eq. 9)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 
 import torch
 from gymnasium import spaces
@@ -9,7 +11,7 @@ from torch import Tensor
 
 from agents.base import Agent
 from agents.config import option
-from agents.flat_parameters import flat_optimizer
+from agents.flat_parameters import FlatAdam, flat_optimizer
 from agents.on_policy import OnPolicyConfig, OnPolicyRollouts
 from replay import Batch
 
@@ -77,47 +79,69 @@ class PPO(OnPolicyRollouts, Agent):
         super().__init__(config, observation_space, action_space)
         self.init_actor_critic(observation_space, action_space)
         trainable = [p for p in self.net.parameters() if p.requires_grad] + self.attach_auxiliary(self.net.encoder)
-        self.optimizer = flat_optimizer(torch.optim.Adam, trainable, lr=config.learning_rate, eps=config.adam_eps,
-                                        fused=self.device.type in ("cpu", "cuda"))
+        self.optimizer = flat_optimizer(FlatAdam, trainable, lr=config.learning_rate, eps=config.adam_eps)
 
-    def update(self, batch: Batch, clip_coef: float | None = None) -> dict[str, Tensor]:
-        """One step on ``batch``; every mean runs over the last dimension, so batches of
-        ``[K, B]`` (K seeds stepped together, ``agents.multi_seed``) give K separate losses."""
+    def update(self, batch: Batch, clip_coef: float | None = None, diagnostics: bool = True) -> dict[str, Tensor]:
+        """One step on ``batch`` (its advantages standardised, as ``minibatches`` gives them); every
+        mean runs over the last dimension, so batches of ``[K, B]`` (K seeds stepped together,
+        ``agents.multi_seed``) give K separate losses. Without ``diagnostics`` the step returns
+        no loss terms (only the rollout's last step and ``target_kl``'s checks read them)."""
         cfg = self.config
         clip_coef = cfg.clip_coef if clip_coef is None else clip_coef
-        loss, metrics = self.loss(batch, torch.full((), clip_coef, device=self.device))
+        # Compiled, the logged terms fuse into the loss's kernels, and a loss without them would be
+        # a second graph to compile.
+        diagnostics = diagnostics or cfg.compile
+        loss, metrics = self.loss(batch, torch.full((), clip_coef, device=self.device), diagnostics)
         return {**metrics, **self.optimizer_step(self.optimizer, loss, batch, cfg.max_grad_norm)}
 
-    def loss(self, batch: Batch, clip_coef: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """The loss to minimise and its detached terms (``clip_coef`` a tensor, as it may be annealed)."""
+    def loss(self, batch: Batch, clip_coef: Tensor, diagnostics: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss to minimise and, with ``diagnostics``, its detached terms (``clip_coef`` a
+        tensor, as it may be annealed). Without an entropy bonus the entropy is computed for
+        the diagnostics alone."""
         cfg = self.config
-        log_prob, entropy, value = self.net.evaluate_actions(batch.obs, batch.action)
+        log_prob, entropy, value = self.net.evaluate_actions(batch.obs, batch.action,
+                                                             with_entropy=bool(cfg.ent_coef) or diagnostics)
         log_ratio = log_prob - batch.log_prob
         ratio = log_ratio.exp()
-        advantage = self.normalized_advantage(batch.advantage)
+        advantage = batch.advantage
         policy_loss = torch.max(-advantage * ratio, -advantage * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean(-1)
         if cfg.clip_vloss:
             clipped = batch.value + (value - batch.value).clamp(-clip_coef, clip_coef)
             value_loss = 0.5 * torch.max((value - batch.returns).square(), (clipped - batch.returns).square()).mean(-1)
         else:
             value_loss = 0.5 * (value - batch.returns).square().mean(-1)
-        entropy = entropy.mean(-1)
-        loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
+        loss = policy_loss + cfg.vf_coef * value_loss
+        if cfg.ent_coef:
+            loss = loss - cfg.ent_coef * entropy.mean(-1)
+        if not diagnostics:
+            return loss, {}
         with torch.no_grad():  # Schulman's unbiased, low-variance KL estimator (k3)
             approx_kl = ((ratio - 1) - log_ratio).mean(-1)
             clip_fraction = ((ratio - 1).abs() > clip_coef).float().mean(-1)
         return loss, {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
-                      "losses/entropy": entropy.detach(), "losses/approx_kl": approx_kl,
+                      "losses/entropy": entropy.detach().mean(-1), "losses/approx_kl": approx_kl,
                       "losses/clipfrac": clip_fraction}
+
+    def minibatches(self) -> Iterator[Batch]:
+        """The update's minibatches, epoch after epoch, advantages standardised within each
+        (``norm_adv``); one minibatch is the same whole rollout every epoch, standardised once."""
+        cfg = self.config
+        if cfg.num_minibatches == 1:
+            return itertools.repeat(self.standardized(self.buffer.whole_rollout()), cfg.update_epochs)
+        return map(self.standardized, self.buffer.minibatches(cfg.num_minibatches, epochs=cfg.update_epochs))
+
+    def standardized(self, batch: Batch) -> Batch:
+        return replace(batch, advantage=self.normalized_advantage(batch.advantage))
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         cfg = self.config
         self.anneal_learning_rate()
         clip_coef = cfg.clip_coef * self.progress_remaining() if cfg.anneal_clip else cfg.clip_coef
         metrics: dict[str, Tensor] = {}
-        for _ in range(cfg.update_epochs):
-            for batch in self.buffer.minibatches(cfg.num_minibatches, epochs=1):
-                metrics = self.update(batch, clip_coef)
-            if cfg.target_kl and float(metrics["losses/approx_kl"]) > cfg.target_kl:
+        last_step = cfg.update_epochs * cfg.num_minibatches - 1
+        for step, batch in enumerate(self.minibatches()):
+            epoch_ends = (step + 1) % cfg.num_minibatches == 0
+            metrics = self.update(batch, clip_coef, diagnostics=step == last_step or (epoch_ends and cfg.target_kl > 0))
+            if epoch_ends and cfg.target_kl and float(metrics["losses/approx_kl"]) > cfg.target_kl:
                 break  # early stopping on the approximate KL, as in OpenAI Baselines' PPO
         return metrics

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from agents.flat_parameters import FlatParameters, flat_optimizer
+from agents.flat_parameters import FlatAdam, FlatParameters, FlatRMSprop, flat_optimizer
 
 
 def network() -> nn.Module:
@@ -74,3 +74,42 @@ def test_a_parameter_listed_twice_gets_one_slice():
 def test_parameters_of_several_dtypes_are_refused():
     with pytest.raises(ValueError, match="one device and dtype"):
         FlatParameters([nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(2, dtype=torch.float64))])
+
+
+@pytest.mark.parametrize("flat_class, reference_class, settings", [
+    (FlatAdam, torch.optim.Adam, {"lr": 1e-2, "eps": 1e-5, "fused": True}),
+    (FlatAdam, torch.optim.Adam, {"lr": 1e-2, "betas": (0.8, 0.99), "weight_decay": 0.1, "maximize": True,
+                                  "fused": True}),
+    (FlatRMSprop, torch.optim.RMSprop, {"lr": 1e-2, "alpha": 0.99, "eps": 1e-5, "foreach": True}),
+    (FlatRMSprop, torch.optim.RMSprop, {"lr": 1e-2, "alpha": 0.9, "eps": 1e-8, "foreach": False}),
+])
+def test_flat_optimizers_step_as_their_pytorch_class_bit_for_bit(flat_class, reference_class, settings):
+    generator = torch.Generator().manual_seed(2)
+    start = torch.randn(1_003, generator=generator)
+    ours, theirs = nn.Parameter(start.clone()), nn.Parameter(start.clone())
+    optimizer, reference = flat_class([ours], **settings), reference_class([theirs], **settings)
+    for step in range(6):
+        gradient = torch.randn(start.shape, generator=generator) * 10 ** (step % 3 - 1)
+        ours.grad, theirs.grad = gradient.clone(), gradient.clone()
+        for opt in (optimizer, reference):
+            opt.param_groups[0]["lr"] = settings["lr"] * (1 - step / 10)  # annealed, as the agents do
+            opt.step()
+        assert torch.equal(ours, theirs)
+    mine, its = optimizer.state_dict(), reference.state_dict()
+    assert mine["state"][0].keys() == its["state"][0].keys()
+    assert all(torch.equal(mine["state"][0][k], its["state"][0][k]) for k in its["state"][0])
+    fresh = flat_class([nn.Parameter(start.clone())], **settings)
+    fresh.load_state_dict(its)  # a checkpoint of the PyTorch class resumes in the flat one
+    assert torch.equal(fresh.state_dict()["state"][0]["step"], its["state"][0]["step"])
+
+
+@pytest.mark.parametrize("flat_class, settings", [(FlatAdam, {"amsgrad": True}), (FlatRMSprop, {"momentum": 0.9}),
+                                                  (FlatRMSprop, {"centered": True})])
+def test_flat_optimizers_refuse_the_variants_they_do_not_implement(flat_class, settings):
+    with pytest.raises(ValueError, match="takes neither"):
+        flat_class([nn.Parameter(torch.zeros(3))], **settings)
+
+
+def test_flat_optimizers_refuse_more_than_one_parameter():
+    with pytest.raises(ValueError, match="one flat parameter"):
+        FlatAdam([nn.Parameter(torch.zeros(3)), nn.Parameter(torch.zeros(2))])

@@ -11,7 +11,9 @@ from agents import PPO
 
 @pytest.mark.parametrize("flat", [False, True])
 @pytest.mark.parametrize("max_norm", [1e-3, 1e3])  # clipped, and left as it is
-def test_clip_gradients_equals_torch_clip_grad_norm_bit_for_bit(max_norm, flat):
+def test_clip_gradients_equals_torch_clip_grad_norm(max_norm, flat):
+    """Bit for bit on a plain optimiser's parameters; a flat optimiser's norm is its one flat
+    gradient's, summed in another order, so there the scale may differ in its last bit."""
     agent = PPO.from_env("CartPole-v1", num_envs=2)
     params = list(agent.net.parameters())
     optimizer = agent.optimizer if flat else torch.optim.Adam(params)
@@ -38,7 +40,10 @@ def test_clip_gradients_equals_torch_clip_grad_norm_bit_for_bit(max_norm, flat):
     if not flat:
         assert params[0].grad is None
     for p, copy in zip(clipped, reference):
-        assert torch.equal(p.grad, copy.grad)
+        if flat:
+            torch.testing.assert_close(p.grad, copy.grad, rtol=3e-7, atol=0)
+        else:
+            assert torch.equal(p.grad, copy.grad)
     total = torch.cat([p.grad.flatten() for p in clipped]).norm()
     if max_norm < 1:
         assert total.item() == pytest.approx(max_norm * norm_before / (norm_before + 1e-6), rel=1e-5)

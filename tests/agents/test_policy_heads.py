@@ -56,6 +56,7 @@ def test_categorical_log_prob_and_entropy_and_their_gradients_are_the_distributi
     torch.testing.assert_close(entropy, dist.entropy(), rtol=0, atol=1e-6)
     (dist.log_prob(action).square().sum() + dist.entropy().sum()).backward()
     torch.testing.assert_close(logits.grad, reference.grad, rtol=0, atol=1e-5)
+    assert torch.equal(CategoricalHead.log_prob(action, logits), log_prob)  # on its own: the same ops
 
 
 def test_gaussian_log_prob_and_entropy_are_the_distributions():
@@ -66,4 +67,5 @@ def test_gaussian_log_prob_and_entropy_are_the_distributions():
     dist = GaussianHead.distribution(mean, log_std)
     torch.testing.assert_close(log_prob, dist.log_prob(action))
     torch.testing.assert_close(entropy, dist.entropy())
+    assert torch.equal(GaussianHead.log_prob(action, mean, log_std), log_prob)
 

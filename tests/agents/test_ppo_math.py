@@ -41,3 +41,61 @@ def test_gaussian_policy_actions_are_clipped_to_the_box_but_stored_raw():
     assert env_action.abs().max() <= 2.0 and stored.abs().max() > 2.0
     torch.testing.assert_close(env_action, stored.clamp(-2.0, 2.0))
     torch.testing.assert_close(extras["log_prob"], agent.net.policy(agent.net.encoder(obs)).log_prob(stored))
+
+
+def _filled_rollout(agent: PPO, num_envs: int = 4) -> None:
+    """A rollout of random-policy steps in ``agent.buffer``, finished with GAE."""
+    generator = torch.Generator().manual_seed(3)
+    agent.setup_training(num_envs)
+    for step in range(agent.config.num_steps):
+        obs = torch.randn(num_envs, 4, generator=generator)
+        action, _, extras = agent.rollout_action(obs, step)
+        agent.observe(obs, action, torch.randn(num_envs, generator=generator), obs,
+                      torch.zeros(num_envs, dtype=torch.bool), torch.zeros(num_envs, dtype=torch.bool), extras)
+    with torch.no_grad():
+        agent.buffer.finish(agent.bootstrap_value(torch.randn(num_envs, 4, generator=generator)), 0.99, 0.95)
+
+
+def test_minibatches_standardise_advantages_within_each_minibatch():
+    agent = PPO.from_env("CartPole-v1", num_steps=8, num_minibatches=4, update_epochs=3)
+    _filled_rollout(agent)
+    raw = agent.buffer.advantages.flatten()
+    batches = list(agent.minibatches())
+    assert len(batches) == 12
+    for batch in batches:
+        assert torch.allclose(batch.advantage.mean(), torch.zeros(()), atol=1e-6)
+        assert torch.allclose(batch.advantage.std(), torch.ones(()), atol=1e-5)
+    epoch = torch.cat([b.obs for b in batches[:4]])  # each epoch covers the rollout once
+    assert sorted(epoch[:, 0].tolist()) == sorted(agent.buffer.obs.flatten(0, 1)[:, 0].tolist())
+
+    agent.config.num_minibatches = 1  # the whole rollout in storage order, standardised once
+    whole = list(agent.minibatches())
+    assert len(whole) == 3 and all(b is whole[0] for b in whole)
+    torch.testing.assert_close(whole[0].advantage, (raw - raw.mean()) / (raw.std() + 1e-8), rtol=0, atol=0)
+    agent.config.norm_adv = False
+    assert torch.equal(next(iter(agent.minibatches())).advantage, raw)
+
+
+def test_a_step_without_diagnostics_is_the_same_step():
+    """Skipping the logged terms, and the entropy where no bonus uses it, changes no parameter."""
+    for ent_coef in (0.0, 0.01):
+        agents = [PPO.from_env("CartPole-v1", num_steps=8, ent_coef=ent_coef, seed=5) for _ in range(2)]
+        for agent in agents:
+            _filled_rollout(agent)
+        batch = agents[0].standardized(agents[0].buffer.whole_rollout())
+        with_terms = agents[0].update(batch, diagnostics=True)
+        assert agents[1].update(batch, diagnostics=False) == {}
+        assert set(with_terms) == {"losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/approx_kl",
+                                   "losses/clipfrac"}
+        assert torch.equal(agents[0].optimizer.flat_parameters.data, agents[1].optimizer.flat_parameters.data)
+
+
+def test_target_kl_stops_the_epochs_once_exceeded():
+    steps_taken = {}
+    for target_kl in (0.0, 1e-12):
+        agent = PPO.from_env("CartPole-v1", num_steps=8, num_minibatches=2, update_epochs=5, target_kl=target_kl)
+        _filled_rollout(agent)
+        metrics = agent.train_on_rollout()
+        assert "losses/approx_kl" in metrics
+        steps_taken[target_kl] = int(agent.optimizer.state[agent.optimizer.flat_parameters.parameter]["step"])
+    assert steps_taken == {0.0: 10, 1e-12: 2}  # all 5 epochs of 2 minibatches; one epoch, then its KL > 1e-12
