@@ -103,13 +103,16 @@ class PPO(OnPolicyRollouts, Agent):
                                                              with_entropy=bool(cfg.ent_coef) or diagnostics)
         log_ratio = log_prob - batch.log_prob
         ratio = log_ratio.exp()
-        advantage = batch.advantage
-        policy_loss = torch.max(-advantage * ratio, -advantage * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean(-1)
+        negative_advantage = -batch.advantage
+        with torch.no_grad():
+            clipped_surrogate = negative_advantage * ratio.clamp(1 - clip_coef, 1 + clip_coef)
+        policy_loss = max_with_clipped(negative_advantage * ratio, clipped_surrogate).mean(-1)
+        value_error = (value - batch.returns).square()
         if cfg.clip_vloss:
-            clipped = batch.value + (value - batch.value).clamp(-clip_coef, clip_coef)
-            value_loss = 0.5 * torch.max((value - batch.returns).square(), (clipped - batch.returns).square()).mean(-1)
-        else:
-            value_loss = 0.5 * (value - batch.returns).square().mean(-1)
+            with torch.no_grad():
+                clipped_error = (batch.value + (value - batch.value).clamp(-clip_coef, clip_coef) - batch.returns).square()
+            value_error = max_with_clipped(value_error, clipped_error)
+        value_loss = 0.5 * value_error.mean(-1)
         loss = policy_loss + cfg.vf_coef * value_loss
         if cfg.ent_coef:
             loss = loss - cfg.ent_coef * entropy.mean(-1)
@@ -145,3 +148,12 @@ class PPO(OnPolicyRollouts, Agent):
             if epoch_ends and cfg.target_kl and float(metrics["losses/approx_kl"]) > cfg.target_kl:
                 break  # early stopping on the approximate KL, as in OpenAI Baselines' PPO
         return metrics
+
+
+def max_with_clipped(term: Tensor, clipped: Tensor) -> Tensor:
+    """``max(term, clipped)``, PPO's pessimistic bound (eq. 7), where ``clipped`` is ``term``
+    computed from a clipped ratio or value, given without gradient. It differs from ``term`` only
+    where the clip is active, and there its gradient is zero, so the gradient is ``term``'s
+    wherever ``term`` is the larger or they tie (``torch.max`` splits a tie's gradient into two
+    halves that add up to the same): the same loss and gradient in fewer backward ops."""
+    return torch.where(clipped > term, clipped, term)

@@ -1,6 +1,8 @@
 """PPO's clipped surrogate, value loss and entropy against a per-sample loop."""
 import math
+from dataclasses import replace
 
+import pytest
 import torch
 
 from agents import PPO
@@ -99,3 +101,40 @@ def test_target_kl_stops_the_epochs_once_exceeded():
         assert "losses/approx_kl" in metrics
         steps_taken[target_kl] = int(agent.optimizer.state[agent.optimizer.flat_parameters.parameter]["step"])
     assert steps_taken == {0.0: 10, 1e-12: 2}  # all 5 epochs of 2 minibatches; one epoch, then its KL > 1e-12
+
+
+@pytest.mark.parametrize("clip_vloss", [False, True])
+def test_the_clipped_objectives_gradient_is_torch_max_of_both_terms(clip_vloss):
+    """PPO's loss takes max(term, clipped term) with the gradient of the unclipped term: the value
+    and gradient of ``torch.max`` over both terms, each with its own gradient, bit for bit."""
+    agent = PPO.from_env("CartPole-v1", num_steps=16, clip_vloss=clip_vloss, ent_coef=0.0, seed=1)
+    _filled_rollout(agent)
+    batch = agent.standardized(agent.buffer.whole_rollout())
+    generator = torch.Generator().manual_seed(4)  # old log-probs and values far enough off to clip
+    batch = replace(batch, log_prob=batch.log_prob + 0.3 * torch.randn(batch.log_prob.shape, generator=generator),
+                    value=batch.value + torch.randn(batch.value.shape, generator=generator))
+    clip = torch.tensor(0.1)
+
+    def reference_loss():
+        log_prob, _, value = agent.net.evaluate_actions(batch.obs, batch.action)
+        ratio = (log_prob - batch.log_prob).exp()
+        a = batch.advantage
+        policy = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
+        if clip_vloss:
+            clipped = batch.value + (value - batch.value).clamp(-clip, clip)
+            value_loss = 0.5 * torch.max((value - batch.returns).square(), (clipped - batch.returns).square()).mean()
+        else:
+            value_loss = 0.5 * (value - batch.returns).square().mean()
+        return policy + agent.config.vf_coef * value_loss
+
+    losses, gradients = [], []
+    for loss_fn in (reference_loss, lambda: agent.loss(batch, clip, diagnostics=False)[0]):
+        agent.optimizer.flat_parameters.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        losses.append(loss.detach())
+        gradients.append(agent.optimizer.flat_parameters.grad.clone())
+    ratio_now = (agent.net.evaluate_actions(batch.obs, batch.action)[0] - batch.log_prob).exp()
+    assert ((ratio_now - 1).abs() > 0.1).any() and ((ratio_now - 1).abs() < 0.1).any()  # both regimes present
+    assert torch.equal(losses[0], losses[1])
+    assert torch.equal(gradients[0], gradients[1])
