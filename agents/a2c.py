@@ -103,7 +103,8 @@ class A2C(OnPolicyRollouts, Agent):
         policy_loss = -(advantage * log_prob).mean(-1)
         value_loss = 0.5 * (value - batch.returns).square().mean(-1)
         entropy = entropy.mean(-1)
-        loss = policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss
+        # A zero bonus leaves the entropy out of the loss, and so out of backward (it is only logged).
+        loss = (policy_loss - cfg.ent_coef * entropy if cfg.ent_coef else policy_loss) + cfg.vf_coef * value_loss
         return loss, {"losses/policy_loss": policy_loss.detach(), "losses/value_loss": value_loss.detach(),
                       "losses/entropy": entropy.detach()}
 

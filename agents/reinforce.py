@@ -168,7 +168,8 @@ class REINFORCE(OnPolicyRollouts, Agent):
         advantage = self.normalized_advantage(batch.advantage)
         policy_loss = -(advantage * log_prob).mean()
         entropy = entropy.mean()
-        loss = policy_loss - cfg.ent_coef * entropy
+        # A zero bonus leaves the entropy out of the loss, and so out of backward (it is only logged).
+        loss = policy_loss - cfg.ent_coef * entropy if cfg.ent_coef else policy_loss
         value_loss = 0.5 * (value - batch.returns).square().mean()
         if cfg.baseline == "value":
             loss = loss + cfg.vf_coef * value_loss
