@@ -69,7 +69,30 @@ class FlatParameters:
                 p.grad = gradient
 
 
-class FlatAdam(torch.optim.Adam):
+def _unsupported(name: str, settings: dict, options: tuple[str, ...]) -> None:
+    """Refuses the ``options`` of ``settings`` a flat optimiser does not implement."""
+    if any(settings.get(option) for option in options):
+        raise ValueError(f"{name} takes none of {', '.join(options)}")
+
+
+class _OneFlatParameter:
+    """What the flat optimisers share: one group holding one parameter, stepped directly."""
+
+    param_groups: list[dict]
+    state: dict
+
+    def check_one_parameter(self) -> None:
+        if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
+            raise ValueError(f"{type(self).__name__} steps one flat parameter "
+                             "(agents.flat_parameters.flat_optimizer)")
+
+    def group_parameter_state(self) -> tuple[dict, Tensor, dict]:
+        group = self.param_groups[0]
+        (parameter,) = group["params"]
+        return group, parameter, self.state[parameter]
+
+
+class FlatAdam(_OneFlatParameter, torch.optim.Adam):
     """``torch.optim.Adam(fused=True)`` over one flat parameter: its state and its fused kernel,
     bit for bit, called on the one tensor directly. L2 ``weight_decay`` and ``maximize`` as
     Adam's; ``amsgrad`` and decoupled weight decay (AdamW) are not taken."""
@@ -77,16 +100,12 @@ class FlatAdam(torch.optim.Adam):
     tensorwise_class = torch.optim.Adam  # the optimiser for parameters that are not one flat tensor
 
     def __init__(self, params, **settings):
-        if settings.get("amsgrad") or settings.get("decoupled_weight_decay"):
-            raise ValueError("FlatAdam takes neither amsgrad nor decoupled weight decay")
+        _unsupported("FlatAdam", settings, ("amsgrad", "decoupled_weight_decay"))
         super().__init__(params, **{**settings, "fused": True})
-        if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
-            raise ValueError("FlatAdam steps one flat parameter (agents.flat_parameters.flat_optimizer)")
+        self.check_one_parameter()
 
     def step(self, closure: None = None) -> None:
-        group = self.param_groups[0]
-        (parameter,) = group["params"]
-        state = self.state[parameter]
+        group, parameter, state = self.group_parameter_state()
         if not state:  # as Adam's first fused step creates it
             state["step"] = torch.zeros((), dtype=torch.float32, device=parameter.device)
             state["exp_avg"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
@@ -100,7 +119,7 @@ class FlatAdam(torch.optim.Adam):
                                maximize=group["maximize"])
 
 
-class FlatRMSprop(torch.optim.RMSprop):
+class FlatRMSprop(_OneFlatParameter, torch.optim.RMSprop):
     """``torch.optim.RMSprop`` (Hinton's lecture 6e: ``v = alpha v + (1 - alpha) g^2``,
     ``theta -= lr g / (sqrt(v) + eps)``) over one flat parameter: its state and its arithmetic,
     op for op. Neither momentum, centering nor weight decay is taken."""
@@ -108,16 +127,12 @@ class FlatRMSprop(torch.optim.RMSprop):
     tensorwise_class = torch.optim.RMSprop
 
     def __init__(self, params, **settings):
-        if settings.get("momentum") or settings.get("centered") or settings.get("weight_decay"):
-            raise ValueError("FlatRMSprop takes neither momentum, centering nor weight decay")
+        _unsupported("FlatRMSprop", settings, ("momentum", "centered", "weight_decay"))
         super().__init__(params, **settings)
-        if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
-            raise ValueError("FlatRMSprop steps one flat parameter (agents.flat_parameters.flat_optimizer)")
+        self.check_one_parameter()
 
     def step(self, closure: None = None) -> None:
-        group = self.param_groups[0]
-        (parameter,) = group["params"]
-        state = self.state[parameter]
+        group, parameter, state = self.group_parameter_state()
         if not state:  # as RMSprop's first step creates it
             state["step"] = torch.zeros((), dtype=torch.float32)
             state["square_avg"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
