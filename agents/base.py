@@ -176,7 +176,9 @@ class Agent(nn.Module):
             optimizer.zero_grad(set_to_none=True)
         else:
             flat.zero_grad()
-        (loss + aux_loss).sum().backward()  # a sum over seeds when K seeds are stacked
+        if isinstance(aux_loss, Tensor):
+            loss = loss + aux_loss
+        (loss.sum() if loss.dim() else loss).backward()  # a sum over seeds when K seeds are stacked
         if max_grad_norm > 0:
             self.clip_gradients(optimizer, max_grad_norm)
         optimizer.step()

@@ -81,17 +81,20 @@ class PPO(OnPolicyRollouts, Agent):
         trainable = [p for p in self.net.parameters() if p.requires_grad] + self.attach_auxiliary(self.net.encoder)
         self.optimizer = flat_optimizer(FlatAdam, trainable, lr=config.learning_rate, eps=config.adam_eps)
 
-    def update(self, batch: Batch, clip_coef: float | None = None, diagnostics: bool = True) -> dict[str, Tensor]:
+    def update(self, batch: Batch, clip_coef: float | Tensor | None = None,
+               diagnostics: bool = True) -> dict[str, Tensor]:
         """One step on ``batch`` (its advantages standardised, as ``minibatches`` gives them); every
         mean runs over the last dimension, so batches of ``[K, B]`` (K seeds stepped together,
         ``agents.multi_seed``) give K separate losses. Without ``diagnostics`` the step returns
         no loss terms (only the rollout's last step and ``target_kl``'s checks read them)."""
         cfg = self.config
         clip_coef = cfg.clip_coef if clip_coef is None else clip_coef
+        if not isinstance(clip_coef, Tensor):
+            clip_coef = torch.full((), clip_coef, device=self.device)
         # Compiled, the logged terms fuse into the loss's kernels, and a loss without them would be
         # a second graph to compile.
         diagnostics = diagnostics or cfg.compile
-        loss, metrics = self.loss(batch, torch.full((), clip_coef, device=self.device), diagnostics)
+        loss, metrics = self.loss(batch, clip_coef, diagnostics)
         return {**metrics, **self.optimizer_step(self.optimizer, loss, batch, cfg.max_grad_norm)}
 
     def loss(self, batch: Batch, clip_coef: Tensor, diagnostics: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
@@ -139,7 +142,8 @@ class PPO(OnPolicyRollouts, Agent):
     def train_on_rollout(self) -> dict[str, Tensor]:
         cfg = self.config
         self.anneal_learning_rate()
-        clip_coef = cfg.clip_coef * self.progress_remaining() if cfg.anneal_clip else cfg.clip_coef
+        clip_coef = torch.full((), cfg.clip_coef * self.progress_remaining() if cfg.anneal_clip else cfg.clip_coef,
+                               device=self.device)
         metrics: dict[str, Tensor] = {}
         last_step = cfg.update_epochs * cfg.num_minibatches - 1
         for step, batch in enumerate(self.minibatches()):
