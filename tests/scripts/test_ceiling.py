@@ -15,8 +15,8 @@ def shape(plan):
 
 
 def test_plans_follow_the_cases_hyperparameters():
-    ppo = ceiling.plan("ppo_cartpole")  # 8 envs x 32 steps, one minibatch, 20 epochs
-    assert (ppo.env_id, ppo.num_envs, ppo.threads, ppo.warmup) == ("CartPole-v1", 8, 1, 0)
+    ppo = ceiling.plan("ppo_cartpole")  # 8 envs x 32 steps, one minibatch, 20 epochs, two threads
+    assert (ppo.env_id, ppo.num_envs, ppo.threads, ppo.warmup) == ("CartPole-v1", 8, 2, 0)
     assert shape(ppo) == [(8, False, 1 / 8), (256, True, 20 / 256)]
     assert shape(ceiling.plan("a2c_cartpole")) == [(8, False, 1 / 8), (40, True, 1 / 40)]
     pong = ceiling.plan("ppo_pong")  # 8 envs x 128 steps, 4 minibatches, 4 epochs, two threads
