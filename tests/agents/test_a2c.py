@@ -144,3 +144,22 @@ def test_a2c_learns_cartpole_within_50k_steps_on_two_of_three_seeds(tmp_path):
                                                                                 progress=False)
         returns.append(json.loads((tmp_path / str(seed) / "summary.json").read_text())["eval_return_mean"])
     assert sum(r >= 150 for r in returns) >= 2, returns
+
+
+@pytest.mark.parametrize("ent_coef", [0.0, 0.05])
+def test_a2c_loss_subtracts_the_entropy_bonus_only_when_there_is_one(ent_coef):
+    agent = A2C.from_env("CartPole-v1", ent_coef=ent_coef, vf_coef=0.5, norm_adv=False, seed=2)
+    generator = torch.Generator().manual_seed(1)
+    obs = torch.randn(6, 4, generator=generator)
+    batch = Batch(obs=obs, action=torch.tensor([0, 1, 1, 0, 1, 0]), advantage=torch.randn(6, generator=generator),
+                  returns=torch.randn(6, generator=generator))
+    loss, metrics = agent.loss(batch)
+    expected = metrics["losses/policy_loss"] - ent_coef * metrics["losses/entropy"] + 0.5 * metrics["losses/value_loss"]
+    torch.testing.assert_close(loss.detach(), expected, rtol=0, atol=1e-7)
+    loss.backward()
+    entropy_gradient = agent.net.policy.logits.weight.grad.clone()
+    agent.net.zero_grad()
+    log_prob, _, value = agent.net.evaluate_actions(obs, batch.action)
+    (-(batch.advantage * log_prob).mean() + 0.5 * 0.5 * (value - batch.returns).square().mean()).backward()
+    # the bonus moves the policy head exactly when it is there
+    assert torch.equal(entropy_gradient, agent.net.policy.logits.weight.grad) == (ent_coef == 0.0)

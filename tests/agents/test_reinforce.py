@@ -77,6 +77,19 @@ def test_baselines_match_a_loop(baseline):
     torch.testing.assert_close(batch.advantage, torch.tensor(expected))
 
 
+@pytest.mark.parametrize("ent_coef", [0.0, 0.1])
+@pytest.mark.parametrize("baseline", ["none", "value"])
+def test_the_loss_adds_the_value_loss_for_a_value_baseline_and_the_entropy_bonus_when_there_is_one(baseline, ent_coef):
+    agent = filled_agent(baseline)
+    agent.config.ent_coef = ent_coef
+    batch, _ = agent.rollout_batch()
+    loss, metrics = agent.loss(batch)
+    expected = metrics["losses/policy_loss"] - ent_coef * metrics["losses/entropy"]
+    if baseline == "value":
+        expected = expected + agent.config.vf_coef * metrics["losses/value_loss"]
+    torch.testing.assert_close(loss.detach(), expected, rtol=0, atol=1e-7)
+
+
 @pytest.mark.parametrize("baseline", ["none", "mean"])
 def test_gradient_estimate_equals_the_bandit_policy_gradient_in_expectation(baseline):
     """Two arms with mean rewards (1, 0) and noise: d/dz_k sum_a pi_a r_a = pi_k (r_k - J)."""
