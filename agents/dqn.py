@@ -24,9 +24,9 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from agents.base import Agent
+from agents.c51 import project_distribution
 from agents.config import AgentConfig, option
 from agents.flat_parameters import FlatAdam, flat_optimizer
-from agents.c51 import project_distribution
 from agents.networks import FeatureStandardizer, build_encoder
 from agents.q_heads import QHead
 from envs import is_atari
