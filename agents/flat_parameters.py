@@ -93,38 +93,55 @@ class _OneFlatParameter:
 
 
 class FlatAdam(_OneFlatParameter, torch.optim.Adam):
-    """``torch.optim.Adam(fused=True)`` over one flat parameter: its state and its fused kernel,
-    bit for bit, called on the one tensor directly. L2 ``weight_decay`` and ``maximize`` as
-    Adam's; ``amsgrad`` and decoupled weight decay (AdamW) are not taken."""
+    """``torch.optim.Adam`` over one flat parameter: its state and its arithmetic, bit for bit,
+    applied to the one tensor directly. By default its fused kernel (``Adam(fused=True)``); with
+    ``fused=False`` the elementwise ops of ``Adam(foreach=True)``, which round every element alike
+    wherever it lies in the tensor, where the fused kernel computes the tensor's last few elements
+    outside its vector loop (so an element's step depends on the tensor's length: how many seeds
+    ``agents.multi_seed`` stacks). L2 ``weight_decay`` and ``maximize`` as Adam's; ``amsgrad``
+    and decoupled weight decay (AdamW) are not taken."""
 
-    tensorwise_class = torch.optim.Adam  # the optimiser for parameters that are not one flat tensor
 
-    def __init__(self, params, **settings):
+    def __init__(self, params, fused: bool = True, **settings):
         _unsupported("FlatAdam", settings, ("amsgrad", "decoupled_weight_decay"))
-        super().__init__(params, **{**settings, "fused": True})
+        super().__init__(params, **{**settings, "fused": fused, "foreach": not fused})
         self.check_one_parameter()
 
     def step(self, closure: None = None) -> None:
         group, parameter, state = self.group_parameter_state()
-        if not state:  # as Adam's first fused step creates it
+        if not state:  # as Adam's first step creates it
             state["step"] = torch.zeros((), dtype=torch.float32, device=parameter.device)
             state["exp_avg"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
         beta1, beta2 = group["betas"]
         with torch.no_grad():
             state["step"] += 1
-            torch._fused_adam_([parameter], [parameter.grad], [state["exp_avg"]], [state["exp_avg_sq"]], [],
-                               [state["step"]], lr=group["lr"], beta1=beta1, beta2=beta2,
-                               weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=False,
-                               maximize=group["maximize"])
+            if group["fused"]:
+                torch._fused_adam_([parameter], [parameter.grad], [state["exp_avg"]], [state["exp_avg_sq"]], [],
+                                   [state["step"]], lr=group["lr"], beta1=beta1, beta2=beta2,
+                                   weight_decay=group["weight_decay"], eps=group["eps"], amsgrad=False,
+                                   maximize=group["maximize"])
+            else:
+                self._elementwise_step(group, parameter, state, beta1, beta2)
+
+    @staticmethod
+    def _elementwise_step(group: dict, parameter: Tensor, state: dict, beta1: float, beta2: float) -> None:
+        """Kingma & Ba 2015, Algorithm 1, in the ops and order of PyTorch's foreach Adam."""
+        grad = -parameter.grad if group["maximize"] else parameter.grad
+        if group["weight_decay"]:
+            grad = grad.add(parameter, alpha=group["weight_decay"])
+        exp_avg, exp_avg_sq, step = state["exp_avg"], state["exp_avg_sq"], state["step"].item()
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step_size = -group["lr"] / (1 - beta1 ** step)
+        denominator = exp_avg_sq.sqrt().div_((1 - beta2 ** step) ** 0.5).add_(group["eps"])
+        parameter.addcdiv_(exp_avg, denominator, value=step_size)
 
 
 class FlatRMSprop(_OneFlatParameter, torch.optim.RMSprop):
     """``torch.optim.RMSprop`` (Hinton's lecture 6e: ``v = alpha v + (1 - alpha) g^2``,
     ``theta -= lr g / (sqrt(v) + eps)``) over one flat parameter: its state and its arithmetic,
     op for op. Neither momentum, centering nor weight decay is taken."""
-
-    tensorwise_class = torch.optim.RMSprop
 
     def __init__(self, params, **settings):
         _unsupported("FlatRMSprop", settings, ("momentum", "centered", "weight_decay"))

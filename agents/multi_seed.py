@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from agents.base import Agent
 from agents.config import AgentConfig
+from agents.flat_parameters import flat_optimizer
 from agents.seed_stack import clip_grad_norm_per_copy_
 
 # The multi-seed version of each agent that has one, as ``module:Class`` (imported on first use).
@@ -66,13 +67,17 @@ class MultiSeed:
         # Adam and RMSprop act elementwise, so each seed's slice steps exactly as it would alone;
         # but not under the fused CPU kernels, which vectorise over a whole stacked tensor and round
         # its scalar tail differently (C51's [K, 11] biases step differently for K = 2 and K = 3).
+        # A seed agent's flat optimiser (agents.flat_parameters) steps all K seeds' stacked
+        # parameters as one flat tensor: 220 against 84 us an Adam step for 16 PPO CartPole seeds.
         for name, parameters in self.optimized_parameters().items():
             optimizer = getattr(self._per_seed[0], name)
             settings = dict(optimizer.defaults)
             if settings.get("fused"):
                 settings.update(fused=False, foreach=True)
-            optimizer_class = getattr(optimizer, "tensorwise_class", type(optimizer))  # a flat one's PyTorch class
-            setattr(self, name, optimizer_class(parameters, **settings))
+            if hasattr(optimizer, "flat_parameters"):
+                setattr(self, name, flat_optimizer(type(optimizer), parameters, **settings))
+            else:
+                setattr(self, name, type(optimizer)(parameters, **settings))
         self.generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
 
     def stack_seeds(self) -> None:
@@ -106,7 +111,8 @@ class MultiSeed:
         return torch.searchsorted(cdf, uniform.unsqueeze(-1)).squeeze(-1).clamp_max(cdf.shape[-1] - 1)
 
     def clip_gradients(self, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> None:
-        params = [p for group in optimizer.param_groups for p in group["params"]]
+        flat = getattr(optimizer, "flat_parameters", None)
+        params = flat.parameters if flat is not None else [p for group in optimizer.param_groups for p in group["params"]]
         clip_grad_norm_per_copy_(params, max_grad_norm, self.num_seeds)
 
     def seed_agents(self) -> list[Agent]:

@@ -141,7 +141,15 @@ class _StackedAffine(torch.autograd.Function):
         rows, weight = ctx.saved_tensors
         grad = grad.contiguous()
         grad_rows = torch.bmm(grad, weight) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.bmm(grad.transpose(1, 2), rows) if ctx.needs_input_grad[1] else None
+        grad_weight = None
+        if ctx.needs_input_grad[1]:
+            # The product is several times faster when its output's rows are the longer side
+            # ([K, 4, 64] rather than [K, 64, 4] for a 4-input layer: 23 against 97 us for K=16
+            # and 256 rows), so a layer with fewer inputs than outputs computes the transpose.
+            if rows.shape[2] < grad.shape[2]:
+                grad_weight = torch.bmm(rows.transpose(1, 2), grad).transpose(1, 2)
+            else:
+                grad_weight = torch.bmm(grad.transpose(1, 2), rows)
         grad_bias = grad.sum(1) if ctx.needs_input_grad[2] else None
         return grad_rows, grad_weight, grad_bias
 

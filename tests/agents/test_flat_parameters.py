@@ -80,6 +80,9 @@ def test_parameters_of_several_dtypes_are_refused():
     (FlatAdam, torch.optim.Adam, {"lr": 1e-2, "eps": 1e-5, "fused": True}),
     (FlatAdam, torch.optim.Adam, {"lr": 1e-2, "betas": (0.8, 0.99), "weight_decay": 0.1, "maximize": True,
                                   "fused": True}),
+    (FlatAdam, torch.optim.Adam, {"lr": 1e-2, "eps": 1e-5, "fused": False, "foreach": True}),
+    (FlatAdam, torch.optim.Adam, {"lr": 1e-2, "betas": (0.8, 0.99), "weight_decay": 0.1, "maximize": True,
+                                  "fused": False, "foreach": True}),
     (FlatRMSprop, torch.optim.RMSprop, {"lr": 1e-2, "alpha": 0.99, "eps": 1e-5, "foreach": True}),
     (FlatRMSprop, torch.optim.RMSprop, {"lr": 1e-2, "alpha": 0.9, "eps": 1e-8, "foreach": False}),
 ])
@@ -113,3 +116,21 @@ def test_flat_optimizers_refuse_the_variants_they_do_not_implement(flat_class, s
 def test_flat_optimizers_refuse_more_than_one_parameter():
     with pytest.raises(ValueError, match="one flat parameter"):
         FlatAdam([nn.Parameter(torch.zeros(3)), nn.Parameter(torch.zeros(2))])
+
+
+def test_unfused_flat_adam_steps_an_element_alike_wherever_it_lies_in_the_tensor():
+    """What stacking K seeds in one flat tensor needs: a seed's elements step as they would in a
+    tensor of another length (here, as slices of 7 elements, all outside any vector loop)."""
+    generator = torch.Generator().manual_seed(3)
+    start = torch.randn(1_001, generator=generator)
+    whole = nn.Parameter(start.clone())
+    pieces = [nn.Parameter(piece.clone()) for piece in start.split(7)]
+    optimizers = [FlatAdam([p], lr=1e-2, fused=False) for p in (whole, *pieces)]
+    for _ in range(4):
+        gradient = torch.randn(start.shape, generator=generator)
+        whole.grad = gradient.clone()
+        for piece, piece_gradient in zip(pieces, gradient.split(7)):
+            piece.grad = piece_gradient.clone()
+        for optimizer in optimizers:
+            optimizer.step()
+    assert torch.equal(whole.detach(), torch.cat([p.detach() for p in pieces]))
