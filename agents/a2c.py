@@ -81,9 +81,8 @@ class A2C(OnPolicyRollouts, Agent):
         self.init_actor_critic(observation_space, action_space)
         params = [p for p in self.net.parameters() if p.requires_grad] + self.attach_auxiliary(self.net.encoder)
         if config.optimizer == "rmsprop":
-            # foreach: the multi-tensor update for stacked seeds' parameters (agents.multi_seed)
             self.optimizer = flat_optimizer(FlatRMSprop, params, lr=config.learning_rate,
-                                            alpha=config.rmsprop_alpha, eps=config.adam_eps, foreach=True)
+                                            alpha=config.rmsprop_alpha, eps=config.adam_eps)
         else:
             self.optimizer = flat_optimizer(FlatAdam, params, lr=config.learning_rate, eps=config.adam_eps)
 

@@ -60,6 +60,17 @@ class FlatParameters:
         self.parameter = nn.Parameter(self.data)
         self.parameter.grad = self.grad
 
+    def join(self, tensors: list[Tensor]) -> Tensor:
+        """One flat tensor holding ``tensors[i]`` (in parameter i's shape) where parameter i's
+        slice lies: per-parameter optimiser state in the flat layout."""
+        joined = torch.empty_like(self.data)
+        for tensor, gradient in zip(tensors, self.gradients, strict=True):
+            if tensor.shape != gradient.shape:
+                raise ValueError(f"a tensor of shape {tuple(tensor.shape)} for a parameter of shape "
+                                 f"{tuple(gradient.shape)}")
+            joined.as_strided(gradient.shape, gradient.stride(), gradient.storage_offset()).copy_(tensor)
+        return joined
+
     def zero_grad(self) -> None:
         """Zeroes every gradient, and points back at its view any parameter whose gradient
         something else replaced (another optimiser's ``zero_grad(set_to_none=True)``)."""
@@ -85,6 +96,20 @@ class _OneFlatParameter:
         if len(self.param_groups) != 1 or len(self.param_groups[0]["params"]) != 1:
             raise ValueError(f"{type(self).__name__} steps one flat parameter "
                              "(agents.flat_parameters.flat_optimizer)")
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Also takes the state of the same PyTorch optimiser over the separate parameters (a
+        checkpoint from before they were made one flat tensor), each one's put in its slice."""
+        flat: FlatParameters | None = getattr(self, "flat_parameters", None)
+        groups = state_dict["param_groups"]
+        if flat is not None and len(groups) == 1 and len(groups[0]["params"]) == len(flat.parameters) > 1:
+            states = [state_dict["state"].get(index) for index in groups[0]["params"]]
+            joined = {}
+            if all(states):  # the optimiser had stepped: every parameter has its state
+                joined[0] = {key: value.clone() if value.dim() == 0 else flat.join([state[key] for state in states])
+                             for key, value in states[0].items()}
+            state_dict = {"state": joined, "param_groups": [{**groups[0], "params": [0]}]}
+        super().load_state_dict(state_dict)
 
     def group_parameter_state(self) -> tuple[dict, Tensor, dict]:
         group = self.param_groups[0]

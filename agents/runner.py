@@ -216,7 +216,11 @@ class Runner:
         save_atomic(payload, self.run_dir / CHECKPOINT)
 
     def _restore(self, env: VecEnv, payload: dict[str, Any]) -> tuple[int, float, torch.Tensor]:
-        self.agent.load_training_state(payload["training"])
+        try:
+            self.agent.load_training_state(payload["training"])
+        except (KeyError, ValueError, RuntimeError) as error:  # torch's own refusals of another layout
+            raise ValueError(f"the checkpoint in {self.run_dir} holds training state this version of reprl cannot "
+                             f"load ({error}); start a new run") from error
         if self.agent.aux is not None:
             self.agent.aux.load_training_state(payload["training"]["aux"])
         runner = payload["runner"]

@@ -101,6 +101,24 @@ def test_corrupt_checkpoint_is_refused_and_left_untouched(tmp_path, capsys, cont
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
 
 
+def test_a_checkpoint_whose_training_state_does_not_fit_is_refused_and_left_untouched(tmp_path, capsys):
+    import torch
+
+    assert train.main(["--steps", "256", "--num-envs", "2", "--num-steps", "64", "--run-dir", str(tmp_path),
+                       "--no-progress", "--eval-every", "0", "--eval-episodes", "1"]) == 0
+    capsys.readouterr()
+    payload = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    payload["training"]["optimizer"]["param_groups"][0]["params"] = [0, 1]  # two parameters where there are 12
+    torch.save(payload, tmp_path / "checkpoint.pt")
+    checkpoint = (tmp_path / "checkpoint.pt").read_bytes()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--resume", str(tmp_path), "--steps", "512"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds training state this version of reprl cannot load" in err, err
+    assert (tmp_path / "checkpoint.pt").read_bytes() == checkpoint
+
+
 def test_resume_changes_only_the_budget_and_bookkeeping(tmp_path, capsys):
     """Settings that shape training are the checkpoint's; a flag that would change one is refused
     rather than ignored, while budget, device and evaluation settings apply to the resumed run."""

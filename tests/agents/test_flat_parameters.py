@@ -134,3 +134,43 @@ def test_unfused_flat_adam_steps_an_element_alike_wherever_it_lies_in_the_tensor
         for optimizer in optimizers:
             optimizer.step()
     assert torch.equal(whole.detach(), torch.cat([p.detach() for p in pieces]))
+
+
+@pytest.mark.parametrize("flat_class, reference_class, settings", [
+    (FlatAdam, torch.optim.Adam, {"lr": 1e-2, "fused": False, "foreach": True}),
+    (FlatRMSprop, torch.optim.RMSprop, {"lr": 1e-2, "foreach": True})])
+def test_a_flat_optimizer_resumes_from_the_state_of_its_pytorch_class_on_separate_parameters(
+        flat_class, reference_class, settings):
+    """A checkpoint from before the parameters were flat: each one's moments go to its slice
+    (the conv weight's channels-last layout included), and stepping goes on as it would have."""
+    separate, joined = network(), network()
+    reference = reference_class(separate.parameters(), **settings)
+    generator = torch.Generator().manual_seed(4)
+    steps = [gradients(separate, generator) for _ in range(5)]
+    for grads in steps[:3]:
+        for p, g in zip(separate.parameters(), grads):
+            p.grad = torch.empty_like(p).copy_(g)
+        reference.step()
+    with torch.no_grad():
+        for p, q in zip(separate.parameters(), joined.parameters()):
+            q.copy_(p)
+    optimizer = flat_optimizer(flat_class, joined.parameters(), **settings)
+    optimizer.load_state_dict(reference.state_dict())
+    for grads in steps[3:]:
+        for p, q, g in zip(separate.parameters(), joined.parameters(), grads):
+            p.grad = torch.empty_like(p).copy_(g)
+            q.grad.copy_(g)
+        reference.step()
+        optimizer.step()
+    assert all(torch.equal(p, q) for p, q in zip(separate.parameters(), joined.parameters()))
+
+
+def test_a_flat_optimizer_refuses_state_of_other_shapes():
+    separate, joined = network(), network()
+    for p in separate.parameters():
+        p.grad = torch.ones_like(p)
+    other = torch.optim.Adam(list(separate.parameters())[::-1], lr=1e-2)  # the same tensors, another order
+    other.step()
+    optimizer = flat_optimizer(FlatAdam, joined.parameters(), lr=1e-2)
+    with pytest.raises(ValueError, match="for a parameter of shape"):
+        optimizer.load_state_dict(other.state_dict())
