@@ -85,10 +85,10 @@ class RolloutBuffer:
         if bool((self.truncated & self.final_value.isnan()).any()):
             raise ValueError("an episode was truncated without final_value: pass the value of "
                              "the true final observation to add()")
-        final_value = torch.nan_to_num(self.final_value)  # NaNs only where nothing was truncated
+        # (its NaNs lie where nothing was truncated, where GAE never reads final_value)
         self.advantages = generalized_advantages(self.reward, self.value, self.terminated,
                                                  self.truncated, last_value.detach().float(),
-                                                 final_value, gamma, gae_lambda)
+                                                 self.final_value, gamma, gae_lambda)
         self.returns = self.advantages + self.value
         self.finished = True
 
