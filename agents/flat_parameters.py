@@ -134,8 +134,8 @@ class FlatAdam(_OneFlatParameter, torch.optim.Adam):
 
     def step(self, closure: None = None) -> None:
         group, parameter, state = self.group_parameter_state()
-        if not state:  # as Adam's first step creates it
-            state["step"] = torch.zeros((), dtype=torch.float32, device=parameter.device)
+        if not state:  # as Adam's first step creates it: the unfused step's count on the host, read there
+            state["step"] = torch.zeros((), dtype=torch.float32, device=parameter.device if group["fused"] else "cpu")
             state["exp_avg"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
         beta1, beta2 = group["betas"]

@@ -112,7 +112,10 @@ class MultiSeed:
 
     def clip_gradients(self, optimizer: torch.optim.Optimizer, max_grad_norm: float) -> None:
         flat = getattr(optimizer, "flat_parameters", None)
-        params = flat.parameters if flat is not None else [p for group in optimizer.param_groups for p in group["params"]]
+        if flat is not None:  # per seed: the stacked parameters, whose gradients are views of the flat one
+            params = flat.parameters
+        else:
+            params = [p for group in optimizer.param_groups for p in group["params"]]
         clip_grad_norm_per_copy_(params, max_grad_norm, self.num_seeds)
 
     def seed_agents(self) -> list[Agent]:
