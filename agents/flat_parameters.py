@@ -126,7 +126,6 @@ class FlatAdam(_OneFlatParameter, torch.optim.Adam):
     ``agents.multi_seed`` stacks). L2 ``weight_decay`` and ``maximize`` as Adam's; ``amsgrad``
     and decoupled weight decay (AdamW) are not taken."""
 
-
     def __init__(self, params, fused: bool = True, **settings):
         _unsupported("FlatAdam", settings, ("amsgrad", "decoupled_weight_decay"))
         super().__init__(params, **{**settings, "fused": fused, "foreach": not fused})
@@ -134,8 +133,9 @@ class FlatAdam(_OneFlatParameter, torch.optim.Adam):
 
     def step(self, closure: None = None) -> None:
         group, parameter, state = self.group_parameter_state()
-        if not state:  # as Adam's first step creates it: the unfused step's count on the host, read there
-            state["step"] = torch.zeros((), dtype=torch.float32, device=parameter.device if group["fused"] else "cpu")
+        if not state:  # as Adam's first step creates it (unfused, the step count stays on the host)
+            step_device = parameter.device if group["fused"] else torch.device("cpu")
+            state["step"] = torch.zeros((), dtype=torch.float32, device=step_device)
             state["exp_avg"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
         beta1, beta2 = group["betas"]
