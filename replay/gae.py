@@ -14,7 +14,8 @@ def generalized_advantages(rewards: Tensor, values: Tensor, terminated: Tensor, 
     ``delta_t = r_t + gamma * V_next * (1 - terminated_t) - V(s_t)`` where ``V_next`` is
     ``V(s_{t+1})`` (``values[t + 1]``, or ``last_value`` after the last step), except where the
     episode was truncated at t: there it is ``final_values[t]``, the value of the true final
-    observation (truncation is not termination: the return goes on). Then
+    observation (truncation is not termination: the return goes on; ``final_values`` is read
+    nowhere else, and may hold NaN there). Then
     ``A_t = delta_t + gamma * lambda * (1 - done_t) * A_{t+1}``, cut at every episode end.
     """
     terminated, truncated = terminated.to(rewards.dtype), truncated.to(torch.bool)

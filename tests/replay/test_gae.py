@@ -48,3 +48,18 @@ def test_reward_to_go_by_hand():
     got = discounted_reward_to_go(r, term, trunc, torch.tensor([10.0]), torch.zeros(4, 1), 0.5)
     # episode 1: 1 + 0.5 * 2, 2; episode 2 bootstraps from last_value: 3 + 0.5 * (4 + 0.5 * 10)
     torch.testing.assert_close(got[:, 0], torch.tensor([2.0, 2.0, 7.5, 9.0]))
+
+
+def test_final_values_are_read_only_where_an_episode_was_truncated():
+    """The rollout buffer stores NaN where no episode was truncated and passes it on as it is."""
+    gen = torch.Generator().manual_seed(1)
+    T, N = 6, 3
+    r, v, last_v = torch.randn(T, N, generator=gen), torch.randn(T, N, generator=gen), torch.randn(N, generator=gen)
+    term = torch.rand(T, N, generator=gen) < 0.2
+    trunc = torch.zeros(T, N, dtype=torch.bool)
+    trunc[2, 1] = True
+    final_v = torch.full((T, N), float("nan"))
+    final_v[2, 1] = 0.7
+    got = generalized_advantages(r, v, term, trunc, last_v, final_v, 0.9, 0.95)
+    assert torch.equal(got, generalized_advantages(r, v, term, trunc, last_v, final_v.nan_to_num(), 0.9, 0.95))
+    assert not got.isnan().any()
