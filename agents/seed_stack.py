@@ -178,7 +178,10 @@ def _stacked_affine(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     as fast on the CPU as the batched product, which MKL computes)."""
     rows = x.reshape(x.shape[0], -1, x.shape[-1]).contiguous()
     if goes_to_onednn(rows[0], weight[0]):
-        out = torch.stack([affine(rows[k], weight[k], None if bias is None else bias[k]) for k in range(len(rows))])
+        # unbind, not indexing: the backward of K indexings would fill a zero [K, ...] gradient
+        # for each copy and add the K of them (for K=16 DQN networks, 4 of a 5 ms backward)
+        biases = [None] * len(rows) if bias is None else bias.unbind(0)
+        out = torch.stack([affine(x_k, w_k, b_k) for x_k, w_k, b_k in zip(rows.unbind(0), weight.unbind(0), biases)])
     elif bias is None:
         out = torch.bmm(rows, weight.transpose(1, 2))
     elif torch.is_grad_enabled() and (weight.requires_grad or bias.requires_grad or rows.requires_grad):
