@@ -23,12 +23,13 @@ def generalized_advantages(rewards: Tensor, values: Tensor, terminated: Tensor, 
     next_values = torch.where(truncated, final_values.to(values.dtype), next_values)
     deltas = rewards + gamma * next_values * (1.0 - terminated) - values
     carry = gamma * gae_lambda * (1.0 - torch.maximum(terminated, truncated.to(rewards.dtype)))
-    # Backwards in place, row by row (T is small; each row is one batched [N] op): the last row's
-    # advantage is its delta, and each earlier row adds its carry times the row after it.
-    advantages, carries = deltas.unbind(0), carry.unbind(0)
-    for t in range(len(advantages) - 2, -1, -1):
-        advantages[t].add_(carries[t] * advantages[t + 1])
-    return deltas
+    # Backwards over the deltas in place, row by row (T is small; each row is one batched [N] op):
+    # the last row's advantage is its delta, and each earlier row adds its carry times the next's.
+    advantages = deltas
+    rows, carries = advantages.unbind(0), carry.unbind(0)
+    for t in range(len(rows) - 2, -1, -1):
+        rows[t].add_(carries[t] * rows[t + 1])
+    return advantages
 
 
 def discounted_reward_to_go(rewards: Tensor, terminated: Tensor, truncated: Tensor,

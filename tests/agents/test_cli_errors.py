@@ -6,6 +6,7 @@ from pathlib import Path
 
 import gymnasium
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import train  # noqa: E402
@@ -102,8 +103,6 @@ def test_corrupt_checkpoint_is_refused_and_left_untouched(tmp_path, capsys, cont
 
 
 def test_a_checkpoint_whose_training_state_does_not_fit_is_refused_and_left_untouched(tmp_path, capsys):
-    import torch
-
     assert train.main(["--steps", "256", "--num-envs", "2", "--num-steps", "64", "--run-dir", str(tmp_path),
                        "--no-progress", "--eval-every", "0", "--eval-episodes", "1"]) == 0
     capsys.readouterr()
