@@ -2,8 +2,9 @@
 Algorithm S3, run synchronously over N envs as in OpenAI Baselines).
 
 One gradient step per rollout of ``num_steps`` steps from each env on
-``-A_t log pi(a_t|s_t) - ent_coef H(pi(.|s_t)) + vf_coef (V(s_t) - R_t)^2 / 2`` (eq. S3's
-gradients), where the advantage is
+``-A_t log pi(a_t|s_t) - ent_coef H(pi(.|s_t)) + vf_coef (V(s_t) - R_t)^2`` (eq. S3's gradients,
+and the squared error without a half of OpenAI Baselines and Stable-Baselines3, whose ``vf_coef``
+values the presets take), where the advantage is
 
 * ``td``: the one-step TD error ``r_t + gamma V(s_{t+1}) - V(s_t)`` (GAE with lambda = 0);
 * ``nstep``: the n-step return to the rollout's end minus ``V(s_t)`` (GAE with lambda = 1, the
@@ -42,7 +43,7 @@ class A2CConfig(OnPolicyConfig):
     norm_adv: bool = option(False, "normalise advantages within each rollout")
     ent_coef: float = option(0.0, "entropy bonus coefficient", bounds=(0.0, float("inf")))
     optimizer: str = option("rmsprop", "rmsprop (as in the paper) or adam", choices=("rmsprop", "adam"))
-    rmsprop_alpha: float = option(0.99, "RMSprop smoothing constant", bounds=(0.0, 1.0))
+    rmsprop_alpha: float = option(0.99, "RMSprop smoothing constant", bounds=(0.0, 1.0), upper_open=True)
     adam_eps: float = option(1e-5, "optimiser epsilon (RMSprop or Adam)", positive=True)
 
 
@@ -100,7 +101,7 @@ class A2C(OnPolicyRollouts, Agent):
         log_prob, entropy, value = self.net.evaluate_actions(batch.obs, batch.action)
         advantage = self.normalized_advantage(batch.advantage)
         policy_loss = -(advantage * log_prob).mean(-1)
-        value_loss = 0.5 * (value - batch.returns).square().mean(-1)
+        value_loss = (value - batch.returns).square().mean(-1)
         entropy = entropy.mean(-1)
         # A zero bonus leaves the entropy out of the loss, and so out of backward (it is only logged).
         loss = (policy_loss - cfg.ent_coef * entropy if cfg.ent_coef else policy_loss) + cfg.vf_coef * value_loss

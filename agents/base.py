@@ -244,14 +244,9 @@ class Agent(nn.Module):
 
     def episodes_restarted(self) -> None:
         """The envs were reset to fresh episodes under a resumed agent (envs that cannot be
-        snapshotted, such as Atari): a replay buffer marks where its episodes were cut. A rollout
-        buffer is empty then, as checkpoints are taken only at rollout boundaries."""
+        snapshotted, such as Atari): a replay buffer marks where its episodes were cut."""
         if isinstance(getattr(self, "buffer", None), ReplayBuffer):
             self.buffer.cut_episodes()
-
-    def at_boundary(self) -> bool:
-        """Whether a checkpoint taken now captures everything (e.g. no half-filled rollout)."""
-        return True
 
     def training_state(self, include_buffer: bool = True) -> dict[str, Any]:
         """Optimisers, counters and (optionally) the replay buffer, for checkpoints."""

@@ -93,9 +93,12 @@ class AgentConfig:
             self._validate_env_batch_size()
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            bounds = f.metadata.get("bounds")
-            if bounds is not None and not (bounds[0] <= value <= bounds[1]):
-                raise ValueError(f"{f.name} must be in [{bounds[0]}, {bounds[1]}], got {value}")
+            bounds = f.metadata.get("bounds")  # inclusive, or [low, high) with upper_open
+            if bounds is not None:
+                low, high = bounds
+                upper_open = f.metadata.get("upper_open", False)
+                if not (low <= value and (value < high if upper_open else value <= high)):
+                    raise ValueError(f"{f.name} must be in [{low}, {high}{')' if upper_open else ']'}, got {value}")
             if f.metadata.get("positive") and not value > 0:
                 raise ValueError(f"{f.name} must be positive, got {value}")
             choices = f.metadata.get("choices")

@@ -63,7 +63,8 @@ class DQNConfig(AgentConfig):
     atoms: int = option(51, "atoms of the return distribution", bounds=(2, 10_000))
     v_min: float = option(-10.0, "smallest return on the support")
     v_max: float = option(10.0, "largest return on the support")
-    tau: float = option(1.0, "target update rate: 1 copies the online net, < 1 Polyak-averages", bounds=(0.0, 1.0))
+    tau: float = option(1.0, "target update rate: 1 copies the online net, < 1 Polyak-averages",
+                       bounds=(0.0, 1.0), positive=True)
     target_update_interval: int = option(1_000, "environment steps between target-network updates", positive=True)
     train_frequency: int = option(4, "environment steps between training rounds", positive=True)
     gradient_steps: int = option(1, "gradient steps per training round", positive=True)

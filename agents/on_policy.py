@@ -150,12 +150,21 @@ class OnPolicyRollouts:
         self.buffer.reset()
         return metrics
 
-    def at_boundary(self) -> bool:
-        return self.buffer is None or self.buffer.step == 0
-
     def training_state(self, include_buffer: bool = True) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "iteration": self.iteration}
+        """The optimiser, the update count and the rollout under way, if any: a run resumed from a
+        checkpoint taken mid-rollout goes on filling it, as the run that never stopped did."""
+        state = {"optimizer": self.optimizer.state_dict(), "iteration": self.iteration}
+        if include_buffer and self.buffer is not None and self.buffer.step > 0:
+            state["rollout"] = self.buffer.state_dict()
+        return state
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration = state["iteration"]
+        if "rollout" in state:
+            self.buffer.load_state_dict(state["rollout"])
+
+    def episodes_restarted(self) -> None:
+        """Fresh episodes cannot continue the rollout under way: its steps are dropped."""
+        super().episodes_restarted()
+        self.buffer.reset()

@@ -187,9 +187,19 @@ class REINFORCE(OnPolicyRollouts, Agent):
 
     # -------------------------------------------------------------- checkpoints
     def training_state(self, include_buffer: bool = True) -> dict[str, Any]:
-        return {**OnPolicyRollouts.training_state(self, include_buffer), "fresh": self.fresh.clone()}
+        return {**OnPolicyRollouts.training_state(self, include_buffer), "fresh": self.fresh.clone(),
+                "in_rollout": self.in_rollout.clone(), "complete_episodes": self.complete_episodes.clone()}
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         OnPolicyRollouts.load_training_state(self, state)
         self.fresh.copy_(state["fresh"])
-        self.in_rollout.copy_(state["fresh"])
+        # (checkpoints before these two were written between rollouts, where they take these values)
+        self.in_rollout.copy_(state.get("in_rollout", state["fresh"]))
+        self.complete_episodes.fill_(state.get("complete_episodes", 0))
+
+    def episodes_restarted(self) -> None:
+        """The dropped rollout's bookkeeping goes too: every env starts an episode with the next one."""
+        OnPolicyRollouts.episodes_restarted(self)
+        self.fresh.fill_(True)
+        self.in_rollout.fill_(True)
+        self.complete_episodes.zero_()

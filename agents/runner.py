@@ -14,6 +14,7 @@ import torch
 from agents.checkpoint import rng_state, seed_everything, set_rng_state
 from agents.evaluation import evaluate, make_eval_env
 from agents.host_allocator import keep_freed_host_memory
+from agents.interrupts import StopRequest
 from agents.logger import Logger
 from agents.run_lock import exclusive_run_folder
 from envs import make_env
@@ -139,37 +140,41 @@ class Runner:
         in_flight = _InFlight(env.num_envs) if env.batch_size < env.num_envs else None
         metrics: dict[str, torch.Tensor] = {}
         try:
-            while step < cfg.steps:
-                action, env_action, extras = agent.rollout_action(obs, step)
-                acting_envs = env.env_ids
-                next_obs, reward, terminated, truncated, info = env.step(env_action)
-                if in_flight is None:
-                    agent.observe(obs, action, reward, info["final_obs"], terminated, truncated, extras)
-                else:  # the envs that came back are not the ones just acted on
-                    transitions, env_ids = in_flight.exchange(acting_envs, obs, action, reward, terminated,
-                                                              truncated, info)
-                    agent.observe(*transitions, extras, env_ids=env_ids)
-                obs = next_obs
-                step += envs_per_seed
-                episodes.add(info)
-                update_metrics = agent.after_step(obs, step)
-                if update_metrics is not None:
-                    metrics = update_metrics
-                loggers[0].advance(envs_per_seed)
-                if step >= next_log:
-                    next_log += cfg.log_every * max(1, (step - next_log) // cfg.log_every + 1)
-                    sps = (step - start_step) / max(time.perf_counter() - start_time, 1e-9)
-                    for k, (logger, tally) in enumerate(zip(loggers, episodes.flush())):
-                        logger.log(step, {**_seed_metrics(metrics, k), **tally, "charts/sps": sps})
-                if next_eval is not None and step >= next_eval and step < cfg.steps:  # the last one follows the loop
-                    next_eval += cfg.eval_every * max(1, (step - next_eval) // cfg.eval_every + 1)
-                    self._evaluate(eval_envs, loggers, step)
-                if next_checkpoint is not None and step >= next_checkpoint and agent.at_boundary():
-                    next_checkpoint += cfg.checkpoint_every * max(1, (step - next_checkpoint) // cfg.checkpoint_every + 1)
-                    self._checkpoint(env, obs, step, loggers[0].elapsed)
-        except KeyboardInterrupt:
-            if agent.at_boundary():
-                self._checkpoint(env, obs, step, loggers[0].elapsed)
+            with StopRequest() as stop:
+                while step < cfg.steps:
+                    action, env_action, extras = agent.rollout_action(obs, step)
+                    acting_envs = env.env_ids
+                    next_obs, reward, terminated, truncated, info = env.step(env_action)
+                    if in_flight is None:
+                        agent.observe(obs, action, reward, info["final_obs"], terminated, truncated, extras)
+                    else:  # the envs that came back are not the ones just acted on
+                        transitions, env_ids = in_flight.exchange(acting_envs, obs, action, reward, terminated,
+                                                                  truncated, info)
+                        agent.observe(*transitions, extras, env_ids=env_ids)
+                    obs = next_obs
+                    step += envs_per_seed
+                    episodes.add(info)
+                    update_metrics = agent.after_step(obs, step)
+                    if update_metrics is not None:
+                        metrics = update_metrics
+                    loggers[0].advance(envs_per_seed)
+                    if step >= next_log:
+                        next_log += cfg.log_every * max(1, (step - next_log) // cfg.log_every + 1)
+                        sps = (step - start_step) / max(time.perf_counter() - start_time, 1e-9)
+                        for k, (logger, tally) in enumerate(zip(loggers, episodes.flush())):
+                            logger.log(step, {**_seed_metrics(metrics, k), **tally, "charts/sps": sps})
+                    # (the last evaluation follows the loop)
+                    if next_eval is not None and step >= next_eval and step < cfg.steps:
+                        next_eval += cfg.eval_every * max(1, (step - next_eval) // cfg.eval_every + 1)
+                        self._evaluate(eval_envs, loggers, step)
+                    if next_checkpoint is not None and step >= next_checkpoint:
+                        next_checkpoint += cfg.checkpoint_every * max(
+                            1, (step - next_checkpoint) // cfg.checkpoint_every + 1)
+                        self._checkpoint(env, obs, step, loggers[0].elapsed)
+                    if stop.requested:  # Ctrl-C: this step is whole, so its checkpoint is exact
+                        self._checkpoint(env, obs, step, loggers[0].elapsed)
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:  # a second Ctrl-C stops at once: the last checkpoint stays
             for logger in loggers:
                 logger.close()
             raise

@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
@@ -48,7 +49,7 @@ class SACConfig(AgentConfig):
     buffer_size: int = option(1_000_000, "replay capacity in transitions", positive=True)
     batch_size: int = option(256, "transitions per gradient step", positive=True)
     gamma: float = option(0.99, "discount factor", bounds=(0.0, 1.0))
-    tau: float = option(0.005, "Polyak rate of the target critics", bounds=(0.0, 1.0))
+    tau: float = option(0.005, "Polyak rate of the target critics", bounds=(0.0, 1.0), positive=True)
     learning_starts: int = option(100, "environment steps of uniformly random actions before learning",
                                   bounds=(0, 10**12))
     train_frequency: int = option(1, "environment steps between training rounds", positive=True)
@@ -116,6 +117,8 @@ class SAC(Agent):
             action_dim = self.num_actions
             self.target_entropy = config.target_entropy_scale * 0.98 * math.log(self.num_actions)
         elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
+            if not (np.isfinite(action_space.low).all() and np.isfinite(action_space.high).all()):
+                raise ValueError(f"sac squashes its actions into the Box's bounds, which must be finite; got {action_space}")
             self.num_actions, action_dim = None, int(action_space.shape[0])
             self.target_entropy = -config.target_entropy_scale * action_dim
             low = torch.as_tensor(action_space.low, dtype=torch.float32, device=self.device)

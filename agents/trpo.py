@@ -38,7 +38,8 @@ class TRPOConfig(OnPolicyConfig):
     max_kl: float = option(0.01, "trust region: largest mean KL(old || new) a policy step may reach", positive=True)
     cg_iters: int = option(15, "conjugate-gradient iterations for the natural-gradient direction", positive=True)
     cg_damping: float = option(0.1, "damping added to the Fisher matrix (F + damping I)", bounds=(0.0, float("inf")))
-    line_search_shrink: float = option(0.8, "backtracking factor of the line search", bounds=(0.0, 1.0))
+    line_search_shrink: float = option(0.8, "backtracking factor of the line search", bounds=(0.0, 1.0),
+                                        positive=True, upper_open=True)
     line_search_iters: int = option(10, "step sizes the line search tries", positive=True)
     critic_updates: int = option(10, "critic epochs over each rollout", positive=True)
     critic_batch_size: int = option(128, "critic minibatch size", positive=True)

@@ -16,7 +16,8 @@ class Batch:
 
     ``discount`` is the factor in front of the bootstrap value, ``gamma ** k`` where ``k`` is the
     number of rewards summed into ``reward`` (1 for one-step replay), so every value-based target
-    reads ``reward + discount * (1 - terminated) * next_value``.
+    reads ``reward + discount * (1 - terminated) * next_value``; ``reward_steps`` is that ``k``
+    (``next_obs`` lies ``k`` env steps after ``obs``), None where it is 1 throughout (rollouts).
 
     ``target``, where set, is that target already computed (``[B]``, or ``[B, atoms]`` for a
     distribution) for a larger batch this one was cut from: a DQN round's gradient steps share
@@ -29,6 +30,7 @@ class Batch:
     next_obs: Tensor | None = None
     terminated: Tensor | None = None
     discount: Tensor | None = None
+    reward_steps: Tensor | None = None
     weights: Tensor | None = None
     indices: Tensor | None = None
     log_prob: Tensor | None = None

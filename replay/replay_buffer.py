@@ -264,7 +264,8 @@ class ReplayBuffer:
                      action=self.action[step % self.rows, env],
                      reward=window.reward,
                      next_obs=self.frames.stacks(env, self.obs_pos[last_row, env] + 1),
-                     terminated=window.terminated, discount=window.discount, weights=weights,
+                     terminated=window.terminated, discount=window.discount, reward_steps=window.length,
+                     weights=weights,
                      indices=step * self.num_envs + env,
                      next_action=next_action)
 

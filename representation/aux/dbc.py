@@ -14,7 +14,9 @@ The latent model is trained alongside (Section 4 and the authors' code): the Gau
 log-likelihood of the detached ``phi(s')`` under ``P_hat(.|phi(s), a)``, and a reward model that
 decodes ``r`` from a sample of the predicted next latent (squared error). Both losses also
 train the encoder through ``phi(s)``; the bisimulation term is weighted by ``bisim_coef``
-(0.5 in the authors' code). ``gamma`` defaults to the agent's discount.
+(0.5 in the authors' code). ``gamma`` defaults to the agent's discount. With an n-step replay
+buffer ``r`` sums the k <= n rewards of a transition and ``s'`` lies k steps ahead, so the W2 term
+is discounted by ``gamma ** k``: the metric of the k-step transitions the agent learns from.
 """
 from __future__ import annotations
 
@@ -71,11 +73,14 @@ class DBC(AuxObjective):
         self.reward_model = mlp_head(encoder.out_dim, hidden_dim, 1, batch_norm=False)
 
     @torch.no_grad()
-    def bisimulation_target(self, latent: Tensor, action: Tensor, reward: Tensor, partner: Tensor) -> Tensor:
-        """``|r_i - r_j| + gamma * W2`` for each ``i`` and ``j = partner[i]`` (eq. 4's target)."""
+    def bisimulation_target(self, latent: Tensor, action: Tensor, reward: Tensor, partner: Tensor,
+                            reward_steps: Tensor | None = None) -> Tensor:
+        """``|r_i - r_j| + gamma ** k_i * W2`` for each ``i`` and ``j = partner[i]`` (eq. 4's target),
+        ``k`` the ``[B]`` env steps each transition spans (None: one each)."""
         mean, std = self.transition_model(torch.cat([latent, action], dim=1))
         w2 = gaussian_w2(mean, std, mean[partner], std[partner])
-        return (reward - reward[partner]).abs() + self.gamma * w2
+        discount = self.gamma if reward_steps is None else self.gamma ** reward_steps.to(w2.dtype)
+        return (reward - reward[partner]).abs() + discount * w2
 
     def loss(self, batch: Batch, encoder: Encoder, latent: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         # phi(s') is only ever a target here (detached), so it is encoded without autograd.
@@ -83,7 +88,7 @@ class DBC(AuxObjective):
         action = action_features(batch.action, self.action_space)
         reward = batch.reward.float()
         partner = torch.randperm(latent.shape[0], device=latent.device)
-        target = self.bisimulation_target(latent.detach(), action, reward, partner)
+        target = self.bisimulation_target(latent.detach(), action, reward, partner, batch.reward_steps)
         latent_distance = (latent - latent[partner]).abs().sum(dim=1)
         bisim_loss = (latent_distance - target).square().mean()
 

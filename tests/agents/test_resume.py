@@ -1,4 +1,7 @@
 """A run that dies and is resumed from its checkpoint ends exactly where an unbroken run ends."""
+import os
+import signal
+
 import pytest
 import torch
 
@@ -56,6 +59,7 @@ def test_resume_after_a_crash_equals_an_unbroken_run(name, tmp_path):
     crashed = AGENTS[name].from_env("CartPole-v1", **settings)
     payload = crash_and_checkpoint(crashed, settings["steps"] * 3 // 4, tmp_path / "crashed")
     assert 0 < payload["runner"]["step"] < settings["steps"]
+    assert ("rollout" in payload["training"]) == (name == "ppo")  # PPO's checkpoint falls inside a rollout
     resumed = resume(payload, tmp_path / "crashed")
 
     for (key, a), (_, b) in zip(unbroken.state_dict().items(), resumed.state_dict().items()):
@@ -87,3 +91,59 @@ def test_a_resume_on_fresh_episodes_cuts_the_stored_ones(tmp_path):
     buffer = resume(payload, tmp_path).buffer
     assert buffer.truncated[(adds - 1) % buffer.rows].all()
     assert buffer.env_steps.tolist() == [1_200 // settings["num_envs"]] * settings["num_envs"]
+
+
+def test_a_resume_on_fresh_episodes_drops_the_rollout_under_way(tmp_path):
+    """PPO's checkpoint at step 1,400 holds 120 steps of a 256-step rollout; envs that cannot be
+    snapshotted restart their episodes, which cannot continue that rollout: the resumed run
+    collects 2 whole rollouts in its 648 steps (an unbroken run collects 8 in all, not 7)."""
+    settings = {**SETTINGS["ppo"], "vectorization": "async"}
+    payload = crash_and_checkpoint(PPO.from_env("CartPole-v1", **settings), 1_536, tmp_path)
+    assert payload["runner"]["step"] == 1_400 and payload["training"]["iteration"] == 5
+    assert payload["training"]["rollout"]["step"] == 30
+    assert resume(payload, tmp_path).iteration == 7
+
+
+def test_ctrl_c_stops_after_the_step_under_way_and_its_checkpoint_resumes_exactly(tmp_path):
+    """SIGINT in the middle of PPO's update: the update finishes, the loop writes a checkpoint at
+    that step and stops; resumed, the run ends where an unbroken one ends."""
+    settings = {**SETTINGS["ppo"], "checkpoint_every": 0}
+    unbroken = PPO.from_env("CartPole-v1", **settings)
+    Runner(unbroken, run_dir=tmp_path / "unbroken", progress=False).run()
+
+    interrupted = PPO.from_env("CartPole-v1", **settings)
+    update = interrupted.update
+    updates_seen = []
+
+    def update_then_signal(*args, **kwargs):
+        updates_seen.append(1)
+        if len(updates_seen) == 10:  # the 10th of the first rollout's 16 steps (4 epochs x 4 minibatches)
+            os.kill(os.getpid(), signal.SIGINT)
+        return update(*args, **kwargs)
+    interrupted.update = update_then_signal
+    with pytest.raises(KeyboardInterrupt):
+        Runner(interrupted, run_dir=tmp_path / "interrupted", progress=False).run()
+    payload = load_checkpoint(tmp_path / "interrupted" / CHECKPOINT, AGENT_FORMAT)
+    assert payload["runner"]["step"] == 256  # the step whose update the signal fell in
+    assert payload["training"]["iteration"] == 1 and "rollout" not in payload["training"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the usual Ctrl-C again
+    resumed = resume(payload, tmp_path / "interrupted")
+    for (key, a), (_, b) in zip(unbroken.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), key
+
+
+def test_a_second_ctrl_c_stops_at_once_without_writing_a_checkpoint(tmp_path):
+    agent = PPO.from_env("CartPole-v1", **{**SETTINGS["ppo"], "checkpoint_every": 0})
+    update = agent.update
+    updates_seen = []
+
+    def update_then_signal_twice(*args, **kwargs):
+        updates_seen.append(1)
+        if len(updates_seen) == 10:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return update(*args, **kwargs)
+    agent.update = update_then_signal_twice
+    with pytest.raises(KeyboardInterrupt):
+        Runner(agent, run_dir=tmp_path, progress=False).run()
+    assert len(updates_seen) == 10 and not (tmp_path / CHECKPOINT).exists()

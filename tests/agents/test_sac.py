@@ -5,9 +5,10 @@ import math
 
 import pytest
 import torch
+from gymnasium import spaces
 
 from agents.networks import TanhGaussianHead
-from agents.sac import SAC
+from agents.sac import SAC, SACConfig
 from replay import Batch
 
 SMALL = dict(head_width=32, encoder_options={"hidden_sizes": [32], "activation": "relu"})
@@ -89,6 +90,11 @@ def test_actions_are_scaled_to_the_box_and_the_encoder_is_the_critics():
     shared = SAC.from_env("Pendulum-v1", shared_encoder=True, **SMALL)
     assert shared.actor_encoder is None
     assert not any(p is q for p in shared.actor_parameters() for q in shared.encoder.parameters())
+
+
+def test_an_unbounded_action_box_is_refused_as_it_cannot_be_squashed_into():
+    with pytest.raises(ValueError, match="bounds, which must be finite"):
+        SAC(SACConfig(), spaces.Box(-1.0, 1.0, (3,)), spaces.Box(-math.inf, math.inf, (2,)))
 
 
 @pytest.mark.slow

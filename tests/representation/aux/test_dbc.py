@@ -5,6 +5,7 @@ import torch
 from gymnasium import spaces
 
 from replay import Batch
+from replay.replay_buffer import ReplayBuffer
 from representation.aux import DBC, gaussian_w2, make_aux
 from representation.aux.base import action_features
 from representation.encoders import MLPEncoder
@@ -44,6 +45,42 @@ def test_target_adds_gamma_times_the_w2_of_the_predicted_next_latents():
     w2 = ((mean[0] - mean[1]).square().sum() + (std[0] - std[1]).square().sum()).sqrt()
     target = dbc.bisimulation_target(latent, action, torch.tensor([1.0, 3.0]), torch.tensor([1, 0]))
     torch.testing.assert_close(target, (2.0 + 0.5 * w2).detach().repeat(2))
+
+
+def test_transitions_of_k_steps_discount_the_w2_by_gamma_to_the_k():
+    """n-step replay: a transition summing k rewards ends k steps later, so the W2 term of the
+    k-step metric is discounted by gamma ** k."""
+    dbc, encoder = make_dbc(gamma=0.5)
+    latent = encoder(torch.randn(3, 4)).detach()
+    action = action_features(torch.tensor([0, 2, 1]), ACTIONS)
+    mean, std = dbc.transition_model(torch.cat([latent, action], dim=1))
+    partner = torch.tensor([1, 2, 0])
+    w2 = ((mean - mean[partner]).square().sum(1) + (std - std[partner]).square().sum(1)).sqrt()
+    reward = torch.tensor([1.0, 3.0, 0.5])
+    target = dbc.bisimulation_target(latent, action, reward, partner, reward_steps=torch.tensor([1, 3, 2]))
+    expected = (reward - reward[partner]).abs() + torch.tensor([0.5, 0.125, 0.25]) * w2
+    torch.testing.assert_close(target, expected.detach())
+
+
+def test_the_loss_reads_the_steps_of_n_step_replay_batches():
+    dbc, encoder = make_dbc(gamma=0.5)
+    buffer = ReplayBuffer(100, 1, STATES, ACTIONS, n_step=3, gamma=0.9)
+    generator = torch.Generator().manual_seed(3)
+    for step in range(30):
+        ended = torch.tensor([step % 7 == 6])
+        buffer.add(torch.rand(1, 4, generator=generator), torch.tensor([step % 3]), torch.ones(1),
+                   torch.rand(1, 4, generator=generator), ended, torch.tensor([False]))
+    batch = buffer.sample(64, generator=generator)
+    assert set(batch.reward_steps.tolist()) == {1, 2, 3}  # windows cut short by episode ends
+    torch.manual_seed(5)
+    _, metrics = dbc.loss(batch, encoder)
+    torch.manual_seed(5)  # the same partners: the loss under the k-step discounts, not gamma alone
+    latent = encoder(batch.obs)
+    partner = torch.randperm(64)
+    target = dbc.bisimulation_target(latent.detach(), action_features(batch.action, ACTIONS), batch.reward, partner,
+                                     batch.reward_steps)
+    expected = ((latent - latent[partner]).abs().sum(1) - target).square().mean()
+    torch.testing.assert_close(metrics["aux/dbc_bisim_loss"], expected.detach())
 
 
 def test_gaussian_w2_matches_the_quantile_integral():
