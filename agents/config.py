@@ -20,6 +20,10 @@ def option(default: Any, help: str, **metadata: Any) -> Any:
 # Seeds reach numpy and Gymnasium, which take 0 .. 2**32 - 1; evaluation envs add an offset.
 MAX_SEED = 2**31 - 1
 
+# What a resumed run may change: its budget, the device, and how it is evaluated, logged and saved.
+CHANGEABLE_ON_RESUME = ("steps", "device", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
+                        "capture_video", "torch_threads")
+
 
 def check_device(name: str) -> None:
     """ValueError unless ``name`` is a device of this machine that reprl runs on (cpu, cuda[:i], mps)."""
@@ -47,7 +51,9 @@ class AgentConfig:
     num_envs: int = option(8, "environments stepped together")
     seed: int = option(1, "seed for the networks, exploration and environments", bounds=(0, MAX_SEED))
     device: str = option("cpu", "torch device for environments' tensors, networks and buffers (cpu, cuda, cuda:1)")
-    preset: str = option("auto", "hyperparameter preset: 'auto' picks the env family's published values; 'none' keeps the defaults")
+    preset: str = option("auto", "hyperparameter preset: 'auto' picks the env family's published values; 'none' keeps "
+                         "the defaults; named ones: rainbow (dqn), parallel (ppo on thousands of torch-native envs), "
+                         "an env id or family (classic, atari, pixels, box)")
     encoder: str = option("auto", "observation encoder: mlp, nature, impala, ... ('auto': nature for images, mlp otherwise)")
     encoder_options: dict = option({}, 'encoder constructor options as JSON, e.g. \'{"hidden_sizes": [64, 64]}\'')
     encoder_checkpoint: str = option("", "encoder to start from: a file of scripts/pretrain.py, or an agent file or "

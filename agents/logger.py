@@ -30,7 +30,9 @@ class Logger:
         jsonl = self.run_dir / "metrics.jsonl"
         _truncate_jsonl(jsonl, start_step)
         self._jsonl = open(jsonl, "a")
-        self._writer = SummaryWriter(str(self.run_dir), purge_step=start_step if start_step else None)
+        # TensorBoard hides the events of earlier files from ``start_step`` on: those of the steps a
+        # resumed run makes again, or all of a run that stopped before its first checkpoint.
+        self._writer = SummaryWriter(str(self.run_dir), purge_step=start_step)
         self._start = time.perf_counter() - elapsed
         self._bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
                          disable=not progress, smoothing=0.05)

@@ -38,9 +38,11 @@ def default_run_dir(config, agent_name: str, seeds: list[int]) -> Path:
 
 
 def holds_a_run(folder: str | os.PathLike) -> bool:
-    """Whether ``folder`` holds a run's checkpoint, logs or summary (a new run would overwrite them)."""
+    """Whether ``folder`` holds a run that can be resumed or has finished (its checkpoint or
+    summary), which a new run would overwrite. The logs of a run that stopped before its first
+    checkpoint do not count: a new run there starts them afresh (see ``Logger``)."""
     folder = Path(folder)
-    return any((folder / name).exists() for name in (CHECKPOINT, "metrics.jsonl", "summary.json")) or \
+    return (folder / CHECKPOINT).exists() or (folder / "summary.json").exists() or \
         any(folder.glob("seed_*/summary.json"))
 
 

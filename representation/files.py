@@ -29,6 +29,8 @@ def load_tagged(path: str | os.PathLike, expected_format: str, what: str,
                 map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The dict in ``path`` whose ``format`` is ``expected_format``; ValueError naming ``what`` else."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"'{path}' is a folder: give the {what} in it")
     if not path.is_file():
         raise ValueError(f"{what} '{path}' does not exist")
     try:

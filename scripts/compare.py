@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         schedule = schedule_jobs(grid.tasks, int(fields.get("seeds_per_process", 1)), Path(fields["out"]) / "groups")
     except ValueError as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        print("\ninterrupted before any run started", file=sys.stderr)
+        return 130
     return run_and_report(grid, backend, Path(fields["out"]), progress=not args.no_progress, schedule=schedule)
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +23,7 @@ import numpy as np
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
 from agents.cli import ArgumentParser, fail
+from agents.config import MAX_SEED
 from agents.evaluation import EVAL_SEED_OFFSET, evaluate, make_eval_env
 from agents.runner import CHECKPOINT, make_train_env
 from wrappers.normalize import RunningMeanStd, observation_stats
@@ -77,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.episodes < 1 or args.max_steps < 1:
             raise ValueError("--episodes and --max-steps must be >= 1")
+        if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+            raise ValueError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
         video = Path(args.video) if args.video else None
         if video is not None:
             if video.suffix.lower() != ".gif":
@@ -95,25 +100,40 @@ def main(argv: list[str] | None = None) -> int:
         players = list(zip(agent.seeds, agent.seed_agents())) if "seeds" in payload else [(agent.config.seed, agent)]
         config = replace(agent.config, eval_episodes=args.episodes, capture_video=video is not None)
         stats = trained_observation_stats(payload, config)
+        for seed, player in players:
+            if args.seed is not None:
+                player.config.seed = args.seed
+            filmed_to = (video if video is None or len(players) == 1
+                         else video.with_name(f"{video.stem}_seed{seed}{video.suffix}"))
+            print(play(player, seed, replace(config, seed=player.config.seed), stats, source, filmed_to, args))
     except ValueError as error:
         fail(str(error))
-    for seed, player in players:
-        if args.seed is not None:
-            player.config.seed = args.seed
-        filmed_to = (video if video is None or len(players) == 1
-                     else video.with_name(f"{video.stem}_seed{seed}{video.suffix}"))
-        print(play(player, seed, replace(config, seed=player.config.seed), stats, source, filmed_to, args))
     return 0
 
 
 def play(agent: Agent, seed: int, config, stats, source: Path, video: Path | None, args: argparse.Namespace) -> str:
-    """Plays ``args.episodes`` greedy episodes of ``agent`` (the run's seed ``seed``); the line to print."""
-    env = make_eval_env(config, stats)
-    started = time.time()
+    """Plays ``args.episodes`` greedy episodes of ``agent`` (the run's seed ``seed``); the line to print.
+    The GIF is written under a temporary name and renamed once whole."""
     try:
-        returns = evaluate(agent, env, video_path=video, max_steps=args.max_steps)
+        with warnings.catch_warnings():  # Gymnasium's warning comes before the env's own refusal, below
+            warnings.filterwarnings("ignore", message=".*render_mode='rgb_array' that is not in the possible")
+            env = make_eval_env(config, stats)
+    except ValueError as error:  # an env that draws no frames refuses render_mode="rgb_array"
+        if video is None:
+            raise
+        raise ValueError(f"--video {video}: {config.env} cannot be filmed ({error})") from None
+    started = time.time()
+    partial = None if video is None else video.with_name(f".{video.stem}.partial{video.suffix}")
+    try:
+        returns = evaluate(agent, env, video_path=partial, max_steps=args.max_steps)
+        if partial is not None and partial.is_file():
+            os.replace(partial, video)
+    except OSError as error:  # the GIF's disk: full, read-only
+        raise ValueError(f"--video {video}: cannot write the GIF ({error.strerror or error})") from None
     finally:
         env.close()
+        if partial is not None:
+            partial.unlink(missing_ok=True)
     filmed = video is not None and video.is_file() and video.stat().st_mtime >= started
     result = {"path": str(source), "agent": agent.name, "env": config.env, "seed": seed, "episode_seed": config.seed,
               "episodes": len(returns), "return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),

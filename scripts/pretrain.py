@@ -38,6 +38,7 @@ from agents.base import Agent
 from agents.cli import ArgumentParser, fail, parse_json_dict
 from agents.config import MAX_SEED, check_device
 from agents.host_allocator import keep_freed_host_memory
+from agents.runner import CHECKPOINT
 from envs import check_env_id, is_atari, make_env
 from envs.atari import atari_game_name
 from representation.encoders import (default_encoder_name, is_image_space, load_encoder_weights, make_encoder,
@@ -80,9 +81,11 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--latent-dim", type=int, default=32, help="VAE and GAN latent size (default: 32)")
     parser.add_argument("--feature-timestep", type=int,
                         help="ddpm: the noise level t whose denoiser features the encoder gives (default: T // 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for envs, policy, initial weights, minibatches")
-    parser.add_argument("--device", default="cpu", help="torch device for the frames and the networks")
-    parser.add_argument("--num-envs", type=int, default=8, help="environments stepped together while collecting")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed for envs, policy, initial weights, minibatches (default: 0)")
+    parser.add_argument("--device", default="cpu", help="torch device for the frames and the networks (default: cpu)")
+    parser.add_argument("--num-envs", type=int, default=8,
+                        help="environments stepped together while collecting (default: 8)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -127,6 +130,9 @@ def check_common(args: argparse.Namespace) -> None:
         raise ValueError(f"--seed must be in [0, {MAX_SEED}], got {args.seed}")
     if args.num_envs < 1:
         raise ValueError(f"--num-envs must be at least 1, got {args.num_envs}")
+    if args.agent_checkpoint is not None and Path(args.agent_checkpoint).is_dir():
+        raise ValueError(f"'{args.agent_checkpoint}' is a folder: give the agent checkpoint in it "
+                         f"(a run's {CHECKPOINT} or agent.pt)")
     if args.agent_checkpoint is not None and not Path(args.agent_checkpoint).is_file():
         raise ValueError(f"agent checkpoint '{args.agent_checkpoint}' does not exist")
 
@@ -195,8 +201,9 @@ def pretrain(args: argparse.Namespace) -> None:
         raise ValueError(f"need --epochs >= 1, --lr > 0, --latent-dim >= 1, got {args.epochs}, {args.lr}, "
                          f"{args.latent_dim}")
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out '{out}' exists and is not a directory")
+    taken = next((folder for folder in (out, *out.parents) if folder.exists() and not folder.is_dir()), None)
+    if taken is not None:  # refused now, not once the frames are collected and the model fitted
+        raise ValueError(f"--out '{out}' cannot be a folder: '{taken}' is a file")
     if (out / ENCODER_FILE).exists() or (out / CONFIG_FILE).exists():
         raise ValueError(f"--out '{out}' already holds a pre-trained encoder: pick another --out")
     env, _ = make_collection_env(args, ground_truth=False)
@@ -274,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             probe(args)
         else:
             pretrain(args)
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # OSError: the disk, full or read-only
         fail(str(error))
     return 0
 

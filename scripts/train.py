@@ -14,15 +14,13 @@ from pathlib import Path
 
 from agents.checkpoint import load_checkpoint
 from agents.cli import ArgumentParser, add_config_flags, explicit_settings, fail
+from agents.config import CHANGEABLE_ON_RESUME
 from agents.base import AGENT_FORMAT, Agent
 from agents.multi_seed import build_multi_seed
 from agents.presets import resolve_config
 from agents.registry import AGENTS, agent_class
 from agents.runner import CHECKPOINT, Runner, holds_a_run
 
-# What a resumed run may change: its budget, the device, and how it is evaluated, logged and saved.
-RESUME_CAN_CHANGE = ("steps", "device", "eval_every", "eval_episodes", "log_every", "checkpoint_every",
-                     "capture_video", "torch_threads")
 
 
 def build_parser(agent_name: str | None) -> ArgumentParser:
@@ -46,14 +44,17 @@ def given(argv: list[str], flag: str) -> bool:
 
 def resumed_runner(argv: list[str], run_dir: str) -> Runner:
     """A Runner continuing ``run_dir`` from its checkpoint, with the settings it may change."""
+    if Path(run_dir).is_dir() and not (Path(run_dir) / CHECKPOINT).exists():
+        raise ValueError(f"{run_dir} holds no {CHECKPOINT}: its run stopped before its first checkpoint, so "
+                         f"nothing can be resumed; start it again with --run-dir {run_dir}")
     payload = load_checkpoint(Path(run_dir) / CHECKPOINT, AGENT_FORMAT)
     args = build_parser(payload["agent"]).parse_args(argv)
     settings = explicit_settings(args, agent_class(payload["agent"]).config_class)
     fixed = [flag for flag in ("--run-dir", "--num-seeds") if given(argv, flag)]
     fixed += ["--agent"] if given(argv, "--agent") and args.agent != payload["agent"] else []
-    fixed += ["--" + name.replace("_", "-") for name in settings if name not in RESUME_CAN_CHANGE]
+    fixed += ["--" + name.replace("_", "-") for name in settings if name not in CHANGEABLE_ON_RESUME]
     if fixed:
-        changeable = ", ".join("--" + name.replace("_", "-") for name in RESUME_CAN_CHANGE)
+        changeable = ", ".join("--" + name.replace("_", "-") for name in CHANGEABLE_ON_RESUME)
         raise ValueError(f"--resume continues the run with its own settings: {', '.join(fixed)} cannot change "
                          f"(only {changeable})")
     agent = Agent.from_payload(payload, device=settings.pop("device", None))
@@ -104,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         where = f" (continue with --resume {runner.run_dir} once fixed)" if resumable else ""
         fail(f"{error}{where}")
     except KeyboardInterrupt:
-        where = f": continue with --resume {runner.run_dir}" if "runner" in locals() else " before training started"
+        if "runner" not in locals():
+            where = " before training started"
+        elif (runner.run_dir / CHECKPOINT).is_file():
+            where = f": continue with --resume {runner.run_dir}"
+        else:
+            where = f" before the first checkpoint: start again with --run-dir {runner.run_dir}"
         print(f"\ninterrupted{where}", file=sys.stderr)
         return 130
     for summary in summaries:

@@ -15,6 +15,9 @@ resuming a run needs it to land on the same node again (or shared storage).
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
+import os
+import signal
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -22,8 +25,13 @@ from concurrent.futures.process import BrokenProcessPool
 
 from agents.comparison.execution import RunOutcome, execute_job, failed, write_returned_files
 from agents.comparison.grouping import Job
+from agents.interrupts import StopRequest, ignore_stop_signals, stop_signals_ignored
 
 RunFunction = Callable[[Job], list[RunOutcome]]
+
+# Seconds between two looks at a stop request while jobs run (and between two SIGTERMs to the
+# workers once one came).
+STOP_POLL_S = 0.5
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
@@ -31,11 +39,16 @@ def worker_context() -> multiprocessing.context.BaseContext:
     worker pays the seconds of imports and a pool rebuilt after a worker died starts at once.
     A forked child inherits no torch threads or open files: the fork server never ran any.
     ``torch._dynamo`` is preloaded too because the first optimiser step imports it (about 2 s
-    per process). ``spawn`` where there is no fork server (Windows)."""
+    per process). ``spawn`` where there is no fork server (Windows).
+
+    The fork server starts here ignoring SIGINT and SIGTERM, as its workers do between jobs: a
+    Ctrl-C during its seconds of imports would kill it."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["agents.comparison.execution", "torch._dynamo"])
+    with stop_signals_ignored():
+        multiprocessing.forkserver.ensure_running()
     return context
 
 
@@ -46,6 +59,11 @@ class LocalBackend:
     ``workers`` jobs are submitted at a time (all of them running), and after a break the jobs
     that were in flight go to a fresh pool; a job in flight at ``max_worker_deaths`` breaks is
     reported failed rather than retried forever.
+
+    Ctrl-C or SIGTERM: no job starts any more, and the workers are sent SIGTERM until their jobs
+    return, each run stopping at a checkpoint after its step under way (``agents.interrupts``;
+    between jobs the workers ignore both signals); then ``KeyboardInterrupt`` is raised. A second
+    Ctrl-C raises it at once.
     """
 
     def __init__(self, workers: int, run_fn: RunFunction = execute_job, max_worker_deaths: int = 2):
@@ -64,26 +82,31 @@ class LocalBackend:
     def _run_pool(self, pending: deque[Job], deaths: Counter[str]) -> Iterator[RunOutcome]:
         """Runs jobs of ``pending`` in one pool until none are left or a worker dies."""
         width = min(self.workers, len(pending))
-        pool = ProcessPoolExecutor(max_workers=width, mp_context=worker_context())
+        pool = ProcessPoolExecutor(max_workers=width, mp_context=worker_context(), initializer=ignore_stop_signals)
         in_flight: dict[Future, Job] = {}
         broken = False
         try:
-            while in_flight or (pending and not broken):
-                while pending and not broken and len(in_flight) < width:
-                    job = pending.popleft()
-                    try:
-                        in_flight[pool.submit(self.run_fn, job)] = job
-                    except BrokenProcessPool:
-                        pending.appendleft(job)
-                        broken = True
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = in_flight.pop(future)
-                    if isinstance(future.exception(), BrokenProcessPool):
-                        broken = True
-                        yield from self._after_worker_death(job, pending, deaths)
-                    else:
-                        yield from _result(future, job)
+            with StopRequest() as stop:
+                while in_flight or (pending and not broken and not stop.requested):
+                    while pending and not broken and not stop.requested and len(in_flight) < width:
+                        job = pending.popleft()
+                        try:
+                            in_flight[pool.submit(self.run_fn, job)] = job
+                        except BrokenProcessPool:
+                            pending.appendleft(job)
+                            broken = True
+                    if stop.requested:
+                        _ask_workers_to_stop()
+                    done, _ = wait(in_flight, timeout=STOP_POLL_S, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        job = in_flight.pop(future)
+                        if isinstance(future.exception(), BrokenProcessPool):
+                            broken = True
+                            yield from self._after_worker_death(job, pending, deaths)
+                        elif not isinstance(future.exception(), KeyboardInterrupt):  # else: stopped
+                            yield from _result(future, job)
+                if stop.requested:
+                    raise KeyboardInterrupt
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -96,6 +119,12 @@ class LocalBackend:
             return failed(job, f"its worker process died ({attempts})")
         pending.appendleft(job)
         return []
+
+
+def _ask_workers_to_stop() -> None:
+    """SIGTERM to this process's pool workers (its only child processes)."""
+    for worker in multiprocessing.active_children():
+        os.kill(worker.pid, signal.SIGTERM)
 
 
 def _result(future: Future, job: Job) -> list[RunOutcome]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agents.comparison.runs import VARIANT_KEY
+from agents.config import CHANGEABLE_ON_RESUME
 from agents.presets import resolve_config
 from agents.registry import AGENTS, agent_class
 from agents.runner import CHECKPOINT
@@ -249,6 +250,22 @@ def is_finished(run_dir: Path, variant: str | None, steps: int) -> bool:
         return False
 
 
+def check_settings_match(run_dir: Path, settings: dict[str, Any]) -> None:
+    """ValueError when ``run_dir`` holds a run begun with other settings than ``settings``
+    (a config's ``to_dict``) in anything a resumed run cannot change: the grid would skip or
+    resume it, and report results the settings asked for did not make."""
+    try:
+        recorded = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # no run begun there
+    wanted = json.loads(json.dumps(settings))  # as config.json holds them (lists, not tuples)
+    changed = [name for name, value in wanted.items()
+               if name not in CHANGEABLE_ON_RESUME and name in recorded and recorded[name] != value]
+    if changed:
+        differences = ", ".join(f"{name}={recorded[name]!r} (now {wanted[name]!r})" for name in changed)
+        raise ValueError(f"{run_dir} holds a run made with {differences}: give another --out for new settings")
+
+
 def plan_grid(agents: list[str], envs: list[str], seeds: list[int], overrides: Overrides,
               runs_dir: str | Path, threads: int = 1, return_files: bool = False,
               variants: Sequence[Variant] = ()) -> Plan:
@@ -281,13 +298,14 @@ def plan_grid(agents: list[str], envs: list[str], seeds: list[int], overrides: O
             config = resolve_config(agent_cls, settings)
             config.validate()
             try:
-                agent_cls.from_env(env, **config.to_dict())
+                built = agent_cls.from_env(env, **config.to_dict()).config.to_dict()  # as its runs record it
             except ValueError as error:
                 incompatible.append((name, env, str(error)))
                 continue
             for seed in seeds:
                 config.seed = seed
                 run_dir = runs_dir / run_name(name, env, seed)
+                check_settings_match(run_dir, {**built, "seed": seed})
                 task = RunTask(agent, env, seed, str(run_dir), config.to_dict(), return_files, variant)
                 (finished if is_finished(run_dir, variant, config.steps) else tasks).append(task)
     return Plan(tasks, finished, incompatible)

@@ -1,6 +1,10 @@
 """The encoder contract shared by agents, auxiliary objectives and pre-training."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from numbers import Integral
+from typing import Any
+
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -18,6 +22,24 @@ class Encoder(nn.Module):
 
     def forward(self, obs: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+def positive_int(encoder: str, option: str, value: Any) -> int:
+    """``value`` when it is an integer >= 1; else a ValueError naming the encoder, option and value
+    (a layer of width 0 or below would build, or fail, far from the option that asked for it)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"the {encoder} encoder's {option} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def positive_ints(encoder: str, option: str, value: Any) -> list[int]:
+    """``value`` as a list when it is a non-empty list of integers >= 1; else a ValueError naming
+    the encoder, option and value."""
+    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value
+            or any(isinstance(v, bool) or not isinstance(v, Integral) or v < 1 for v in value)):
+        raise ValueError(f"the {encoder} encoder's {option} must be a non-empty list of positive integers, "
+                         f"got {value!r}")
+    return [int(v) for v in value]
 
 
 def is_image_space(space: spaces.Space) -> bool:

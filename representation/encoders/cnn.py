@@ -7,7 +7,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from representation.encoders.base import Encoder
+from representation.encoders.base import Encoder, positive_int, positive_ints
 from representation.linear import Linear
 
 
@@ -40,6 +40,7 @@ class NatureCNN(Encoder):
     def __init__(self, observation_space: spaces.Box, features_dim: int = 512):
         super().__init__()
         _require_image(observation_space, "nature")
+        features_dim = positive_int("nature", "features_dim", features_dim)
         channels = observation_space.shape[0]
         self.convs = _channels_last(nn.Sequential(
             nn.Conv2d(channels, 32, 8, stride=4), nn.ReLU(),
@@ -70,6 +71,8 @@ class ImpalaCNN(Encoder):
     def __init__(self, observation_space: spaces.Box, channels: Sequence[int] = (16, 32, 32), features_dim: int = 256):
         super().__init__()
         _require_image(observation_space, "impala")
+        channels = positive_ints("impala", "channels", channels)
+        features_dim = positive_int("impala", "features_dim", features_dim)
         layers: list[nn.Module] = []
         in_channels = observation_space.shape[0]
         for out_channels in channels:

@@ -7,7 +7,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from representation.encoders.activations import Tanh
-from representation.encoders.base import Encoder, flat_input_dim, to_flat_float
+from representation.encoders.base import Encoder, flat_input_dim, positive_ints, to_flat_float
 from representation.linear import Linear
 
 ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
@@ -21,17 +21,16 @@ class MLPEncoder(Encoder):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation '{activation}' (choose from {', '.join(ACTIVATIONS)})")
-        if not hidden_sizes:
-            raise ValueError("an MLP encoder needs at least one hidden layer")
+        hidden_sizes = positive_ints("mlp", "hidden_sizes", hidden_sizes)
         self.observation_space = observation_space
         layers: list[nn.Module] = []
         width = flat_input_dim(observation_space)
         for size in hidden_sizes:
-            layers.append(Linear(width, int(size)))
+            layers.append(Linear(width, size))
             if layer_norm:
-                layers.append(nn.LayerNorm(int(size)))
+                layers.append(nn.LayerNorm(size))
             layers.append(ACTIVATIONS[activation]())
-            width = int(size)
+            width = size
         self.net = nn.Sequential(*layers)
         self.out_dim = width
 

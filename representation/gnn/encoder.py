@@ -31,7 +31,8 @@ class GNNEncoder(Encoder):
         super().__init__()
         if not isinstance(observation_space, PaddedGraph):
             raise ValueError(f"the gnn encoder needs a PaddedGraph observation space (graphs padded to a fixed-shape "
-                             f"tensor, see representation.gnn.padded), got {observation_space}")
+                             f"tensor, see representation.gnn.padded), got a {type(observation_space).__name__} "
+                             f"of shape {observation_space.shape}")
         check_reduction("readout", readout)
         if node_slot_dim < 0:
             raise ValueError(f"node_slot_dim must be >= 0, got {node_slot_dim}")

@@ -1,7 +1,9 @@
 """Every bad input gives one line on stderr, exit status 2, and leaves nothing behind."""
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gymnasium
@@ -26,6 +28,7 @@ BAD_INPUTS = {
     "more minibatches than samples": (["--agent", "ppo", "--num-envs", "2", "--num-steps", "8", "--num-minibatches", "17"],
                                       "num_minibatches must be at most num_envs x num_steps = 16"),
     "negative seed": (["--seed", "-1"], "seed must be in [0, 2147483647], got -1"),
+    "encoder folder": (["--encoder-checkpoint", "tests"], "'tests' is a folder: give the encoder file in it"),
     "target net that never moves": (["--agent", "sac", "--env", "Pendulum-v1", "--tau", "0"], "tau must be positive"),
     "RMSprop that never averages": (["--agent", "a2c", "--rmsprop-alpha", "1"],
                                     "rmsprop_alpha must be in [0.0, 1.0), got 1.0"),
@@ -37,6 +40,8 @@ BAD_INPUTS = {
     "bad bool": (["--anneal-lr", "maybe"], "expected true or false"),
     "unknown encoder": (["--encoder", "transformer"], "unknown encoder 'transformer'"),
     "unknown preset": (["--preset", "turbo"], "unknown preset 'turbo'"),
+    "preset of another env family": (["--preset", "parallel", "--env", "Pendulum-v1"],
+                                     "preset 'parallel' of ppo is for classic envs; Pendulum-v1 is a box env"),
     "zero seeds": (["--num-seeds", "0"], "--num-seeds must be >= 1"),
     "multi-seed reinforce": (["--agent", "reinforce", "--env", "Pendulum-v1", "--num-seeds", "2"],
                              "--num-seeds trains ppo, a2c, trpo, dqn, sac; reinforce runs one seed"),
@@ -168,6 +173,26 @@ def test_a_run_folder_is_never_overwritten_and_a_finished_budget_is_not_resumed(
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
 
+def test_a_run_that_died_before_its_first_checkpoint_is_started_again_in_its_folder(tmp_path, capsys):
+    """Its logs are all that is left: --resume says there is nothing to resume, and a new run in
+    the folder starts the logs afresh (TensorBoard is told to drop the old events)."""
+    common = ["--steps", "256", "--num-envs", "2", "--num-steps", "64", "--no-progress", "--eval-every", "0",
+              "--eval-episodes", "1", "--run-dir", str(tmp_path)]
+    assert train.main(common) == 0
+    (tmp_path / "checkpoint.pt").unlink()
+    (tmp_path / "summary.json").unlink()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--resume", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err == (f"error: {tmp_path} holds no checkpoint.pt: its run stopped before its "
+                                                 f"first checkpoint, so nothing can be resumed; start it again with "
+                                                 f"--run-dir {tmp_path}")
+    assert train.main(common) == 0
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))  # one run's lines, not two
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="advisory locks are POSIX")
 def test_a_run_still_training_in_another_process_is_not_resumed(tmp_path, capsys):
     import fcntl
@@ -207,3 +232,19 @@ def test_real_process_exit_status_and_stderr(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: gamma must be in [0.0, 1.0], got -1.0"]
     assert not (tmp_path / "run").exists()
+
+
+def test_sigterm_stops_training_at_a_checkpoint_it_can_resume_from(tmp_path):
+    """What a scheduler sends before it kills a job: the run stops after its step under way."""
+    process = subprocess.Popen([sys.executable, str(TRAIN), "--steps", "10000000", "--num-envs", "2", "--num-steps", "64",
+                                "--eval-every", "0", "--log-every", "128", "--no-progress", "--run-dir", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not ((tmp_path / "metrics.jsonl").is_file() and (tmp_path / "metrics.jsonl").stat().st_size):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == f"interrupted: continue with --resume {tmp_path}"
+    assert 0 < torch.load(tmp_path / "checkpoint.pt", weights_only=True)["runner"]["step"] < 10_000_000

@@ -107,3 +107,30 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, case):
     if case in ("absent device", "video under a file"):
         PPO.from_env("CartPole-v1").save(tmp_path / "agent.pt")
     assert message in refused(argv, capsys)
+
+
+@pytest.mark.parametrize("seed", ["-1", "-20000", "2147483648"])
+def test_seeds_train_would_refuse_are_refused(tmp_path, capsys, seed):
+    assert refused([str(tmp_path), "--seed", seed], capsys) == f"error: --seed must be in [0, 2147483647], got {seed}"
+
+
+def test_an_env_that_draws_no_frames_cannot_be_filmed(tmp_path, capsys):
+    PPO.from_env("reprl/GraphNav-v0", encoder="mlp").save(tmp_path / "agent.pt")  # GraphNav renders text only
+    gif = tmp_path / "graph.gif"
+    assert refused([str(tmp_path / "agent.pt"), "--episodes", "1", "--video", str(gif)], capsys) == (
+        f"error: --video {gif}: reprl/GraphNav-v0 cannot be filmed (render_mode must be None or 'ansi', "
+        f"got 'rgb_array')")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["agent.pt"]
+
+
+def test_a_gif_the_disk_refuses_is_one_line_and_leaves_no_partial_file(tmp_path, capsys, monkeypatch):
+    def disk_full(frames, path, fps=30):
+        path.write_bytes(b"GIF89a")  # what a writer had written when the disk filled up
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("agents.evaluation.save_gif", disk_full)
+    PPO.from_env("CartPole-v1").save(tmp_path / "agent.pt")
+    gif = tmp_path / "cartpole.gif"
+    assert refused([str(tmp_path / "agent.pt"), "--episodes", "1", "--video", str(gif)], capsys) == (
+        f"error: --video {gif}: cannot write the GIF (No space left on device)")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["agent.pt"]

@@ -298,6 +298,21 @@ def test_a_rerun_with_a_larger_budget_takes_the_finished_runs_on_to_it(tmp_path,
     assert "1 runs: 1 finished (skipped), 0 to resume, 0 new" in capsys.readouterr().out
 
 
+def test_a_rerun_with_other_settings_is_refused_rather_than_reporting_the_old_runs(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--agents", "ppo", "--envs", "CartPole-v1", "--seeds", "1", "--steps", "256", "--out", str(out),
+            "--workers", "1", "--no-progress", *[item for s in TINY for item in ("--set", s)]]
+    assert compare.main(argv) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main([*argv, "--set", "learning_rate=0.01", "--set", "gamma=0.9"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and err == (
+        f"error: {out.resolve() / 'runs' / 'CartPole-v1__ppo__seed0'} holds a run made with learning_rate=0.001 (now 0.01), "
+        "gamma=0.98 (now 0.9): give another --out for new settings")
+    assert compare.main([*argv, "--set", "eval_episodes=3"]) == 0  # what a resume may change
+
+
 def die_after_first_checkpoint(job: Job) -> list[RunOutcome]:
     """``execute_job``, except that the worker process of the job holding seed 0 dies right after
     the job's first checkpoint, the first time only (a marker file beside its folder remembers)."""

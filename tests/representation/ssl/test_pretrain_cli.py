@@ -166,6 +166,8 @@ BAD_INPUTS = {
     "frames below batch": (["--method", "simclr", *TINY, "--frames", "32"], "--frames must be at least --batch-size"),
     "missing agent": (["--method", "simclr", *TINY, "--agent-checkpoint", "nowhere.pt"],
                       "agent checkpoint 'nowhere.pt' does not exist"),
+    "agent folder": (["--method", "simclr", *TINY, "--agent-checkpoint", "tests"],
+                     "'tests' is a folder: give the agent checkpoint in it (a run's checkpoint.pt or agent.pt)"),
     "image encoder on vectors": (["--method", "byol", *TINY, "--encoder", "nature"], "needs image observations"),
     "vae with impala": (["--method", "vae", *TINY, "--encoder", "impala"], "vae hands over a mlp encoder"),
     "beta outside the vae": (["--method", "moco", *TINY, "--beta", "2"], "--beta is a VAE setting"),
@@ -220,3 +222,42 @@ def test_bad_probe_exits_2(argv, message, tmp_path, capsys):
         pretrain.main(["--probe", str(tmp_path), *argv])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["", "/sub", "/sub/deeper"])
+def test_an_out_folder_at_or_under_a_file_is_refused_before_any_frame_is_collected(where, tmp_path, capsys,
+                                                                                   monkeypatch):
+    def collect(*_, **__):
+        raise AssertionError("frames collected for an --out that cannot be made")
+
+    monkeypatch.setattr(pretrain, "make_collection_env", collect)
+    taken = tmp_path / "afile"
+    taken.write_text("a file")
+    with pytest.raises(SystemExit) as exit_info:
+        pretrain.main(["--method", "byol", *TINY, "--out", f"{taken}{where}"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: --out '{taken}{where}' cannot be a folder: '{taken}' is a file\n"
+    assert taken.read_text() == "a file"
+
+
+def test_a_disk_that_refuses_the_encoder_file_is_one_line(tmp_path, capsys, monkeypatch):
+    def disk_full(encoder, name, options, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(pretrain, "save_encoder", disk_full)
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        pretrain.main(["--method", "byol", *TINY, "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: [Errno 28] No space left on device: '{out / 'encoder.pt'}'\n"
+    assert not (out / "encoder.pt").exists() and not (out / "config.json").exists()
+
+
+def test_help_shows_every_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        pretrain.main(["--help"])
+    assert exit_info.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    for flag, default in [("--seed SEED", "0"), ("--device DEVICE", "cpu"), ("--num-envs NUM_ENVS", "8")]:
+        start = help_text.index(f"{flag} ")
+        assert f"(default: {default})" in help_text[start:help_text.index(" --", start + 1)], flag
