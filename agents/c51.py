@@ -21,7 +21,8 @@ def project_distribution(next_probs: Tensor, reward: Tensor, discount: Tensor, t
     v_min, v_max = support[0], support[-1]
     delta = (v_max - v_min) / (atoms - 1)
     shifted = reward[:, None] + (discount * (1.0 - terminated))[:, None] * support[None, :]
-    position = (shifted.clamp(v_min, v_max) - v_min) / delta
+    # (clamped again after the division, whose rounding can put v_max a hair above atoms - 1)
+    position = ((shifted.clamp(v_min, v_max) - v_min) / delta).clamp(0, atoms - 1)
     lower, upper = position.floor(), position.ceil()
     lower_mass = next_probs * (upper - position + (lower == upper).to(next_probs.dtype))
     upper_mass = next_probs * (position - lower)

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from agents.base import Agent
 from agents.c51 import project_distribution
 from agents.config import AgentConfig, option
+from agents.exploration import linear_schedule
 from agents.flat_parameters import FlatAdam, flat_optimizer
 from agents.networks import FeatureStandardizer, build_encoder
 from agents.q_heads import QHead
@@ -185,8 +186,7 @@ class DQN(Agent):
         cfg = self.config
         if cfg.noisy:
             return 0.0
-        duration = max(cfg.exploration_fraction * cfg.steps, 1.0)
-        return max(cfg.end_e, cfg.start_e + (cfg.end_e - cfg.start_e) * step / duration)
+        return linear_schedule(cfg.start_e, cfg.end_e, cfg.exploration_fraction * cfg.steps, step)
 
     def representation_encoder(self) -> nn.Module:
         return self.q.encoder
@@ -379,7 +379,8 @@ class DQN(Agent):
         self.step = step
         metrics = None
         num_envs = next_obs.shape[0] // self.num_seeds  # each seed's (``agents.multi_seed``)
-        if step > cfg.learning_starts:
+        # (a learning_starts below n + 1 steps per env waits for the first sampleable transitions)
+        if step > cfg.learning_starts and self.buffer.surely_sampleable():
             if cfg.standardize_features and not bool(self.q.standardize.fitted):
                 self.fit_feature_statistics()
             self._since_train += num_envs

@@ -15,9 +15,9 @@ def linear_schedule(start: float, end: float, duration: float, step: int) -> flo
 
     A ``duration`` of 0 (or less) means the schedule is already at ``end``.
     """
-    if duration <= 0:
+    if step >= duration:  # (``end`` itself, not ``start + (end - start) * 1``, a rounding off)
         return end
-    return start + (end - start) * min(step / duration, 1.0)
+    return start + (end - start) * step / duration
 
 
 def epsilon_greedy_probs(q: Tensor, epsilon: float) -> Tensor:

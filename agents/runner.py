@@ -23,6 +23,7 @@ from representation.files import save_atomic
 from wrappers.normalize import NormalizeObservation, NormalizeReward, observation_stats
 
 CHECKPOINT = "checkpoint.pt"
+SUMMARY = "summary.json"
 
 
 def default_run_dir(config, agent_name: str, seeds: list[int]) -> Path:
@@ -42,8 +43,7 @@ def holds_a_run(folder: str | os.PathLike) -> bool:
     summary), which a new run would overwrite. The logs of a run that stopped before its first
     checkpoint do not count: a new run there starts them afresh (see ``Logger``)."""
     folder = Path(folder)
-    return (folder / CHECKPOINT).exists() or (folder / "summary.json").exists() or \
-        any(folder.glob("seed_*/summary.json"))
+    return (folder / CHECKPOINT).exists() or (folder / SUMMARY).exists() or any(folder.glob(f"seed_*/{SUMMARY}"))
 
 
 def make_train_env(config, seeds: list[int] | None = None) -> VecEnv:
@@ -122,6 +122,9 @@ class Runner:
             seed_dir.mkdir(parents=True, exist_ok=True)
             (seed_dir / "config.json").write_text(
                 json.dumps({"agent": agent.name, **cfg.to_dict(), "seed": seed}, indent=2) + "\n")
+            # A run under way has no summary: that of a shorter budget, which a resume takes further,
+            # would read as this run's result until it ends.
+            (seed_dir / SUMMARY).unlink(missing_ok=True)
         env = make_train_env(cfg, seeds)
         envs_per_seed = env.batch_size // len(seeds)
         agent.setup_training(env.num_envs)
@@ -193,7 +196,7 @@ class Runner:
             if seed_dir != self.run_dir:  # the joint checkpoint is elsewhere: each seed's own agent here
                 summary["num_seeds"] = len(seeds)
                 seed_agent.save(seed_dir / "agent.pt")
-            (seed_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            (seed_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
             summaries.append(summary)
             logger.close()
         env.close()

@@ -296,7 +296,7 @@ class SAC(Agent):
 
     def after_step(self, next_obs: Tensor, step: int) -> dict[str, Tensor] | None:
         cfg = self.config
-        if step <= cfg.learning_starts:
+        if step <= cfg.learning_starts or not self.buffer.surely_sampleable():
             return None
         metrics = None
         self._since_train += next_obs.shape[0] // self.num_seeds

@@ -40,7 +40,8 @@ class AtariVecEnv(VecEnv):
 
     With ``episodic_life`` a lost life is a termination for learning (Mnih et al. 2015) while
     the game goes on; ``info["episode_end"]`` marks only real game ends (or truncations), which
-    is what episode statistics count. With ``0 < batch_size < num_envs`` the env is asynchronous
+    is what episode statistics count. The game is not reset there, so no FIRE is pressed after
+    a lost life (SB3's wrappers press one): in games that need it, the agent presses it. With ``0 < batch_size < num_envs`` the env is asynchronous
     (see ``VecEnv``): ale-py's threads go on stepping the other envs while the agent acts on and
     learns from the ``batch_size`` returned.
     """
@@ -60,7 +61,7 @@ class AtariVecEnv(VecEnv):
                                    ("num_threads", num_threads, 0)):
             if not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-        self.game = game
+        self.game, self.sticky_actions = game, sticky_actions
         self.num_envs = num_envs
         self._batch_size = batch_size or num_envs
         self.device = torch.device(device)

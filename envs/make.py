@@ -11,6 +11,8 @@ from envs.atari import AtariVecEnv, atari_game_name
 from envs.vec_env import VecEnv
 
 BACKENDS = ("auto", "gymnasium", "torch")
+# The probability of repeating the previous action that Gymnasium's ALE/*-v5 envs default to.
+V5_STICKY_ACTIONS = 0.25
 # AtariVecEnv's settings that env options may give (the others come from make_env's own arguments)
 ATARI_OPTIONS = ("episodic_life", "sticky_actions", "noop_max", "frame_skip", "frame_stack", "max_episode_frames",
                  "full_action_space", "num_threads")
@@ -41,7 +43,8 @@ def make_env(env_id: str, num_envs: int = 1, *, seed: int | list[int] = 0, devic
 
     Atari ids (``ALE/Pong-v5``, ``PongNoFrameskip-v4``, ``Pong``) go through ale-py's C++ vector
     env with DQN preprocessing; ``env_kwargs`` then take ``episodic_life``, ``sticky_actions``,
-    ``noop_max``, ``frame_skip``, ``frame_stack``. With ``clip_rewards`` the agent sees reward
+    ``noop_max``, ``frame_skip``, ``frame_stack``. ``sticky_actions`` defaults to 0.25 for the
+    ``-v5`` ids, as Gymnasium's v5 envs and Machado et al. (2018) have it, and to 0 otherwise. With ``clip_rewards`` the agent sees reward
     signs while ``info["episode_return"]`` keeps the game score. Classic-control ids have
     torch-native versions (``backend="torch"``, chosen automatically on a GPU). Anything else
     goes through ``gym.make_vec`` (``vectorization="sync"`` or ``"async"``), ``env_kwargs``
@@ -67,6 +70,8 @@ def make_env(env_id: str, num_envs: int = 1, *, seed: int | list[int] = 0, devic
         raise ValueError(f"a list of seeds (one per seed group) needs a torch-native env; '{env_id}' "
                          f"runs on the {'ale-py' if game else 'gymnasium'} backend")
     if game is not None:
+        if env_id.endswith("-v5"):
+            env_kwargs = {"sticky_actions": V5_STICKY_ACTIONS, **env_kwargs}
         try:
             env: VecEnv = EpisodeStatistics(AtariVecEnv(game, num_envs, seed=seed, device=device, **env_kwargs))
         except TypeError as error:

@@ -201,6 +201,11 @@ class ReplayBuffer:
 
     # --------------------------------------------------------------------------- sampling
 
+    def surely_sampleable(self) -> bool:
+        """Whether ``sample`` surely finds a transition, known on the host: more than n steps per
+        env on average were added. (Some may be sampleable before.)"""
+        return self.added > self.n_step * self.num_envs
+
     def _sampleable_counts(self) -> Tensor:
         return (self.env_steps - self.n_step - self.valid_from).clamp(min=0)
 
@@ -231,7 +236,7 @@ class ReplayBuffer:
         """Raises unless each of the ``groups`` equal groups of envs has a sampleable transition.
         More than n steps per env on average guarantee one; below that (only early on) the
         device is asked."""
-        if self.added <= self.n_step * self.num_envs and not bool(counts.view(groups, -1).any(1).all()):
+        if not self.surely_sampleable() and not bool(counts.view(groups, -1).any(1).all()):
             raise ValueError(f"cannot sample: nothing sampleable in {self.added} transitions added; an env's "
                              f"first transition is sampleable after {self.n_step + 1} of its steps")
 

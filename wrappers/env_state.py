@@ -1,13 +1,15 @@
 """Snapshots of a single gymnasium env's state as plain tensors and numbers.
 
 Used to resume classic-control and toy-text runs bit for bit. Only plain values are captured
-(numbers, strings, booleans, None, numpy scalars with their dtype, lists and tuples of these,
-numeric numpy arrays as tensors, the numpy RNG's state), layer by layer down the wrapper chain,
+(numbers, strings, booleans, None, numpy scalars with their dtype, lists, tuples and deques of
+these, numeric numpy arrays as tensors, the numpy RNG's state, and envs held as attributes, such
+as the CartPole inside ``reprl/DistractorCartPole-v0``), layer by layer down the wrapper chain,
 so a checkpoint holding them loads with ``torch.load(weights_only=True)``. Environments whose
 state lives in native code (MuJoCo, ALE) are not covered: they resume with fresh episodes.
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 import gymnasium as gym
@@ -31,11 +33,15 @@ def _capture(value: Any) -> Any:
         if type(value) in _PLAIN:
             return value
         return next(base(value) for base in (int, float, str) if isinstance(value, base))
-    if isinstance(value, (list, tuple)):  # e.g. Blackjack's hands
+    if isinstance(value, (list, tuple, deque)):  # e.g. Blackjack's hands, a stack of frames
         items = [_capture(item) for item in value]
         if any(item is _SKIP for item in items):
             return _SKIP
+        if isinstance(value, deque):
+            return {"__deque__": items, "maxlen": value.maxlen}
         return items if isinstance(value, list) else {"__tuple__": items}
+    if isinstance(value, gym.Env):
+        return {"__env__": get_env_state(value)}
     if isinstance(value, np.ndarray) and value.dtype.kind in "biufc":  # numbers only; maps etc. never change
         return {"__ndarray__": torch.from_numpy(value.copy()), "dtype": str(value.dtype)}
     if isinstance(value, np.random.Generator):
@@ -51,6 +57,11 @@ def _restore(value: Any, current: Any) -> Any:
         return [_restore(item, None) for item in value]
     if isinstance(value, dict) and "__tuple__" in value:
         return tuple(_restore(item, None) for item in value["__tuple__"])
+    if isinstance(value, dict) and "__deque__" in value:
+        return deque((_restore(item, None) for item in value["__deque__"]), maxlen=value["maxlen"])
+    if isinstance(value, dict) and "__env__" in value:
+        set_env_state(current, value["__env__"])
+        return current
     if isinstance(value, dict) and "__scalar__" in value:
         return np.dtype(value["dtype"]).type(value["__scalar__"])
     if isinstance(value, dict) and "__ndarray__" in value:
@@ -64,7 +75,8 @@ def _restore(value: Any, current: Any) -> Any:
 def get_env_state(env: gym.Env) -> list[dict[str, Any]]:
     state = []
     for layer in _layers(env):
-        captured = {name: _capture(value) for name, value in vars(layer).items()}
+        inner = layer.env if isinstance(layer, gym.Wrapper) else None  # the next layer, captured as such
+        captured = {name: _capture(value) for name, value in vars(layer).items() if value is not inner}
         state.append({name: value for name, value in captured.items() if value is not _SKIP})
     return state
 

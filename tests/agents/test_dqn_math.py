@@ -69,6 +69,8 @@ def test_a_rounds_targets_come_from_one_target_pass_where_only_the_target_networ
 def test_epsilon_decays_linearly_then_stays():
     agent = DQN.from_env("CartPole-v1", steps=1000, start_e=1.0, end_e=0.1, exploration_fraction=0.5)
     assert [round(agent.epsilon(s), 6) for s in (0, 250, 500, 900)] == [1.0, 0.55, 0.1, 0.1]
+    rising = DQN.from_env("CartPole-v1", steps=1000, start_e=0.0, end_e=0.1, exploration_fraction=0.1)
+    assert [rising.epsilon(s) for s in (0, 100, 500, 1000)] == [0.0, 0.1, 0.1, 0.1]  # capped at end_e either way
 
 
 def test_polyak_target_update_moves_by_tau():
@@ -93,3 +95,18 @@ def test_hard_target_update_copies_parameters_and_buffers():
     assert online.keys() == target.keys()
     for name in online:
         assert torch.equal(online[name], target[name]), name
+
+
+@pytest.mark.parametrize("n_step", [1, 3])
+def test_learning_from_the_first_step_waits_for_the_first_sampleable_transitions(n_step, tmp_path):
+    """learning_starts=0 with train_frequency=1 asks for a round after the very first step, when
+    no n-step window is complete yet: training starts once one surely is, instead of failing."""
+    agent = DQN.from_env("CartPole-v1", steps=64, num_envs=2, learning_starts=0, train_frequency=1, n_step=n_step,
+                         batch_size=8, eval_every=0, eval_episodes=1)
+    initial = [p.clone() for p in agent.q.parameters()]
+    updates = []
+    update = agent.update
+    agent.update = lambda batch: updates.append(agent.buffer.added) or update(batch)
+    agent.learn(run_dir=tmp_path, progress=False)
+    assert updates[0] == 2 * (n_step + 1)  # the first add after which n + 1 steps per env are stored
+    assert not all(torch.equal(a, b) for a, b in zip(initial, agent.q.parameters()))

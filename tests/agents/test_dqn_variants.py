@@ -54,6 +54,18 @@ def test_c51_projection_matches_a_loop_and_conserves_mass():
     assert projected[5, 6] == pytest.approx(1.0)  # terminal: all mass on the atom nearest r = 2
 
 
+def test_c51_projection_keeps_v_max_on_the_support_where_float32_rounds_it_past_the_last_atom():
+    """With 100 atoms on [0, 100], (v_max - v_min) / delta is 99.0000076 in float32: the mass at
+    v_max must land on the last atom, not on the next row's first (nor past the target's end)."""
+    support = torch.linspace(0.0, 100.0, 100)
+    probs = torch.full((2, 100), 0.01)
+    reward = torch.tensor([120.0, 120.0])  # beyond v_max on both rows, the last one included
+    projected = project_distribution(probs, reward, torch.ones(2), torch.ones(2), support)
+    expected = torch.zeros(2, 100)
+    expected[:, -1] = 1.0
+    torch.testing.assert_close(projected, expected)
+
+
 def test_c51_projection_treats_leading_dimensions_as_batch():
     generator = torch.Generator().manual_seed(1)
     support = torch.linspace(0.0, 20.0, 21)

@@ -147,3 +147,18 @@ def test_a_second_ctrl_c_stops_at_once_without_writing_a_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         Runner(agent, run_dir=tmp_path, progress=False).run()
     assert len(updates_seen) == 10 and not (tmp_path / CHECKPOINT).exists()
+
+
+def test_a_finished_run_taken_further_has_no_summary_until_it_ends(tmp_path):
+    """Its summary of the shorter budget would read as its result (compare.py's reports) if the
+    longer run stopped before its end."""
+    settings = {**SETTINGS["ppo"], "steps": 256}
+    Runner(PPO.from_env("CartPole-v1", **settings), run_dir=tmp_path, progress=False).run()
+    assert (tmp_path / "summary.json").is_file()
+    payload = load_checkpoint(tmp_path / CHECKPOINT, AGENT_FORMAT)
+    longer = Agent.from_payload(payload)
+    longer.config.steps = 1_024
+    crash_after(longer, 512)
+    with pytest.raises(Crash):
+        Runner(longer, run_dir=tmp_path, progress=False, resume=payload).run()
+    assert not (tmp_path / "summary.json").exists()

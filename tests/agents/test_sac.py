@@ -103,3 +103,11 @@ def test_sac_beats_random_play_on_pendulum_within_2500_steps(tmp_path):
     agent.learn(run_dir=tmp_path / "run", progress=False)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["eval_return_mean"] >= -700, summary  # random play scores about -1200
+
+
+def test_learning_from_the_first_step_waits_for_the_first_sampleable_transition(tmp_path):
+    agent = SAC.from_env("Pendulum-v1", steps=40, num_envs=2, learning_starts=0, batch_size=8, eval_every=0,
+                         eval_episodes=1, **SMALL)
+    initial = [p.clone() for p in agent.parameters()]
+    agent.learn(run_dir=tmp_path, progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(initial, agent.parameters()))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from envs import make_env
-from envs.atari import atari_game_name
+from envs.atari import AtariVecEnv, atari_game_name
 from wrappers.env_state import get_env_state, set_env_state
 from wrappers.episode_stats import ClipReward
 from wrappers.normalize import NormalizeObservation, NormalizeReward, RunningMeanStd, observation_stats
@@ -106,6 +106,19 @@ def test_unknown_ids_raise_a_one_line_error(env_id):
         make_env(env_id, 2)
 
 
+@pytest.mark.parametrize("env_id, options, sticky", [
+    ("ALE/Pong-v5", {}, 0.25), ("PongNoFrameskip-v4", {}, 0.0), ("Pong", {}, 0.0),
+    ("ALE/Pong-v5", {"sticky_actions": 0.0}, 0.0), ("Pong", {"sticky_actions": 0.1}, 0.1),
+])
+def test_v5_atari_ids_repeat_actions_as_gymnasium_s_v5_envs_do(env_id, options, sticky):
+    env = make_env(env_id, 1, **options)
+    atari = env
+    while not isinstance(atari, AtariVecEnv):
+        atari = atari.env
+    assert atari.sticky_actions == sticky
+    env.close()
+
+
 def test_atari_life_loss_terminates_for_learning_but_scores_whole_games():
     env = make_env("BreakoutNoFrameskip-v4", 2, seed=0, clip_rewards=False, episodic_life=True)
     obs = env.reset()
@@ -166,14 +179,27 @@ def test_observation_statistics_are_found_under_reward_normalisation():
     assert observation_stats(NormalizeReward(make_env("CartPole-v1", 2, seed=0))) is None
 
 
-def test_env_state_round_trip_continues_identically():
-    env = make_env("Acrobot-v1", 2, seed=3)
+@pytest.mark.parametrize("env_id, options, num_actions", [
+    ("Acrobot-v1", {}, 3),
+    # its CartPole is an env held by the env, its frames a deque (of numpy arrays)
+    ("reprl/DistractorCartPole-v0", {"size": 48}, 2),
+])
+def test_env_state_round_trip_continues_identically(env_id, options, num_actions):
+    env = make_env(env_id, 2, seed=3, **options)
     env.reset()
     for _ in range(20):
-        env.step(torch.randint(0, 3, (2,)))
-    state = env.state_dict()
-    actions = torch.randint(0, 3, (300, 2))
+        env.step(torch.randint(0, num_actions, (2,)))
+    state = torch.load(io.BytesIO(_saved(env.state_dict())), weights_only=True)
+    actions = torch.randint(0, num_actions, (300, 2))
     first = [env.step(a)[0] for a in actions]
+    for _ in range(7):  # elsewhere by then, so that the state must come back whole
+        env.step(torch.randint(0, num_actions, (2,)))
     env.load_state_dict(state)
     second = [env.step(a)[0] for a in actions]
     assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def _saved(state) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
