@@ -25,12 +25,12 @@ from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
 from agents.comparison.grid import RunTask
 from agents.comparison.grouping import Job, RunGroup, job_tasks
+from agents.comparison.runs import ERROR_LOG
 from agents.comparison.variants import record_variant
 from agents.multi_seed import build_multi_seed
 from agents.registry import agent_class
 from agents.runner import CHECKPOINT, Runner
 
-ERROR_LOG = "error.log"
 RETURNED_FILES = ("config.json", "metrics.jsonl", "summary.json")
 
 
