@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +44,17 @@ def check_device(name: str) -> None:
             raise ValueError(f"device '{name}': MPS is not available on this machine")
     elif device.type != "cpu":
         raise ValueError(f"device must be cpu, cuda, cuda:N or mps, got '{name}'")
+
+
+def check_kind(name: str, value: Any, kind: type) -> None:
+    """ValueError unless ``value`` suits a setting of type ``kind`` (bool, int, float, str or dict;
+    numpy's numbers count, an int is a float, a bool is no number): the command line parses its
+    flags, Python callers of ``from_env`` pass values as they are."""
+    number = {int: numbers.Integral, float: numbers.Real}.get(kind)
+    suits = (isinstance(value, number) and not isinstance(value, bool) if number is not None
+             else isinstance(value, kind))
+    if not suits:
+        raise ValueError(f"{name} must be {'a' if kind is not int else 'an'} {kind.__name__}, got {value!r}")
 
 
 @dataclass
@@ -86,6 +99,9 @@ class AgentConfig:
 
     def validate(self) -> None:
         """Raises ValueError naming the first setting that makes no sense."""
+        kinds = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            check_kind(f.name, getattr(self, f.name), kinds[f.name])
         for name in ("steps", "num_envs", "eval_episodes", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

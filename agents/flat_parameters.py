@@ -166,10 +166,10 @@ class FlatAdam(_OneFlatParameter, torch.optim.Adam):
 class FlatRMSprop(_OneFlatParameter, torch.optim.RMSprop):
     """``torch.optim.RMSprop`` (Hinton's lecture 6e: ``v = alpha v + (1 - alpha) g^2``,
     ``theta -= lr g / (sqrt(v) + eps)``) over one flat parameter: its state and its arithmetic,
-    op for op. Neither momentum, centering nor weight decay is taken."""
+    op for op. Neither momentum, centering, weight decay nor maximize is taken."""
 
     def __init__(self, params, **settings):
-        _unsupported("FlatRMSprop", settings, ("momentum", "centered", "weight_decay"))
+        _unsupported("FlatRMSprop", settings, ("momentum", "centered", "weight_decay", "maximize"))
         super().__init__(params, **settings)
         self.check_one_parameter()
 

@@ -113,7 +113,12 @@ class PPO(OnPolicyRollouts, Agent):
         value_error = (value - batch.returns).square()
         if cfg.clip_vloss:
             with torch.no_grad():
-                clipped_error = (batch.value + (value - batch.value).clamp(-clip_coef, clip_coef) - batch.returns).square()
+                # Where the clip is inactive the clipped value is ``value`` itself, not
+                # ``old + (value - old)``, which rounds off it and could win the max without gradient.
+                change = value - batch.value
+                clipped_value = torch.where(change.abs() > clip_coef, batch.value + change.clamp(-clip_coef, clip_coef),
+                                            value)
+                clipped_error = (clipped_value - batch.returns).square()
             value_error = max_with_clipped(value_error, clipped_error)
         value_loss = 0.5 * value_error.mean(-1)
         loss = policy_loss + cfg.vf_coef * value_loss

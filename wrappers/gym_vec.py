@@ -48,7 +48,11 @@ class GymVecEnv(VecEnv):
                              if TupleIndex.applies_to(self.env.single_observation_space) else None)
         self.single_observation_space = (self._tuple_index.space if self._tuple_index is not None
                                          else self.env.single_observation_space)
-        self.single_action_space = self.env.single_action_space
+        # Agents act with indices 0 .. n-1: a Discrete space that starts elsewhere is shifted here.
+        self.single_action_space, self._action_start = self.env.single_action_space, 0
+        if isinstance(self.single_action_space, gym.spaces.Discrete) and self.single_action_space.start != 0:
+            self._action_start = int(self.single_action_space.start)
+            self.single_action_space = gym.spaces.Discrete(int(self.single_action_space.n))
         self._seed = seed
         self._action_dtype = self.single_action_space.dtype
         self._obs_dtype = torch.float32 if self.single_observation_space.dtype == np.float64 else None
@@ -70,7 +74,9 @@ class GymVecEnv(VecEnv):
         return to_device(self._batch(obs), self.device, self._obs_dtype)
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action.cpu().numpy().astype(self._action_dtype, copy=False))
+        actions = action.cpu().numpy().astype(self._action_dtype, copy=False)
+        obs, reward, terminated, truncated, info = self.env.step(actions + self._action_start if self._action_start
+                                                                 else actions)
         obs = self._batch(obs)
         next_obs = to_device(obs, self.device, self._obs_dtype)
         if "_final_obs" in info and info["_final_obs"].any():

@@ -27,8 +27,10 @@ class TorchClassicControlEnv(VecEnv):
     keeps every elementwise op contiguous); ``state_dict()["state"]`` exposes it as
     ``[N, state_dim]`` in the order of gymnasium's ``env.unwrapped.state``.
 
-    Physics runs in ``dtype`` (float32 by default; float64 reproduces gymnasium's numpy
-    arithmetic to round-off). Observations are always float32, as in gymnasium's spaces;
+    Physics runs in ``dtype`` (float32 by default; float64 reproduces gymnasium's float64 numpy
+    arithmetic to round-off, while gymnasium computes some envs, e.g. MountainCarContinuous, in
+    float32, which float64 here then matches only to float32's precision per step).
+    Observations are always float32, as in gymnasium's spaces;
     rewards and episode returns are in ``dtype``.
 
     ``validate_actions`` (default: on the CPU only) checks discrete actions are in range, which

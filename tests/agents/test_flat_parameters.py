@@ -107,7 +107,7 @@ def test_flat_optimizers_step_as_their_pytorch_class_bit_for_bit(flat_class, ref
 
 
 @pytest.mark.parametrize("flat_class, settings", [(FlatAdam, {"amsgrad": True}), (FlatRMSprop, {"momentum": 0.9}),
-                                                  (FlatRMSprop, {"centered": True})])
+                                                  (FlatRMSprop, {"centered": True}), (FlatRMSprop, {"maximize": True})])
 def test_flat_optimizers_refuse_the_variants_they_do_not_implement(flat_class, settings):
     with pytest.raises(ValueError, match="takes none of"):
         flat_class([nn.Parameter(torch.zeros(3))], **settings)

@@ -138,3 +138,26 @@ def test_the_clipped_objectives_gradient_is_torch_max_of_both_terms(clip_vloss):
     assert ((ratio_now - 1).abs() > 0.1).any() and ((ratio_now - 1).abs() < 0.1).any()  # both regimes present
     assert torch.equal(losses[0], losses[1])
     assert torch.equal(gradients[0], gradients[1])
+
+
+def test_value_clipping_leaves_the_gradient_alone_where_no_value_moved_past_the_clip():
+    """Old values within the clip range of the new ones: value clipping must change nothing, bit
+    for bit. (``old + (new - old)`` rounds off ``new`` where values are near 0, and such a term
+    taken without gradient used to win the max on some samples and zero their value gradient.)"""
+    agent = PPO.from_env("CartPole-v1", num_steps=64, clip_vloss=True, ent_coef=0.0, seed=1)
+    _filled_rollout(agent)
+    batch = agent.standardized(agent.buffer.whole_rollout())
+    with torch.no_grad():
+        value_now = agent.net.evaluate_actions(batch.obs, batch.action)[2]
+    generator = torch.Generator().manual_seed(2)
+    batch = replace(batch, value=0.5 * torch.randn(value_now.shape, generator=generator),
+                    returns=value_now + 0.01 * torch.randn(value_now.shape, generator=generator))
+    clip = torch.tensor(5.0)  # wider than any change of value here
+    assert ((value_now - batch.value).abs() < clip).all()
+    gradients = []
+    for clip_vloss in (True, False):
+        agent.config.clip_vloss = clip_vloss
+        agent.optimizer.flat_parameters.zero_grad()
+        agent.loss(batch, clip, diagnostics=False)[0].backward()
+        gradients.append(agent.optimizer.flat_parameters.grad.clone())
+    assert torch.equal(gradients[0], gradients[1])

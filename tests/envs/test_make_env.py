@@ -203,3 +203,31 @@ def _saved(state) -> bytes:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()
+
+
+class _ShiftedActionCartPole(gym.ActionWrapper):
+    """CartPole whose actions are 5 and 6 (a Discrete space starting at 5); it refuses others,
+    and keeps those it got in ``received`` (one list for all its copies)."""
+
+    received: list[int] = []
+
+    def __init__(self, render_mode=None):
+        super().__init__(gym.make("CartPole-v1", render_mode=render_mode))
+        self.action_space = gym.spaces.Discrete(2, start=5)
+
+    def action(self, action):
+        assert self.action_space.contains(action), action
+        self.received.append(int(action))
+        return int(action) - 5
+
+
+def test_a_discrete_action_space_that_does_not_start_at_0_is_indexed_from_0_for_agents():
+    gym.register("reprl-test/ShiftedActionCartPole-v0", entry_point=_ShiftedActionCartPole)
+    try:
+        env = make_env("reprl-test/ShiftedActionCartPole-v0", 2)
+        assert env.single_action_space == gym.spaces.Discrete(2)
+        env.reset()
+        env.step(torch.tensor([0, 1]))
+        assert _ShiftedActionCartPole.received == [5, 6]
+    finally:
+        gym.registry.pop("reprl-test/ShiftedActionCartPole-v0")
