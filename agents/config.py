@@ -90,7 +90,8 @@ class AgentConfig:
     eval_episodes: int = option(10, "episodes per evaluation, run in parallel envs")
     log_every: int = option(2_000, "write metrics every this many steps")
     checkpoint_every: int = option(50_000, "write checkpoint.pt every this many steps (0: only at the end)")
-    capture_video: bool = option(False, "save the evaluation episodes as GIF files under RUN_DIR/videos")
+    capture_video: bool = option(False, "save the evaluation episodes as GIF files under RUN_DIR/videos (torch-native "
+                                 "runs are then evaluated on gymnasium's envs, which draw frames)")
     torch_threads: int = option(0, "torch intra-op threads (0: torch's default)")
     compile: bool = option(False, "torch.compile the agent's losses (and, where CUDA graphs are used, its "
                            "per-step network calls); compiling takes seconds at the start (see agents/compilation.py)")

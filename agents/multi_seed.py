@@ -145,9 +145,12 @@ def build_multi_seed(agent_cls: type[Agent], config: AgentConfig, observation_sp
                          f"per process (scripts/compare.py runs many in parallel)")
     from envs.torch_envs import TORCH_ENVS
 
-    if config.env not in TORCH_ENVS or config.backend == "gymnasium":
+    if config.env not in TORCH_ENVS:
         raise ValueError(f"--num-seeds steps the seeds together in a torch-native env; {config.env} has none "
                          f"(choose from {', '.join(TORCH_ENVS)})")
+    if config.backend == "gymnasium":
+        raise ValueError(f"--num-seeds steps the seeds together in {config.env}'s torch-native env, which "
+                         f"--backend gymnasium rules out (use --backend torch or auto)")
     normalized = [name for name in ("normalize_obs", "normalize_reward") if getattr(config, name)]
     if normalized:
         flags = " ".join(f"--{name.replace('_', '-')} false" for name in normalized)

@@ -42,7 +42,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--device", help="torch device to play on (default: the run's)")
     parser.add_argument("--max-steps", type=int, default=27_000,
                         help="steps after which an unfinished episode is scored as it stands (default: 27000)")
-    parser.add_argument("--video", metavar="FILE.gif", help="save the first episode as an animated GIF")
+    parser.add_argument("--video", metavar="FILE.gif",
+                        help="save the first episode as an animated GIF (a torch-native run is then evaluated on "
+                             "gymnasium's version of its env, which draws frames: other episodes than its own)")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of a sentence")
     return parser
 

@@ -1,6 +1,6 @@
 """Train an agent: ``python scripts/train.py --agent ppo --env CartPole-v1 --steps 100000``.
 
-With no arguments, trains PPO on CartPole-v1 (about a minute on 2 CPU cores) and prints the
+With no arguments, trains PPO on CartPole-v1 (well under a minute on 2 CPU cores) and prints the
 evaluation return. ``--agent NAME --help`` lists every setting of that agent.
 ``--resume RUN_DIR`` continues a run from its last checkpoint: ``--steps`` may raise the total, and
 ``--device`` and the evaluation, logging and checkpoint settings may change; nothing else can.

@@ -26,6 +26,7 @@ from agents.checkpoint import load_checkpoint
 from agents.comparison.grid import RunTask
 from agents.comparison.grouping import Job, RunGroup, job_tasks
 from agents.comparison.runs import ERROR_LOG
+from agents.config import CHANGEABLE_ON_RESUME
 from agents.comparison.variants import record_variant
 from agents.multi_seed import build_multi_seed
 from agents.registry import agent_class
@@ -60,12 +61,14 @@ def _build_runner(task: RunTask, run_dir: Path, group: RunGroup | None = None) -
     seed_dirs = [member.run_dir for member in group.tasks] if group is not None else None
     checkpoint = run_dir / CHECKPOINT
     if checkpoint.is_file():
-        # The checkpoint's settings win (they made the run so far); only the budget may grow.
+        # The checkpoint's settings win (they made the run so far, and the grid checked they are the
+        # task's); what a resume may change comes from the task, as train.py --resume takes it.
         payload = load_checkpoint(checkpoint, AGENT_FORMAT)
         if group is not None and payload.get("seeds") != group.seeds:
             raise ValueError(f"{checkpoint} holds seeds {payload.get('seeds')}, not {group.seeds}")
-        agent = Agent.from_payload(payload)
-        agent.config.steps = task.settings["steps"]
+        agent = Agent.from_payload(payload, device=task.settings["device"])
+        for name in CHANGEABLE_ON_RESUME:
+            setattr(agent.config, name, task.settings[name])
         agent.config.validate()
         return Runner(agent, run_dir=run_dir, progress=False, resume=payload, seed_dirs=seed_dirs)
     agent_cls = agent_class(task.agent)

@@ -48,6 +48,8 @@ BAD_INPUTS = {
     "multi-seed standardized dqn": (["--agent", "dqn", "--standardize-features", "true", "--freeze-encoder", "true",
                                      "--num-seeds", "2"], "--standardize-features is not available"),
     "multi-seed atari": (["--env", "PongNoFrameskip-v4", "--num-seeds", "2"], "torch-native env"),
+    "multi-seed on gymnasium's env": (["--backend", "gymnasium", "--num-seeds", "2"],
+                                      "--backend gymnasium rules out (use --backend torch or auto)"),
     "multi-seed aux": (["--num-seeds", "2", "--aux", "curl"], "not available with --num-seeds"),
     "unknown atari option": (["--env", "Pong", "--env-options", '{"stiky_actions": 0.25}'],
                              "bad options {'stiky_actions': 0.25} for 'Pong': "),

@@ -310,7 +310,11 @@ def test_a_rerun_with_other_settings_is_refused_rather_than_reporting_the_old_ru
     assert exit_info.value.code == 2 and err == (
         f"error: {out.resolve() / 'runs' / 'CartPole-v1__ppo__seed0'} holds a run made with learning_rate=0.001 (now 0.01), "
         "gamma=0.98 (now 0.9): give another --out for new settings")
-    assert compare.main([*argv, "--set", "eval_episodes=3"]) == 0  # what a resume may change
+    assert compare.main([*argv, "--set", "eval_episodes=3"]) == 0  # what a resume may change: skipped, finished
+    # taken further, a run resumes with the grid's evaluation settings, as train.py --resume would
+    assert compare.main([*argv[:7], "512", *argv[8:], "--set", "eval_episodes=3"]) == 0
+    summary = json.loads((out / "runs" / "CartPole-v1__ppo__seed0" / "summary.json").read_text())
+    assert summary["steps"] == 512 and len(summary["eval_returns"]) == 3
 
 
 def die_after_first_checkpoint(job: Job) -> list[RunOutcome]:
