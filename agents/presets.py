@@ -8,6 +8,7 @@ dropped when the run builds another one, e.g. the gnn that ``encoder="auto"`` pi
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gymnasium as gym
@@ -17,8 +18,10 @@ from envs.make import missing_dependency
 from representation.encoders import default_encoder_name, is_image_space
 
 
+@functools.lru_cache(maxsize=None)
 def env_spaces(env_id: str) -> tuple[gym.Space, gym.Space]:
-    """The observation and action spaces of ``gym.make(env_id)``."""
+    """The observation and action spaces of ``gym.make(env_id)``, made once per id (a grid
+    resolves a config per agent and seed, each asking for the family and the encoder)."""
     try:
         env = gym.make(env_id)
     except gym.error.DependencyNotInstalled as error:
