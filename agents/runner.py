@@ -172,12 +172,13 @@ class Runner:
                     if next_eval is not None and step >= next_eval and step < cfg.steps:
                         next_eval += cfg.eval_every * max(1, (step - next_eval) // cfg.eval_every + 1)
                         self._evaluate(eval_envs, loggers, step)
-                    if next_checkpoint is not None and step >= next_checkpoint:
+                    periodic = next_checkpoint is not None and step >= next_checkpoint
+                    if periodic:
                         next_checkpoint += cfg.checkpoint_every * max(
                             1, (step - next_checkpoint) // cfg.checkpoint_every + 1)
+                    if periodic or stop.requested:  # Ctrl-C: this step is whole, so its checkpoint is exact
                         self._checkpoint(env, obs, step, loggers[0].elapsed)
-                    if stop.requested:  # Ctrl-C: this step is whole, so its checkpoint is exact
-                        self._checkpoint(env, obs, step, loggers[0].elapsed)
+                    if stop.requested:
                         raise KeyboardInterrupt
         except KeyboardInterrupt:  # a second Ctrl-C stops at once: the last checkpoint stays
             for logger in loggers:
