@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -12,7 +13,7 @@ from torch import Tensor, nn
 from agents.checkpoint import load_checkpoint, seed_everything
 from agents.compilation import compile_methods
 from representation.files import save_atomic
-from agents.config import AgentConfig
+from agents.config import AgentConfig, nothing_learned_warning
 from agents.spaces import space_from_dict, space_to_dict
 from replay import Batch, ReplayBuffer
 
@@ -90,6 +91,9 @@ class Agent(nn.Module):
                              f"(python scripts/train.py --resume {run_dir} continues it)")
         if total_steps is not None:
             self.config.steps = int(total_steps)
+        warning = nothing_learned_warning(self.config)
+        if warning:
+            warnings.warn(warning, stacklevel=2)
         Runner(self, run_dir=run_dir, progress=progress).run()
         return self
 

@@ -65,6 +65,7 @@ def explicit_settings(namespace: argparse.Namespace, config_class: type) -> dict
 
 
 def fail(message: str) -> NoReturn:
-    """Prints ``error: message`` on stderr and exits with status 2."""
-    print(f"error: {message}", file=sys.stderr)
+    """Prints ``error: message`` on stderr, on one line (a message quoting a space or an array may
+    span several), and exits with status 2."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
     raise SystemExit(2)

@@ -59,7 +59,8 @@ def check_kind(name: str, value: Any, kind: type) -> None:
 
 @dataclass
 class AgentConfig:
-    env: str = option("CartPole-v1", "Gymnasium id or Atari game (ALE/Pong-v5, PongNoFrameskip-v4, Pong)")
+    env: str = option("CartPole-v1", "Gymnasium id or Atari game (ALE/Pong-v5, PongNoFrameskip-v4, Pong); "
+                                     "module:EnvId imports module first")
     steps: int = option(100_000, "total environment steps to train for (summed over envs)")
     num_envs: int = option(8, "environments stepped together")
     seed: int = option(1, "seed for the networks, exploration and environments", bounds=(0, MAX_SEED))
@@ -128,6 +129,12 @@ class AgentConfig:
             if choices is not None and value not in choices:
                 raise ValueError(f"{f.name} must be one of {', '.join(map(str, choices))}, got '{value}'")
 
+    def first_update(self) -> tuple[int, str]:
+        """The env steps (summed over envs) after which the first update has run, and the settings
+        that set them, for a warning when ``steps`` ends before it; 0 where updates run from the
+        start or their start cannot be told in advance."""
+        return 0, ""
+
     def _validate_env_batch_size(self) -> None:
         from envs import is_atari
 
@@ -148,3 +155,23 @@ class AgentConfig:
         if unknown:
             raise ValueError(f"unknown {cls.__name__} setting(s): {', '.join(unknown)}")
         return cls(**values)
+
+
+def replay_first_update(config: AgentConfig) -> tuple[int, str]:
+    """``first_update`` of a replay agent, which trains once ``train_frequency`` steps have come
+    after ``learning_starts``, counted in vector steps of ``num_envs`` (or ``env_batch_size``) envs."""
+    per_step = config.env_batch_size or config.num_envs
+    first_learning_step = (config.learning_starts // per_step + 1) * per_step
+    step = first_learning_step + (-(-config.train_frequency // per_step) - 1) * per_step
+    return step, f"--learning-starts {config.learning_starts}, then --train-frequency {config.train_frequency}"
+
+
+def nothing_learned_warning(config: AgentConfig) -> str | None:
+    """A line saying that a run of ``config.steps`` steps would end before its first update (the
+    run goes on to a whole vector step past ``steps``)."""
+    first, why = config.first_update()
+    per_step = config.env_batch_size or config.num_envs
+    if -(-config.steps // per_step) * per_step >= first:
+        return None
+    return (f"--steps {config.steps} ends before the first update, at step {first} ({why}): "
+            f"this run will train nothing")

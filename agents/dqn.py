@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from agents.base import Agent
 from agents.c51 import project_distribution
-from agents.config import AgentConfig, option
+from agents.config import AgentConfig, option, replay_first_update
 from agents.exploration import linear_schedule
 from agents.flat_parameters import FlatAdam, flat_optimizer
 from agents.networks import FeatureStandardizer, build_encoder
@@ -84,6 +84,9 @@ class DQNConfig(AgentConfig):
                                         "head (pre-trained features vary little around large offsets)")
     standardize_samples: int = option(10_000, "stored observations the feature statistics are fitted on",
                                       positive=True)
+
+    def first_update(self) -> tuple[int, str]:
+        return replay_first_update(self)
 
 
 class QNetwork(nn.Module):

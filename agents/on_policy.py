@@ -33,6 +33,9 @@ class OnPolicyConfig(AgentConfig):
     shared_encoder: bool = option(False, "actor and critic share one encoder (usual for pixels)")
     log_std_init: float = option(0.0, "initial log standard deviation of Gaussian policies")
 
+    def first_update(self) -> tuple[int, str]:
+        return self.num_envs * self.num_steps, f"one rollout of --num-envs {self.num_envs} x --num-steps {self.num_steps}"
+
 
 class OnPolicyRollouts:
     """Runner hooks for agents with ``self.net`` (an ``ActorCritic``) and ``train_on_rollout()``."""

@@ -43,6 +43,9 @@ class REINFORCEConfig(OnPolicyConfig):
     vf_coef: float = option(0.5, "value loss coefficient (value baseline)", bounds=(0.0, float("inf")))
     max_grad_norm: float = option(0.0, "gradient clipping by global norm (0: off)", bounds=(0.0, float("inf")))
 
+    def first_update(self) -> tuple[int, str]:
+        return 0, ""  # a rollout ends with its episodes, whenever enough of them have finished
+
 
 def complete_episode_mask(done: Tensor, fresh: Tensor) -> Tensor:
     """``[T, N]``: steps of episodes that start inside the rollout (or at its first step where

@@ -17,18 +17,21 @@ from agents.host_allocator import keep_freed_host_memory
 from agents.interrupts import StopRequest
 from agents.logger import Logger
 from agents.run_lock import exclusive_run_folder
-from envs import make_env
+from envs import env_file_name, make_env
 from envs.vec_env import VecEnv
 from representation.files import save_atomic
 from wrappers.normalize import NormalizeObservation, NormalizeReward, observation_stats
 
 CHECKPOINT = "checkpoint.pt"
 SUMMARY = "summary.json"
+# In a seed's folder kept apart from its multi-seed run's folder: where that folder is, relative to
+# the seed's (the joint checkpoint.pt there resumes the seed).
+JOINT_RUN = "joint_run.json"
 
 
 def default_run_dir(config, agent_name: str, seeds: list[int]) -> Path:
     """``runs/ENV__AGENT__SEED__TIME``, with a suffix where a run of the same second exists."""
-    env = config.env.replace("/", "_")
+    env = env_file_name(config.env)
     seed = str(seeds[0]) if len(seeds) == 1 else f"seeds{seeds[0]}-{seeds[-1]}"
     base = Path("runs") / f"{env}__{agent_name}__{seed}__{int(time.time())}"
     folder, copy = base, 1
@@ -125,6 +128,9 @@ class Runner:
             # A run under way has no summary: that of a shorter budget, which a resume takes further,
             # would read as this run's result until it ends.
             (seed_dir / SUMMARY).unlink(missing_ok=True)
+            if seed_dir != self.run_dir:
+                (seed_dir / JOINT_RUN).write_text(
+                    json.dumps({"run_dir": os.path.relpath(self.run_dir, seed_dir)}) + "\n")
         env = make_train_env(cfg, seeds)
         envs_per_seed = env.batch_size // len(seeds)
         agent.setup_training(env.num_envs)

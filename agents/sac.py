@@ -34,7 +34,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from agents.base import Agent
-from agents.config import AgentConfig, option
+from agents.config import AgentConfig, option, replay_first_update
 from agents.networks import TanhGaussianHead, build_encoder, mlp
 from envs import is_atari
 from replay import Batch
@@ -65,6 +65,9 @@ class SACConfig(AgentConfig):
     n_step: int = option(1, "rewards summed before bootstrapping (n-step returns)", positive=True)
     max_grad_norm: float = option(0.0, "gradient clipping by global norm (0: off)", bounds=(0.0, float("inf")))
     checkpoint_replay: bool = option(True, "include the replay buffer in checkpoints, so a resume is exact")
+
+    def first_update(self) -> tuple[int, str]:
+        return replay_first_update(self)
 
 
 class TwinQ(nn.Module):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from typing import Any
 
 import gymnasium as gym
@@ -23,12 +24,35 @@ def is_atari(env_id: str) -> bool:
 
 
 def check_env_id(env_id: str) -> None:
-    """Raises ValueError unless ``env_id`` names an Atari game or a registered Gymnasium env."""
-    if is_atari(env_id) or env_id in gym.registry:
+    """Raises ValueError unless ``env_id`` names an Atari game or a registered Gymnasium env.
+    ``module:EnvId``, Gymnasium's form for an env of one's own, first imports ``module``, whose
+    import registers ``EnvId`` (``gym.make`` and ``gym.make_vec`` take the same form)."""
+    name = import_env_module(env_id)
+    if is_atari(name) or name in gym.registry:
         return
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.75)
+    close = difflib.get_close_matches(name, list(gym.registry), n=3, cutoff=0.75)
     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-    raise ValueError(f"unknown environment id '{env_id}': not a registered Gymnasium id nor an Atari game{hint}")
+    where = f"'{env_id.partition(':')[0]}' registered no '{name}'" if name != env_id else \
+        "not a registered Gymnasium id nor an Atari game"
+    raise ValueError(f"unknown environment id '{env_id}': {where}{hint}")
+
+
+def import_env_module(env_id: str) -> str:
+    """``env_id``'s registry name: ``EnvId`` for ``module:EnvId`` once ``module`` is imported."""
+    module, colon, name = env_id.partition(":")
+    if not colon:
+        return env_id
+    try:
+        importlib.import_module(module)
+    except Exception as error:  # the user's module: any error in it is theirs to see, in one line
+        raise ValueError(f"environment id '{env_id}': importing '{module}' failed: {error} (a module of "
+                         f"your own must be installed or on PYTHONPATH)") from None
+    return name
+
+
+def env_file_name(env_id: str) -> str:
+    """``env_id`` as a folder name: ``ALE/Pong-v5`` -> ``ALE_Pong-v5``, ``module:EnvId`` -> ``module_EnvId``."""
+    return env_id.replace("/", "_").replace(":", "_")
 
 
 def missing_dependency(env_id: str, error: Exception) -> ValueError:

@@ -61,7 +61,8 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="pretrain.py", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", choices=METHODS, help="pre-training objective")
-    parser.add_argument("--env", required=True, help="Gymnasium id or Atari game (ALE/Pong-v5, CartPole-v1)")
+    parser.add_argument("--env", required=True,
+                        help="Gymnasium id or Atari game (ALE/Pong-v5, CartPole-v1); module:EnvId imports module first")
     parser.add_argument("--frames", type=int, help=f"observations to collect (probe default: {PROBE_FRAMES})")
     parser.add_argument("--out", help="directory for encoder.pt, config.json and TensorBoard logs (one that "
                                       "holds a pre-training already is refused)")

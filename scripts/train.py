@@ -14,7 +14,7 @@ from pathlib import Path
 
 from agents.checkpoint import load_checkpoint
 from agents.cli import ArgumentParser, add_config_flags, explicit_settings, fail
-from agents.config import CHANGEABLE_ON_RESUME
+from agents.config import CHANGEABLE_ON_RESUME, nothing_learned_warning
 from agents.base import AGENT_FORMAT, Agent
 from agents.multi_seed import build_multi_seed
 from agents.presets import resolve_config
@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
                                          list(range(config.seed, config.seed + args.num_seeds)))
             runner = Runner(agent, run_dir=args.run_dir, progress=not args.no_progress,
                             report_evaluations=args.no_progress)
+            warning = nothing_learned_warning(config)
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
         summaries = runner.run_seeds()
     except ValueError as error:
         fail(str(error))

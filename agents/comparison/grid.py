@@ -28,6 +28,7 @@ from agents.config import CHANGEABLE_ON_RESUME
 from agents.presets import resolve_config
 from agents.registry import AGENTS, agent_class
 from agents.runner import CHECKPOINT
+from envs import env_file_name
 
 if TYPE_CHECKING:
     from agents.comparison.variants import Variant
@@ -234,7 +235,7 @@ def load_experiment_file(path: str | Path) -> dict[str, Any]:
 
 def run_name(name: str, env: str, seed: int) -> str:
     """The run folder's name; ``name`` is the agent's, or the variant's."""
-    return f"{env.replace('/', '_')}__{name}__seed{seed}"
+    return f"{env_file_name(env)}__{name}__seed{seed}"
 
 
 def is_finished(run_dir: Path, variant: str | None, steps: int) -> bool:

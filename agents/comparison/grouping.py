@@ -24,6 +24,7 @@ from agents.comparison.grid import RunTask
 from agents.multi_seed import build_multi_seed
 from agents.registry import agent_class
 from agents.runner import CHECKPOINT
+from envs import env_file_name
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def resumes(job: Job) -> bool:
 
 
 def group_name(task: RunTask, seeds: list[int]) -> str:
-    return f"{task.env.replace('/', '_')}__{task.name}__seeds{'-'.join(map(str, seeds))}"
+    return f"{env_file_name(task.env)}__{task.name}__seeds{'-'.join(map(str, seeds))}"
 
 
 def why_not_grouped(task: RunTask) -> str | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.runner import CHECKPOINT, SUMMARY
+from agents.runner import CHECKPOINT, JOINT_RUN, SUMMARY
 
 EVAL_METRIC = "eval/return_mean"
 VARIANT_KEY = "variant"  # config.json key naming a run's variant (agents.comparison.variants)
@@ -146,9 +146,18 @@ def _why_unfinished(run_dir: Path) -> str:
     if (run_dir / ERROR_LOG).is_file():
         line = _error_line((run_dir / ERROR_LOG).read_text(errors="replace"))
         return f"failed: {line}" if line else "failed"
-    if (run_dir / CHECKPOINT).is_file():
+    if (run_dir / CHECKPOINT).is_file() or (_joint_run_dir(run_dir) / CHECKPOINT).is_file():
         return "unfinished (resume it by running the same command)"
     return "no result"
+
+
+def _joint_run_dir(run_dir: Path) -> Path:
+    """The folder of the multi-seed run a seed's folder belongs to (``Runner``'s ``JOINT_RUN``),
+    or the folder itself."""
+    try:
+        return run_dir / _read_json(run_dir / JOINT_RUN)["run_dir"]
+    except (ValueError, KeyError, TypeError):
+        return run_dir
 
 
 def _left_out(run_dir: Path, reason: str) -> LeftOutRun:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import gymnasium
+import numpy as np
 import pytest
 import torch
 
@@ -22,6 +23,8 @@ BAD_INPUTS = {
     "env needing an extra": (["--env", "reprl-test/NeedsAnExtra-v0"], "'reprl-test/NeedsAnExtra-v0' needs a package "
                              "that is not installed: pretend-physics is not installed"),
     "action space": (["--agent", "dqn", "--env", "Pendulum-v1"], "discrete action space"),
+    "action space printed on lines": (["--agent", "dqn", "--env", "reprl-test/MatrixActions-v0"],
+                                      "dqn needs a discrete action space, got Box([[-1. -2.] [-3. -4.]], "),
     "negative learning rate": (["--learning-rate", "-0.1"], "learning_rate must be positive"),
     "gamma above one": (["--gamma", "1.5"], "gamma must be in [0.0, 1.0]"),
     "zero envs": (["--num-envs", "0"], "num_envs must be at least 1"),
@@ -69,6 +72,18 @@ def _needs_an_extra(**_):
 gymnasium.register("reprl-test/NeedsAnExtra-v0", entry_point=_needs_an_extra)
 
 
+class _MatrixActions(gymnasium.Env):
+    """Actions in a 2-D Box whose bounds differ per entry: numpy prints them on several lines."""
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (3,))
+    action_space = gymnasium.spaces.Box(np.array([[-1.0, -2.0], [-3.0, -4.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]))
+
+    def __init__(self, render_mode=None):
+        self.render_mode = render_mode
+
+
+gymnasium.register("reprl-test/MatrixActions-v0", entry_point=_MatrixActions)
+
+
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
     argv, message = BAD_INPUTS[case]
@@ -87,7 +102,7 @@ def test_a_run_folder_that_cannot_be_made_is_one_line(tmp_path, capsys, where, m
     taken = tmp_path / "taken"
     taken.write_text("a file")
     with pytest.raises(SystemExit) as exit_info:
-        train.main(["--run-dir", f"{taken}{where}", "--steps", "64", "--no-progress"])
+        train.main(["--run-dir", f"{taken}{where}", "--steps", "256", "--no-progress"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message.format(file=taken) in err, err

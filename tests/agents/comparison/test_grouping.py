@@ -11,8 +11,8 @@ import torch
 from agents.comparison.execution import execute_group
 from agents.comparison.grid import parse_overrides, plan_grid
 from agents.comparison.grouping import RunGroup, schedule_jobs
-from agents.comparison.runs import load_runs
-from agents.runner import CHECKPOINT
+from agents.comparison.runs import load_runs, read_run_folders
+from agents.runner import CHECKPOINT, SUMMARY
 
 # PPO on the torch-native CartPole, small enough that a group takes about a second
 TINY = ["backend=torch", "eval_every=256", "eval_episodes=2", "num_envs=2", "log_every=64", "steps=512",
@@ -96,3 +96,18 @@ def test_a_seed_computes_the_same_in_any_group_into_its_own_run_folder(tmp_path)
     runs = load_runs(tmp_path / "pair")
     assert [(run.agent, run.seed) for run in runs] == [("ppo", 3), ("ppo", 5)]
     assert (tmp_path / "groups" / "pair" / CHECKPOINT).is_file()
+
+
+def test_seeds_of_a_stopped_group_read_as_unfinished_while_its_checkpoint_lasts(tmp_path):
+    pair = tiny_plan(tmp_path / "runs", [0, 1], extra=("ppo.steps=256",)).tasks
+    group = tmp_path / "groups" / "CartPole-v1__ppo__seeds0-1"
+    assert all(outcome.ok for outcome in execute_group(RunGroup(tuple(pair), str(group))))
+    (tmp_path / "runs" / "stray").mkdir()
+    for task in pair:  # as a group stopped before its end leaves them: no summary, the checkpoint elsewhere
+        (Path(task.run_dir) / SUMMARY).unlink()
+    with pytest.raises(ValueError, match=r"no finished runs .*: no result; unfinished \(resume it by running the "
+                                         r"same command\)$"):  # the stray folder, then both seeds
+        read_run_folders(tmp_path / "runs")
+    (group / CHECKPOINT).unlink()
+    with pytest.raises(ValueError, match=r"no finished runs .*: no result$"):
+        read_run_folders(tmp_path / "runs")
