@@ -24,6 +24,21 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
 
 
+def parse_int(text: str) -> int:
+    """An integer, also as written in scientific notation (``--steps 1e6``)."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'")
+    return int(value)
+
+
 def parse_json_dict(text: str) -> dict:
     try:
         value = json.loads(text)
@@ -53,7 +68,7 @@ def add_config_flags(parser: argparse.ArgumentParser, config_class: type, skip: 
         elif kind == "dict":
             parser.add_argument(flag, type=parse_json_dict, metavar="JSON", **common)
         elif kind in ("int", "float", "str"):
-            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[kind],
+            parser.add_argument(flag, type={"int": parse_int, "float": float, "str": str}[kind],
                                 choices=f.metadata.get("choices"), **common)
         else:  # pragma: no cover - a new field type needs a parser here
             raise TypeError(f"no command-line parser for field {f.name}: {kind}")

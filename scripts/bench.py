@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from agents.cli import parse_int
 from agents.config import check_device
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the cases run, measures nothing")
     parser.add_argument("--compile", action="store_true",
                         help="train reprl's side of the learning cases with --compile (rows say \"compile\")")
-    parser.add_argument("--repeats", type=int, default=1,
+    parser.add_argument("--repeats", type=parse_int, default=1,
                         help="time the two sides this many times in alternation in the learning, policy-gradient "
                              "and multi-seed cases; rows give medians and each pair's ratio (default: 1)")
     parser.add_argument("--device", default="cpu",

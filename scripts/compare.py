@@ -39,7 +39,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agents.cli import ArgumentParser, fail
+from agents.cli import ArgumentParser, fail, parse_int
 from agents.comparison.backends import LocalBackend, RayBackend
 from agents.comparison.execution import Backend, run_all
 from agents.comparison.grid import (Plan, load_experiment_file, overrides_from_table, parse_names,
@@ -62,19 +62,19 @@ def build_parser() -> ArgumentParser:
                            "or defined here")
     grid.add_argument("--envs", help="comma-separated environment ids")
     grid.add_argument("--seeds", help=f"a count N (seeds 0..N-1) or a comma-separated list (default: {DEFAULT_SEEDS})")
-    grid.add_argument("--steps", type=int, help="environment steps per run (default: each agent's default)")
+    grid.add_argument("--steps", type=parse_int, help="environment steps per run (default: each agent's default)")
     grid.add_argument("--set", action="append", default=[], metavar="[AGENT.]KEY=VALUE",
                       help="a setting for every agent, or for AGENT only (repeatable)")
     grid.add_argument("--config", metavar="FILE", help="experiment file (.toml or .yaml) with these fields")
     grid.add_argument("--out", help="output folder: runs/ and the report")
     execution = parser.add_argument_group("execution")
     execution.add_argument("--backend", choices=("local", "ray"), help="local process pool or Ray (default: local)")
-    execution.add_argument("--workers", type=int, help="local processes (default: number of CPU cores)")
+    execution.add_argument("--workers", type=parse_int, help="local processes (default: number of CPU cores)")
     execution.add_argument("--address", help="Ray cluster: auto or HOST:PORT (default: a local Ray instance)")
     execution.add_argument("--cpus-per-run", type=float, help="CPUs per run; also its torch threads (default: 1)")
     execution.add_argument("--gpus-per-run", type=float, help="GPUs per Ray task, e.g. 0.25 (default: 0); "
                            "add --set device=cuda")
-    execution.add_argument("--seeds-per-process", type=int, metavar="K",
+    execution.add_argument("--seeds-per-process", type=parse_int, metavar="K",
                            help="train up to K seeds of an agent together in one process, where it runs on "
                                 "torch-native envs (--set backend=torch) and has a multi-seed version "
                                 "(default: 1, each seed alone)")

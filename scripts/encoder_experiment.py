@@ -31,7 +31,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from agents.cli import ArgumentParser, fail
+from agents.cli import ArgumentParser, fail, parse_int
 from agents.comparison.grid import parse_overrides, parse_seeds, plan_grid
 from agents.comparison.variants import encoder_aux_variants
 from agents.registry import AGENTS
@@ -58,14 +58,14 @@ def build_parser() -> ArgumentParser:
                            "(default: none,curl,deepmdp,dbc)")
     grid.add_argument("--seeds", default=str(DEFAULT_SEEDS),
                       help=f"a count N (seeds 0..N-1) or a comma-separated list (default: {DEFAULT_SEEDS})")
-    grid.add_argument("--steps", type=int, help="environment steps per run (default: the agent's)")
+    grid.add_argument("--steps", type=parse_int, help="environment steps per run (default: the agent's)")
     grid.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="a setting of every cell (repeatable)")
     grid.add_argument("--out", required=True, help="output folder: runs/ and the report")
     execution = parser.add_argument_group("execution")
     execution.add_argument("--backend", choices=("local", "ray"), default="local",
                            help="local process pool or Ray (default: local)")
-    execution.add_argument("--workers", type=int, help="local processes (default: number of CPU cores)")
+    execution.add_argument("--workers", type=parse_int, help="local processes (default: number of CPU cores)")
     execution.add_argument("--address", help="Ray cluster: auto or HOST:PORT (default: a local Ray instance)")
     execution.add_argument("--cpus-per-run", type=float, default=1.0,
                            help="CPUs per run; also its torch threads (default: 1)")

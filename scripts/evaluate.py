@@ -22,7 +22,7 @@ import numpy as np
 
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
-from agents.cli import ArgumentParser, fail
+from agents.cli import ArgumentParser, fail, parse_int
 from agents.config import MAX_SEED
 from agents.evaluation import EVAL_SEED_OFFSET, evaluate, make_eval_env
 from agents.runner import CHECKPOINT, make_train_env
@@ -35,12 +35,12 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="evaluate.py", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", metavar="PATH", help="run folder, a multi-seed run's seed_S folder, or agent file")
-    parser.add_argument("--episodes", type=int, default=10,
+    parser.add_argument("--episodes", type=parse_int, default=10,
                         help="episodes to play, all at once in parallel envs (default: 10)")
-    parser.add_argument("--seed", type=int, help=f"seed of the episodes' environments, offset by {EVAL_SEED_OFFSET:,} "
+    parser.add_argument("--seed", type=parse_int, help=f"seed of the episodes' environments, offset by {EVAL_SEED_OFFSET:,} "
                         "as in training (default: the run's seed, i.e. its own evaluations' episodes)")
     parser.add_argument("--device", help="torch device to play on (default: the run's)")
-    parser.add_argument("--max-steps", type=int, default=27_000,
+    parser.add_argument("--max-steps", type=parse_int, default=27_000,
                         help="steps after which an unfinished episode is scored as it stands (default: 27000)")
     parser.add_argument("--video", metavar="FILE.gif",
                         help="save the first episode as an animated GIF (a torch-native run is then evaluated on "

@@ -35,7 +35,7 @@ import gymnasium as gym
 import torch
 
 from agents.base import Agent
-from agents.cli import ArgumentParser, fail, parse_json_dict
+from agents.cli import ArgumentParser, fail, parse_int, parse_json_dict
 from agents.config import MAX_SEED, check_device
 from agents.host_allocator import keep_freed_host_memory
 from agents.runner import CHECKPOINT
@@ -63,7 +63,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--method", choices=METHODS, help="pre-training objective")
     parser.add_argument("--env", required=True,
                         help="Gymnasium id or Atari game (ALE/Pong-v5, CartPole-v1); module:EnvId imports module first")
-    parser.add_argument("--frames", type=int, help=f"observations to collect (probe default: {PROBE_FRAMES})")
+    parser.add_argument("--frames", type=parse_int, help=f"observations to collect (probe default: {PROBE_FRAMES})")
     parser.add_argument("--out", help="directory for encoder.pt, config.json and TensorBoard logs (one that "
                                       "holds a pre-training already is refused)")
     parser.add_argument("--probe", metavar="DIR", help="probe DIR/encoder.pt instead of pre-training")
@@ -75,17 +75,17 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--encoder-options", type=parse_json_dict, default={}, metavar="JSON",
                         help='encoder constructor options, e.g. \'{"hidden_sizes": [64, 64]}\'; for the generative '
                              'methods, the model\'s (e.g. ddpm \'{"timesteps": 200}\')')
-    parser.add_argument("--epochs", type=int, default=10, help="passes over the frames (default: 10)")
-    parser.add_argument("--batch-size", type=int, default=256, help="minibatch size (default: 256)")
+    parser.add_argument("--epochs", type=parse_int, default=10, help="passes over the frames (default: 10)")
+    parser.add_argument("--batch-size", type=parse_int, default=256, help="minibatch size (default: 256)")
     parser.add_argument("--lr", type=float, help="Adam learning rate (default: 1e-3; gan and wgan_gp: 2e-4)")
     parser.add_argument("--beta", type=float, help="KL weight of vae / beta_vae (default: 1 / 4)")
-    parser.add_argument("--latent-dim", type=int, default=32, help="VAE and GAN latent size (default: 32)")
-    parser.add_argument("--feature-timestep", type=int,
+    parser.add_argument("--latent-dim", type=parse_int, default=32, help="VAE and GAN latent size (default: 32)")
+    parser.add_argument("--feature-timestep", type=parse_int,
                         help="ddpm: the noise level t whose denoiser features the encoder gives (default: T // 10)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=parse_int, default=0,
                         help="seed for envs, policy, initial weights, minibatches (default: 0)")
     parser.add_argument("--device", default="cpu", help="torch device for the frames and the networks (default: cpu)")
-    parser.add_argument("--num-envs", type=int, default=8,
+    parser.add_argument("--num-envs", type=parse_int, default=8,
                         help="environments stepped together while collecting (default: 8)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from agents.checkpoint import load_checkpoint
-from agents.cli import ArgumentParser, add_config_flags, explicit_settings, fail
+from agents.cli import ArgumentParser, add_config_flags, explicit_settings, fail, parse_int
 from agents.config import CHANGEABLE_ON_RESUME, nothing_learned_warning
 from agents.base import AGENT_FORMAT, Agent
 from agents.multi_seed import build_multi_seed
@@ -30,7 +30,7 @@ def build_parser(agent_name: str | None) -> ArgumentParser:
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint.pt")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar; each evaluation is printed as a line instead (for logs and CI)")
-    parser.add_argument("--num-seeds", type=int, default=1, metavar="K",
+    parser.add_argument("--num-seeds", type=parse_int, default=1, metavar="K",
                         help="train seeds SEED .. SEED+K-1 together in this process (PPO, A2C, TRPO, DQN or SAC on a torch-native env): "
                              "one batched run, RUN_DIR/seed_S per seed (default: 1)")
     if agent_name in AGENTS:

@@ -28,6 +28,8 @@ BAD_INPUTS = {
     "negative learning rate": (["--learning-rate", "-0.1"], "learning_rate must be positive"),
     "gamma above one": (["--gamma", "1.5"], "gamma must be in [0.0, 1.0]"),
     "zero envs": (["--num-envs", "0"], "num_envs must be at least 1"),
+    "fractional envs": (["--num-envs", "2.5"], "argument --num-envs: expected an integer, got '2.5'"),
+    "budget that is no number": (["--steps", "1e6x"], "argument --steps: expected an integer, got '1e6x'"),
     "more minibatches than samples": (["--agent", "ppo", "--num-envs", "2", "--num-steps", "8", "--num-minibatches", "17"],
                                       "num_minibatches must be at most num_envs x num_steps = 16"),
     "negative seed": (["--seed", "-1"], "seed must be in [0, 2147483647], got -1"),
@@ -75,7 +77,7 @@ gymnasium.register("reprl-test/NeedsAnExtra-v0", entry_point=_needs_an_extra)
 class _MatrixActions(gymnasium.Env):
     """Actions in a 2-D Box whose bounds differ per entry: numpy prints them on several lines."""
     observation_space = gymnasium.spaces.Box(-1.0, 1.0, (3,))
-    action_space = gymnasium.spaces.Box(np.array([[-1.0, -2.0], [-3.0, -4.0]]), np.array([[1.0, 2.0], [3.0, 4.0]]))
+    action_space = gymnasium.spaces.Box(np.array([[-1, -2], [-3, -4]], np.float32), np.array([[1, 2], [3, 4]], np.float32))
 
     def __init__(self, render_mode=None):
         self.render_mode = render_mode
@@ -265,3 +267,9 @@ def test_sigterm_stops_training_at_a_checkpoint_it_can_resume_from(tmp_path):
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == f"interrupted: continue with --resume {tmp_path}"
     assert 0 < torch.load(tmp_path / "checkpoint.pt", weights_only=True)["runner"]["step"] < 10_000_000
+
+
+def test_integer_flags_take_scientific_notation(tmp_path):
+    args = train.build_parser("dqn").parse_args(["--steps", "1e6", "--learning-starts", "5e4", "--num-envs", "4"])
+    assert (args.steps, args.learning_starts, args.num_envs) == (1_000_000, 50_000, 4)
+    assert all(type(value) is int for value in (args.steps, args.learning_starts, args.num_envs))
