@@ -29,7 +29,8 @@ PyYAML) holds the same fields under the flags' long names (agents, envs, seeds, 
 workers, backend, address, gpus_per_run, cpus_per_run, seeds_per_process, variants: a list of
 --variant strings, and set: a table with agent sub-tables, or a list of "key=value"); flags
 given on the command line win (and --variant / --set add to the file's). --report OUT rebuilds
-the report only.
+the report only; --report RUN_FOLDERS... --out DIR reports on runs trained by train.py (a folder
+of runs such as runs/, a --num-seeds run as one run per seed, or single run folders).
 """
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ from agents.comparison.grid import (Plan, load_experiment_file, overrides_from_t
                                     parse_overrides, parse_seeds, plan_grid)
 from agents.comparison.grouping import Schedule, schedule_jobs
 from agents.comparison.report import write_report
+from agents.comparison.runs import run_folders_in
 from agents.comparison.variants import CATALOGUE, parse_variant, variant_agents
 from agents.registry import AGENTS
 
@@ -79,7 +81,9 @@ def build_parser() -> ArgumentParser:
                                 "torch-native envs (--set backend=torch) and has a multi-seed version "
                                 "(default: 1, each seed alone)")
     execution.add_argument("--no-progress", action="store_true", help="no overall progress bar")
-    parser.add_argument("--report", metavar="OUT", help="only rebuild OUT's report from OUT/runs")
+    parser.add_argument("--report", metavar="PATH", nargs="+",
+                        help="only write a report: a comparison's OUT (from OUT/runs, into OUT), or run folders and "
+                             "folders of them (train.py's runs/, --num-seeds runs counting a run per seed) into --out")
     return parser
 
 
@@ -156,10 +160,27 @@ def print_plan(grid: Plan, schedule: Schedule) -> None:
         print(f"one seed per process for {agent} on {env}: {reason}")
 
 
-def report(out: Path, factors: dict[str, Any] | None = None) -> dict:
-    summary = write_report(out / "runs", out, factors=factors)
+def report(runs: Path | list[Path], out: Path, factors: dict[str, Any] | None = None) -> dict:
+    summary = write_report(runs, out, factors=factors)
     print(f"report of {summary['settings']['num_runs']} runs: {out / 'summary.md'}")
     return summary
+
+
+def report_only(paths: list[str], out: str | None) -> None:
+    """``--report``: a comparison's report rebuilt, or a report of run folders written into ``out``."""
+    sources = [Path(path) for path in paths]
+    for source in sources:
+        if not source.is_dir():
+            raise ValueError(f"--report {source}: no such folder")
+    if len(sources) == 1 and (sources[0] / "runs").is_dir():
+        report(sources[0] / "runs", Path(out) if out else sources[0])
+        return
+    if out is None:
+        raise ValueError(f"{' '.join(paths)} holds run folders, not a comparison (OUT/runs): give --out DIR "
+                         f"for the report")
+    if (Path(out) / "config.json").is_file():
+        raise ValueError(f"--out {out} is a run folder, whose summary.json the report would overwrite: pick another")
+    report([run for source in sources for run in run_folders_in(source)], Path(out))
 
 
 def run_and_report(grid: Plan, backend: Backend, out: Path, progress: bool,
@@ -175,7 +196,7 @@ def run_and_report(grid: Plan, backend: Backend, out: Path, progress: bool,
         return 130
     failures = [outcome for outcome in outcomes if not outcome.ok]
     try:
-        report(out, factors)
+        report(out / "runs", out, factors)
     except ValueError as error:
         print(f"no report: {error}", file=sys.stderr)
         return 1
@@ -192,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.report:
             if args.agents or args.variant or args.envs or args.config:
                 raise ValueError("--report rebuilds a report only: give it without a grid")
-            report(Path(args.report))
+            report_only(args.report, args.out)
             return 0
         fields = experiment_fields(args)
         backend = make_backend(fields)

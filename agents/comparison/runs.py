@@ -7,7 +7,8 @@ A run is a folder ``runs/<name>/`` holding ``config.json`` (``agent``, ``env``, 
 and ``summary.json`` (the final evaluation). A run counts as finished once ``summary.json``
 exists. A folder without one (failed, stopped or still running) and a run whose evaluation
 return is not finite are left out of the numbers and listed with the reason (``LeftOutRun``),
-so a comparison never silently rests on fewer seeds than were run.
+so a comparison never silently rests on fewer seeds than were run. A multi-seed run of
+``train.py --num-seeds`` counts as its ``seed_S`` folders, one run each.
 """
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ def load_run(run_dir: str | Path, metric: str = EVAL_METRIC) -> Run:
         returns = np.append(returns, final_return)
     if steps.size == 0:
         raise RunLeftOut(run_dir, f"no {label} in metrics.jsonl")
-    return Run(name=run_dir.name, agent=str(config.get(VARIANT_KEY, config["agent"])),
+    return Run(name=run_label(run_dir), agent=str(config.get(VARIANT_KEY, config["agent"])),
                env=str(config["env"]), seed=int(config["seed"]), steps=final_step, final_return=final_return,
                final_return_std=float(summary["eval_return_std"]),
                wall_time_s=float(summary["wall_time_s"]), sps=float(summary["sps"]),
@@ -167,15 +168,36 @@ def _left_out(run_dir: Path, reason: str) -> LeftOutRun:
         config = {}
     agent = config.get(VARIANT_KEY, config.get("agent"))
     seed = config.get("seed")
-    return LeftOutRun(name=run_dir.name, agent=None if agent is None else str(agent),
+    return LeftOutRun(name=run_label(run_dir), agent=None if agent is None else str(agent),
                       env=None if config.get("env") is None else str(config["env"]),
                       seed=None if seed is None else int(seed), reason=reason)
 
 
+def run_label(run_dir: Path) -> str:
+    """A run's name in reports: its folder's, with its multi-seed run's for a ``seed_S`` folder."""
+    return f"{run_dir.parent.name}/{run_dir.name}" if run_dir.name.startswith("seed_") else run_dir.name
+
+
+def run_folders_in(folder: Path) -> list[Path]:
+    """The run folders ``folder`` stands for: itself when it holds a run's ``config.json``, a
+    multi-seed run's ``seed_S`` folders, or else every folder in it, each read the same way (a
+    folder of neither kind stays, to be listed as having no result)."""
+    def as_runs(path: Path) -> list[Path] | None:
+        if (path / "config.json").is_file():
+            return [path]
+        seeds = sorted(seed_dir for seed_dir in path.glob("seed_*") if (seed_dir / "config.json").is_file())
+        return seeds or None
+
+    runs = as_runs(folder)
+    if runs is not None:
+        return runs
+    return [run for child in sorted(folder.iterdir()) if child.is_dir() for run in as_runs(child) or [child]]
+
+
 def read_run_folders(source: str | Path | Iterable[str | Path], metric: str = EVAL_METRIC
                      ) -> tuple[list[Run], list[LeftOutRun]]:
-    """The runs of a folder of run folders (every folder in it) or of an explicit list of run
-    folders: (finished runs, the others with the reason each is left out).
+    """The runs of a folder (``run_folders_in``) or of an explicit list of run folders:
+    (finished runs, the others with the reason each is left out).
 
     Finished runs are sorted by (agent, env, seed, name) and the others by (env, agent, seed,
     name), so that every statistic drawn from them is independent of the order the file system
@@ -185,7 +207,7 @@ def read_run_folders(source: str | Path | Iterable[str | Path], metric: str = EV
         root = Path(source)
         if not root.is_dir():
             raise ValueError(f"runs folder {root} does not exist")
-        run_dirs = [path for path in root.iterdir() if path.is_dir()]
+        run_dirs = run_folders_in(root)
     else:
         run_dirs = [Path(path) for path in source]
     runs, left_out = [], []

@@ -1,0 +1,68 @@
+"""``compare.py --report`` on runs trained by train.py: a folder of run folders, a --num-seeds
+run counting one run per seed, and the report written into --out."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from agents.comparison.runs import run_folders_in
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
+import compare  # noqa: E402  (scripts/compare.py)
+
+
+@pytest.fixture
+def train_runs(write_run, tmp_path) -> Path:
+    """runs/ as train.py leaves it: two plain a2c runs, a 3-seed ppo run and a folder with nothing."""
+    runs = tmp_path / "runs"
+    for seed, final in ((1, 480.0), (2, 500.0)):
+        write_run("a2c", "CartPole-v1", seed, [5000, 10000], [200.0, final])
+    multi = runs / "ppo_three_seeds"
+    multi.mkdir()
+    (multi / "checkpoint.pt").write_bytes(b"")
+    for seed, final in ((1, 300.0), (2, 400.0), (3, 500.0)):
+        write_run("ppo", "CartPole-v1", seed, [5000, 10000], [100.0, final]).rename(multi / f"seed_{seed}")
+    (runs / "stray").mkdir()
+    return runs
+
+
+def test_run_folders_in_reads_a_multi_seed_run_as_its_seeds(train_runs):
+    seeds = [train_runs / "ppo_three_seeds" / f"seed_{seed}" for seed in (1, 2, 3)]
+    assert run_folders_in(train_runs) == [train_runs / "a2c_CartPole-v1_1", train_runs / "a2c_CartPole-v1_2",
+                                          *seeds, train_runs / "stray"]
+    assert run_folders_in(train_runs / "ppo_three_seeds") == seeds
+    assert run_folders_in(seeds[0]) == [seeds[0]]
+
+
+def test_report_of_a_folder_of_train_runs_goes_into_out(train_runs, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert compare.main(["--report", str(train_runs), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    cells = summary["per_env"]["CartPole-v1"]
+    assert cells["a2c"]["seeds"] == [1, 2] and cells["a2c"]["final_return_mean"] == 490.0
+    assert cells["ppo"]["seeds"] == [1, 2, 3] and cells["ppo"]["final_return_mean"] == 400.0
+    assert [(item["run"], item["reason"]) for item in summary["left_out_runs"]] == [("stray", "no result")]
+    assert (out / "summary.md").is_file() and (out / "curves.png").is_file()
+    assert not (train_runs / "summary.json").exists()
+
+    alone = tmp_path / "alone"  # one multi-seed run and one plain run, named on the command line
+    assert compare.main(["--report", str(train_runs / "ppo_three_seeds"), str(train_runs / "a2c_CartPole-v1_1"),
+                         "--out", str(alone)]) == 0
+    cells = json.loads((alone / "summary.json").read_text())["per_env"]["CartPole-v1"]
+    assert cells["ppo"]["seeds"] == [1, 2, 3] and cells["a2c"]["seeds"] == [1]
+
+
+@pytest.mark.parametrize("out, message", [
+    (None, "holds run folders, not a comparison (OUT/runs): give --out DIR for the report"),
+    ("runs/a2c_CartPole-v1_1", "is a run folder, whose summary.json the report would overwrite: pick another"),
+])
+def test_report_of_train_runs_refuses_to_write_over_them(train_runs, tmp_path, capsys, out, message):
+    argv = ["--report", str(train_runs)] + ([] if out is None else ["--out", str(tmp_path / out)])
+    with pytest.raises(SystemExit) as exit_info:
+        compare.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and message in err, err
