@@ -71,6 +71,12 @@ class A2C(OnPolicyRollouts, Agent):
                     learning_rate=7e-4, anneal_lr=True, max_grad_norm=0.5, normalize_obs=True, normalize_reward=True,
                     log_std_init=-2.0, shared_encoder=False, torch_threads=1,
                     encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"}),
+        # rl-baselines3-zoo's Acrobot and MountainCar values: 16 envs and normalisation on SB3's defaults
+        **{env_id: dict(num_envs=16, num_steps=5, advantage="nstep", gamma=0.99, ent_coef=0.0, vf_coef=0.5,
+                        learning_rate=7e-4, max_grad_norm=0.5, normalize_obs=True, normalize_reward=True,
+                        shared_encoder=False, torch_threads=1,
+                        encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"})
+           for env_id in ("Acrobot-v1", "MountainCar-v0")},
         "Pendulum-v1": dict(num_envs=8, num_steps=8, advantage="gae", gae_lambda=0.9, gamma=0.9, ent_coef=0.0,
                             vf_coef=0.4, learning_rate=7e-4, anneal_lr=True, max_grad_norm=0.5,
                             normalize_obs=True, log_std_init=-2.0, shared_encoder=False, torch_threads=1,

@@ -86,6 +86,10 @@ class TRPO(OnPolicyRollouts, Agent):
         "Pendulum-v1": dict(num_envs=2, num_steps=1024, gamma=0.9, critic_updates=15, shared_encoder=False,
                             log_std_init=-0.5, torch_threads=1,
                             encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"}),
+        **{env_id: dict(num_envs=2, num_steps=1024, critic_updates=critic_updates, normalize_obs=True,
+                        normalize_reward=True, shared_encoder=False, torch_threads=1,
+                        encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"})
+           for env_id, critic_updates in (("Acrobot-v1", 10), ("MountainCar-v0", 20))},
         "box": dict(num_envs=1, num_steps=1024, gamma=0.99, gae_lambda=0.95, critic_updates=20,
                     critic_batch_size=128, normalize_obs=True, shared_encoder=False, torch_threads=1,
                     encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"}),
