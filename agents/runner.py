@@ -27,6 +27,8 @@ SUMMARY = "summary.json"
 # In a seed's folder kept apart from its multi-seed run's folder: where that folder is, relative to
 # the seed's (the joint checkpoint.pt there resumes the seed).
 JOINT_RUN = "joint_run.json"
+# The agent of a seed's best evaluation so far (``Runner._keep_if_best``).
+BEST_AGENT = "best_agent.pt"
 
 
 def default_run_dir(config, agent_name: str, seeds: list[int]) -> Path:
@@ -72,7 +74,7 @@ class Runner:
 
     A multi-seed agent (``agents.multi_seed``) trains its seeds together: ``steps`` counts each
     seed's own env steps, and every seed gets the directory ``run_dir/seed_S`` with its config,
-    logs, evaluations, ``summary.json`` and final ``agent.pt``, while ``run_dir/checkpoint.pt``
+    logs, evaluations, ``summary.json``, final ``agent.pt`` and ``best_agent.pt``, while ``run_dir/checkpoint.pt``
     holds the joint state a resume needs. ``seed_dirs`` puts the seeds' directories elsewhere
     (one per seed, in the agent's seed order; ``scripts/compare.py`` keeps one folder per run).
     """
@@ -135,6 +137,7 @@ class Runner:
         envs_per_seed = env.batch_size // len(seeds)
         agent.setup_training(env.num_envs)
         step, elapsed, obs = 0, 0.0, None
+        self.best: list[dict[str, float]] = [{} for _ in seeds]  # per seed: its best evaluation's step and mean
         if self.resume is not None:
             step, elapsed, obs = self._restore(env, self.resume)
         else:
@@ -177,7 +180,7 @@ class Runner:
                     # (the last evaluation follows the loop)
                     if next_eval is not None and step >= next_eval and step < cfg.steps:
                         next_eval += cfg.eval_every * max(1, (step - next_eval) // cfg.eval_every + 1)
-                        self._evaluate(eval_envs, loggers, step)
+                        self._evaluate(env, eval_envs, loggers, step)
                     periodic = next_checkpoint is not None and step >= next_checkpoint
                     if periodic:
                         next_checkpoint += cfg.checkpoint_every * max(
@@ -191,15 +194,16 @@ class Runner:
                 logger.close()
             raise
         train_sps = (step - start_step) / max(time.perf_counter() - start_time, 1e-9)
-        all_returns = self._evaluate(eval_envs, loggers, step)
+        all_returns = self._evaluate(env, eval_envs, loggers, step)
         self._checkpoint(env, obs, step, loggers[0].elapsed)
         summaries = []
-        for seed, seed_dir, seed_agent, returns, logger in zip(seeds, self.seed_dirs(), agent.seed_agents(),
-                                                                 all_returns, loggers):
+        for seed, seed_dir, seed_agent, returns, logger, best in zip(seeds, self.seed_dirs(), agent.seed_agents(),
+                                                                       all_returns, loggers, self.best):
             summary = {"env": cfg.env, "agent": agent.name, "seed": seed, "steps": step,
                        "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
                        "eval_returns": [float(r) for r in returns], "wall_time_s": round(logger.elapsed, 2),
-                       "sps": round(train_sps, 1), "run_dir": str(seed_dir)}
+                       "sps": round(train_sps, 1), "run_dir": str(seed_dir),
+                       "best_eval_return_mean": best["eval_return_mean"], "best_eval_step": best["step"]}
             if seed_dir != self.run_dir:  # the joint checkpoint is elsewhere: each seed's own agent here
                 summary["num_seeds"] = len(seeds)
                 seed_agent.save(seed_dir / "agent.pt")
@@ -214,14 +218,29 @@ class Runner:
     def _env_seed(self) -> int | list[int]:
         return self.seeds[0] if len(self.seeds) == 1 else self.seeds
 
-    def _evaluate(self, eval_envs: list[VecEnv], loggers: list[Logger], step: int) -> list[np.ndarray]:
+    def _evaluate(self, env: VecEnv, eval_envs: list[VecEnv], loggers: list[Logger], step: int) -> list[np.ndarray]:
         all_returns = []
-        for seed_agent, eval_env, logger in zip(self.agent.seed_agents(), eval_envs, loggers):
+        for k, (seed_agent, eval_env, logger) in enumerate(zip(self.agent.seed_agents(), eval_envs, loggers)):
             video = logger.run_dir / "videos" / f"eval_step_{step}.gif" if self.config.capture_video else None
             returns = evaluate(seed_agent, eval_env, video_path=video)
             logger.log(step, {"eval/return_mean": float(np.mean(returns)), "eval/return_std": float(np.std(returns))})
+            self._keep_if_best(k, seed_agent, env, logger.run_dir, step, float(np.mean(returns)))
             all_returns.append(returns)
         return all_returns
+
+    def _keep_if_best(self, k: int, seed_agent, env: VecEnv, seed_dir: Path, step: int, mean: float) -> None:
+        """Saves seed ``k``'s agent as ``BEST_AGENT`` when ``mean`` beats its evaluations so far (the
+        first of equal ones stays), as Stable-Baselines3's ``EvalCallback`` keeps its best model: an
+        agent whose returns oscillate, as DQN's do on CartPole, keeps its best policy. With
+        normalised observations the file holds the training env's state, whose statistics
+        ``scripts/evaluate.py`` plays it with."""
+        if not mean > self.best[k].get("eval_return_mean", -float("inf")):
+            return
+        self.best[k] = {"step": step, "eval_return_mean": mean}
+        payload = {**seed_agent.payload(), "best": self.best[k]}
+        if self.config.normalize_obs:
+            payload["runner"] = {"env": env.state_dict()}
+        save_atomic(payload, seed_dir / BEST_AGENT)
 
     def _checkpoint(self, env: VecEnv, obs: torch.Tensor, step: int, elapsed: float) -> None:
         payload = self.agent.payload()
@@ -229,7 +248,7 @@ class Runner:
         if self.agent.aux is not None:
             payload["training"]["aux"] = self.agent.aux.training_state()
         payload["runner"] = {"step": step, "elapsed": elapsed, "obs": obs.cpu(), "env": env.state_dict(),
-                             "rng": rng_state()}
+                             "rng": rng_state(), "best": self.best}
         save_atomic(payload, self.run_dir / CHECKPOINT)
 
     def _restore(self, env: VecEnv, payload: dict[str, Any]) -> tuple[int, float, torch.Tensor]:
@@ -248,6 +267,7 @@ class Runner:
         else:
             self.agent.episodes_restarted()
         set_rng_state(runner["rng"])
+        self.best = runner.get("best", self.best)  # (checkpoints from before best agents were kept: none)
         return runner["step"], runner["elapsed"], obs
 
 

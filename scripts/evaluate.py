@@ -4,7 +4,8 @@ Plays greedy episodes (the most probable action, or the one with the highest Q-v
 training run's own evaluations do) on fresh environments of the run's env id and prints the
 mean, spread and range of their returns. PATH is a run folder (its ``checkpoint.pt``; for a
 multi-seed run, a line per seed), one seed's folder of a multi-seed or grouped run (its
-``agent.pt``), or an agent file written by ``agent.save``. Atari episodes are whole games scored in raw game
+``agent.pt``), or an agent file: ``agent.save``'s, or a run's ``best_agent.pt`` (the agent of
+its best evaluation). Atari episodes are whole games scored in raw game
 points. ``--video FILE.gif`` saves the first episode as an animation (``FILE_seedS.gif`` per seed of a multi-seed run).
 """
 from __future__ import annotations
@@ -34,7 +35,8 @@ AGENT_FILE = "agent.pt"
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="evaluate.py", description=__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("path", metavar="PATH", help="run folder, a multi-seed run's seed_S folder, or agent file")
+    parser.add_argument("path", metavar="PATH",
+                        help="run folder, a multi-seed run's seed_S folder, or agent file (e.g. RUN_DIR/best_agent.pt)")
     parser.add_argument("--episodes", type=parse_int, default=10,
                         help="episodes to play, all at once in parallel envs (default: 10)")
     parser.add_argument("--seed", type=parse_int, help=f"seed of the episodes' environments, offset by {EVAL_SEED_OFFSET:,} "
