@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -81,9 +82,12 @@ class Agent(nn.Module):
         raise NotImplementedError
 
     def learn(self, total_steps: int | None = None, run_dir: str | os.PathLike | None = None,
-              progress: bool = True) -> "Agent":
+              progress: bool = True, callback: Callable[[int, dict[str, float]], bool | None] | None = None
+              ) -> "Agent":
         """Trains through the shared ``Runner`` (``total_steps`` defaults to ``config.steps``) into
-        ``run_dir``, which must not hold a run already (by default a new folder under ``runs/``)."""
+        ``run_dir``, which must not hold a run already (by default a new folder under ``runs/``).
+        ``callback(step, metrics)`` sees each line logged and stops training by returning False
+        (``Runner``), e.g. ``lambda step, m: m.get("eval/return_mean", 0) < 475``."""
         from agents.runner import Runner, holds_a_run
 
         if run_dir is not None and holds_a_run(run_dir):
@@ -94,7 +98,7 @@ class Agent(nn.Module):
         warning = nothing_learned_warning(self.config)
         if warning:
             warnings.warn(warning, stacklevel=2)
-        Runner(self, run_dir=run_dir, progress=progress).run()
+        Runner(self, run_dir=run_dir, progress=progress, callback=callback).run()
         return self
 
     @classmethod

@@ -5,6 +5,7 @@ import json
 import os
 import time
 from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +78,21 @@ class Runner:
     logs, evaluations, ``summary.json``, final ``agent.pt`` and ``best_agent.pt``, while ``run_dir/checkpoint.pt``
     holds the joint state a resume needs. ``seed_dirs`` puts the seeds' directories elsewhere
     (one per seed, in the agent's seed order; ``scripts/compare.py`` keeps one folder per run).
+
+    ``callback(step, metrics)`` sees every line logged (each seed's, with its ``seed`` among the
+    metrics): the training metrics of each logging step and each evaluation's ``eval/*``. When it
+    returns False the run ends after that step as it would at ``steps``: a final evaluation,
+    ``summary.json`` and the checkpoint, from which ``--resume`` continues it (Stable-Baselines3's
+    callbacks stop ``learn`` the same way, e.g. at a reward threshold).
     """
 
     def __init__(self, agent, run_dir: str | os.PathLike | None = None, progress: bool = True,
                  resume: dict[str, Any] | None = None, seed_dirs: list[str | os.PathLike] | None = None,
-                 report_evaluations: bool = False):
+                 report_evaluations: bool = False,
+                 callback: Callable[[int, dict[str, float]], bool | None] | None = None):
         self.agent = agent
+        self.callback = callback
+        self.stopped_by_callback = False
         self.config = agent.config
         self.seeds: list[int] = getattr(agent, "seeds", [self.config.seed])
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(self.config, agent.name, self.seeds)
@@ -153,6 +163,7 @@ class Runner:
         episodes = _EpisodeTally(env.device, len(seeds))
         in_flight = _InFlight(env.num_envs) if env.batch_size < env.num_envs else None
         metrics: dict[str, torch.Tensor] = {}
+        evaluated: tuple[int | None, list[np.ndarray]] = (None, [])
         try:
             with StopRequest() as stop:
                 while step < cfg.steps:
@@ -176,11 +187,11 @@ class Runner:
                         next_log += cfg.log_every * max(1, (step - next_log) // cfg.log_every + 1)
                         sps = (step - start_step) / max(time.perf_counter() - start_time, 1e-9)
                         for k, (logger, tally) in enumerate(zip(loggers, episodes.flush())):
-                            logger.log(step, {**_seed_metrics(metrics, k), **tally, "charts/sps": sps})
+                            self._log(k, logger, step, {**_seed_metrics(metrics, k), **tally, "charts/sps": sps})
                     # (the last evaluation follows the loop)
                     if next_eval is not None and step >= next_eval and step < cfg.steps:
                         next_eval += cfg.eval_every * max(1, (step - next_eval) // cfg.eval_every + 1)
-                        self._evaluate(env, eval_envs, loggers, step)
+                        evaluated = (step, self._evaluate(env, eval_envs, loggers, step))
                     periodic = next_checkpoint is not None and step >= next_checkpoint
                     if periodic:
                         next_checkpoint += cfg.checkpoint_every * max(
@@ -189,12 +200,15 @@ class Runner:
                         self._checkpoint(env, obs, step, loggers[0].elapsed)
                     if stop.requested:
                         raise KeyboardInterrupt
+                    if self.stopped_by_callback:
+                        break
         except KeyboardInterrupt:  # a second Ctrl-C stops at once: the last checkpoint stays
             for logger in loggers:
                 logger.close()
             raise
         train_sps = (step - start_step) / max(time.perf_counter() - start_time, 1e-9)
-        all_returns = self._evaluate(env, eval_envs, loggers, step)
+        # (a callback that stopped the run at an evaluation's step: that evaluation is the last)
+        all_returns = evaluated[1] if evaluated[0] == step else self._evaluate(env, eval_envs, loggers, step)
         self._checkpoint(env, obs, step, loggers[0].elapsed)
         summaries = []
         for seed, seed_dir, seed_agent, returns, logger, best in zip(seeds, self.seed_dirs(), agent.seed_agents(),
@@ -223,10 +237,17 @@ class Runner:
         for k, (seed_agent, eval_env, logger) in enumerate(zip(self.agent.seed_agents(), eval_envs, loggers)):
             video = logger.run_dir / "videos" / f"eval_step_{step}.gif" if self.config.capture_video else None
             returns = evaluate(seed_agent, eval_env, video_path=video)
-            logger.log(step, {"eval/return_mean": float(np.mean(returns)), "eval/return_std": float(np.std(returns))})
+            self._log(k, logger, step, {"eval/return_mean": float(np.mean(returns)),
+                                        "eval/return_std": float(np.std(returns))})
             self._keep_if_best(k, seed_agent, env, logger.run_dir, step, float(np.mean(returns)))
             all_returns.append(returns)
         return all_returns
+
+    def _log(self, k: int, logger: Logger, step: int, metrics: dict[str, float]) -> None:
+        """Logs seed ``k``'s ``metrics`` and shows them to the callback."""
+        logger.log(step, metrics)
+        if self.callback is not None and self.callback(step, {"seed": self.seeds[k], **metrics}) is False:
+            self.stopped_by_callback = True
 
     def _keep_if_best(self, k: int, seed_agent, env: VecEnv, seed_dir: Path, step: int, mean: float) -> None:
         """Saves seed ``k``'s agent as ``BEST_AGENT`` when ``mean`` beats its evaluations so far (the
