@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import decimal
 import json
+import re
 import sys
 from typing import Any, NoReturn
 
@@ -25,16 +27,16 @@ def parse_bool(text: str) -> bool:
 
 
 def parse_int(text: str) -> int:
-    """An integer, also as written in scientific notation (``--steps 1e6``)."""
+    """An integer, also as written in scientific notation (``--steps 1e6``), exactly."""
     try:
         return int(text)
     except ValueError:
         pass
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value.is_integer():
+        value = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        value = decimal.Decimal("NaN")
+    if not value.is_finite() or value != value.to_integral_value():
         raise argparse.ArgumentTypeError(f"expected an integer, got '{text}'")
     return int(value)
 
@@ -82,5 +84,6 @@ def explicit_settings(namespace: argparse.Namespace, config_class: type) -> dict
 def fail(message: str) -> NoReturn:
     """Prints ``error: message`` on stderr, on one line (a message quoting a space or an array may
     span several), and exits with status 2."""
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    one_line = re.sub(r"\s*\n\s*", " ", message.strip())
+    print(f"error: {one_line}", file=sys.stderr)
     raise SystemExit(2)

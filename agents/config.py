@@ -157,21 +157,27 @@ class AgentConfig:
         return cls(**values)
 
 
+def steps_run(config: AgentConfig, steps: int) -> int:
+    """The env steps a run takes to pass ``steps``: whole vector steps of ``num_envs`` envs (of
+    ``env_batch_size`` with asynchronous envs)."""
+    per_step = config.env_batch_size or config.num_envs
+    return -(-steps // per_step) * per_step
+
+
 def replay_first_update(config: AgentConfig) -> tuple[int, str]:
     """``first_update`` of a replay agent, which trains once ``train_frequency`` steps have come
-    after ``learning_starts``, counted in vector steps of ``num_envs`` (or ``env_batch_size``) envs."""
-    per_step = config.env_batch_size or config.num_envs
-    first_learning_step = (config.learning_starts // per_step + 1) * per_step
-    step = first_learning_step + (-(-config.train_frequency // per_step) - 1) * per_step
-    return step, f"--learning-starts {config.learning_starts}, then --train-frequency {config.train_frequency}"
+    after ``learning_starts`` and after its buffer surely holds a sampleable transition (more than
+    ``n_step`` per env: exact in lockstep, early for asynchronous envs, whose buffer fills slower)."""
+    learning_from = max(steps_run(config, config.learning_starts + 1),
+                        steps_run(config, config.n_step * config.num_envs + 1))
+    return (learning_from + steps_run(config, config.train_frequency) - steps_run(config, 1),
+            f"--learning-starts {config.learning_starts}, then --train-frequency {config.train_frequency}")
 
 
 def nothing_learned_warning(config: AgentConfig) -> str | None:
-    """A line saying that a run of ``config.steps`` steps would end before its first update (the
-    run goes on to a whole vector step past ``steps``)."""
+    """A line saying that a run of ``config.steps`` steps would end before its first update."""
     first, why = config.first_update()
-    per_step = config.env_batch_size or config.num_envs
-    if -(-config.steps // per_step) * per_step >= first:
+    if steps_run(config, config.steps) >= first:
         return None
     return (f"--steps {config.steps} ends before the first update, at step {first} ({why}): "
             f"this run will train nothing")

@@ -60,8 +60,8 @@ def preset_values(agent_cls, env_id: str, preset: str) -> dict[str, Any]:
     agent = agent_cls.name
     if preset == "none":
         return {}
-    if preset == "auto":
-        return dict(table.get(env_id) or table.get(env_family(env_id), {}))
+    if preset == "auto":  # (an env's own values by its registry name: my_envs:Acrobot-v1 is Acrobot-v1)
+        return dict(table.get(env_id.partition(":")[2] or env_id) or table.get(env_family(env_id), {}))
     family = env_family(env_id)
     if f"{preset}:{family}" in table:  # a named preset with values per env family
         return dict(table[f"{preset}:{family}"])

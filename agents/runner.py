@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import time
 from dataclasses import replace
 from collections.abc import Callable
@@ -93,6 +94,7 @@ class Runner:
         self.agent = agent
         self.callback = callback
         self.stopped_by_callback = False
+        self.best: list[dict[str, float]] = []  # per seed: its best evaluation's step and mean, if any
         self.config = agent.config
         self.seeds: list[int] = getattr(agent, "seeds", [self.config.seed])
         self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(self.config, agent.name, self.seeds)
@@ -140,6 +142,8 @@ class Runner:
             # A run under way has no summary: that of a shorter budget, which a resume takes further,
             # would read as this run's result until it ends.
             (seed_dir / SUMMARY).unlink(missing_ok=True)
+            if self.resume is None:  # nor the best agent of a run that stopped before its first checkpoint
+                (seed_dir / BEST_AGENT).unlink(missing_ok=True)
             if seed_dir != self.run_dir:
                 (seed_dir / JOINT_RUN).write_text(
                     json.dumps({"run_dir": os.path.relpath(self.run_dir, seed_dir)}) + "\n")
@@ -147,7 +151,7 @@ class Runner:
         envs_per_seed = env.batch_size // len(seeds)
         agent.setup_training(env.num_envs)
         step, elapsed, obs = 0, 0.0, None
-        self.best: list[dict[str, float]] = [{} for _ in seeds]  # per seed: its best evaluation's step and mean
+        self.best = [{} for _ in seeds]
         if self.resume is not None:
             step, elapsed, obs = self._restore(env, self.resume)
         else:
@@ -163,7 +167,7 @@ class Runner:
         episodes = _EpisodeTally(env.device, len(seeds))
         in_flight = _InFlight(env.num_envs) if env.batch_size < env.num_envs else None
         metrics: dict[str, torch.Tensor] = {}
-        evaluated: tuple[int | None, list[np.ndarray]] = (None, [])
+        last_evaluation: tuple[int | None, list[np.ndarray]] = (None, [])  # its step and returns
         try:
             with StopRequest() as stop:
                 while step < cfg.steps:
@@ -191,7 +195,7 @@ class Runner:
                     # (the last evaluation follows the loop)
                     if next_eval is not None and step >= next_eval and step < cfg.steps:
                         next_eval += cfg.eval_every * max(1, (step - next_eval) // cfg.eval_every + 1)
-                        evaluated = (step, self._evaluate(env, eval_envs, loggers, step))
+                        last_evaluation = (step, self._evaluate(env, eval_envs, loggers, step))
                     periodic = next_checkpoint is not None and step >= next_checkpoint
                     if periodic:
                         next_checkpoint += cfg.checkpoint_every * max(
@@ -208,7 +212,8 @@ class Runner:
             raise
         train_sps = (step - start_step) / max(time.perf_counter() - start_time, 1e-9)
         # (a callback that stopped the run at an evaluation's step: that evaluation is the last)
-        all_returns = evaluated[1] if evaluated[0] == step else self._evaluate(env, eval_envs, loggers, step)
+        all_returns = (last_evaluation[1] if last_evaluation[0] == step
+                       else self._evaluate(env, eval_envs, loggers, step))
         self._checkpoint(env, obs, step, loggers[0].elapsed)
         summaries = []
         for seed, seed_dir, seed_agent, returns, logger, best in zip(seeds, self.seed_dirs(), agent.seed_agents(),
@@ -217,7 +222,8 @@ class Runner:
                        "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
                        "eval_returns": [float(r) for r in returns], "wall_time_s": round(logger.elapsed, 2),
                        "sps": round(train_sps, 1), "run_dir": str(seed_dir),
-                       "best_eval_return_mean": best["eval_return_mean"], "best_eval_step": best["step"]}
+                       # (None where no evaluation was finite: a diverged run)
+                       "best_eval_return_mean": best.get("eval_return_mean"), "best_eval_step": best.get("step")}
             if seed_dir != self.run_dir:  # the joint checkpoint is elsewhere: each seed's own agent here
                 summary["num_seeds"] = len(seeds)
                 seed_agent.save(seed_dir / "agent.pt")
@@ -263,6 +269,17 @@ class Runner:
             payload["runner"] = {"env": env.state_dict()}
         save_atomic(payload, seed_dir / BEST_AGENT)
 
+    @staticmethod
+    def _best_on_disk(seed_dir: Path, best: dict[str, float]) -> dict[str, float]:
+        """The better of the checkpoint's record ``best`` and the ``BEST_AGENT`` file's: the file may
+        come from evaluations after the checkpoint, made before a crash, that a resume on fresh
+        episodes (Atari, or other evaluation settings) does not repeat."""
+        try:
+            on_disk = torch.load(seed_dir / BEST_AGENT, map_location="cpu", weights_only=True)["best"]
+        except (OSError, KeyError, RuntimeError, pickle.UnpicklingError):
+            return best
+        return on_disk if on_disk["eval_return_mean"] > best.get("eval_return_mean", -float("inf")) else best
+
     def _checkpoint(self, env: VecEnv, obs: torch.Tensor, step: int, elapsed: float) -> None:
         payload = self.agent.payload()
         payload["training"] = self.agent.training_state()
@@ -288,7 +305,8 @@ class Runner:
         else:
             self.agent.episodes_restarted()
         set_rng_state(runner["rng"])
-        self.best = runner.get("best", self.best)  # (checkpoints from before best agents were kept: none)
+        self.best = [self._best_on_disk(seed_dir, best)
+                     for seed_dir, best in zip(self.seed_dirs(), runner.get("best", self.best))]
         return runner["step"], runner["elapsed"], obs
 
 

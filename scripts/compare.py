@@ -178,9 +178,10 @@ def report_only(paths: list[str], out: str | None) -> None:
     if out is None:
         raise ValueError(f"{' '.join(paths)} holds run folders, not a comparison (OUT/runs): give --out DIR "
                          f"for the report")
-    if (Path(out) / "config.json").is_file():
+    if (Path(out) / "config.json").is_file() or any(Path(out).glob("seed_*/config.json")):
         raise ValueError(f"--out {out} is a run folder, whose summary.json the report would overwrite: pick another")
-    report([run for source in sources for run in run_folders_in(source)], Path(out))
+    runs = dict.fromkeys(run.resolve() for source in sources for run in run_folders_in(source))  # each run once
+    report(list(runs), Path(out))
 
 
 def run_and_report(grid: Plan, backend: Backend, out: Path, progress: bool,

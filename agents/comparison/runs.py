@@ -147,8 +147,13 @@ def _why_unfinished(run_dir: Path) -> str:
     if (run_dir / ERROR_LOG).is_file():
         line = _error_line((run_dir / ERROR_LOG).read_text(errors="replace"))
         return f"failed: {line}" if line else "failed"
-    if (run_dir / CHECKPOINT).is_file() or (_joint_run_dir(run_dir) / CHECKPOINT).is_file():
-        return "unfinished (resume it by running the same command)"
+    if (run_dir / CHECKPOINT).is_file():
+        return f"unfinished (resume it: the compare.py command that made it, or train.py --resume {run_dir})"
+    joint = _joint_run_dir(run_dir)
+    if (joint / CHECKPOINT).is_file():
+        if joint.resolve() == run_dir.parent.resolve():  # a seed of a train.py --num-seeds run
+            return f"unfinished (resume it: train.py --resume {run_dir.parent})"
+        return "unfinished (resume it: the compare.py command that made it)"  # a seed of a compare.py group
     return "no result"
 
 
@@ -231,7 +236,8 @@ def read_run_folders(source: str | Path | Iterable[str | Path], metric: str = EV
         previous = seen.setdefault((run.agent, run.env, run.seed), run.name)
         if previous != run.name:
             raise ValueError(f"runs {previous} and {run.name} are both {run.agent} on {run.env} "
-                             f"with seed {run.seed}")
+                             f"with seed {run.seed}: name the run folders to compare (compare.py --report "
+                             f"RUN_DIR... --out DIR)")
     return runs, left_out
 
 

@@ -3,6 +3,7 @@ import json
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -82,3 +83,76 @@ def test_evaluate_py_plays_a_best_agent_file_with_its_observation_statistics(nor
     assert evaluate_script.main([str(tmp_path / BEST_AGENT), "--episodes", "3", "--json"]) == 0
     played = json.loads(capsys.readouterr().out)
     assert played["return_mean"] == pytest.approx(best["best"]["eval_return_mean"], abs=1e-9)
+
+
+def crash_after(agent, steps: int) -> None:
+    after_step = agent.after_step
+
+    def crashing(next_obs, step):
+        if step > steps:
+            raise Crash
+        return after_step(next_obs, step)
+    agent.after_step = crashing
+
+
+def test_a_resume_that_evaluates_otherwise_keeps_a_better_agent_saved_after_the_checkpoint(tmp_path):
+    """Evaluations after the last checkpoint, lost in a crash, may not come again (Atari's fresh
+    episodes, other evaluation settings): the best agent they saved stays."""
+    unbroken = Runner(DQN.from_env("CartPole-v1", seed=2, **SETTINGS), run_dir=tmp_path / "unbroken",
+                      progress=False).run()
+    best_step = unbroken["best_eval_step"]
+    assert best_step % 1_000  # an evaluation after a checkpoint
+    crashed = DQN.from_env("CartPole-v1", seed=2, **SETTINGS)
+    crash_after(crashed, best_step)
+    with pytest.raises(Crash):
+        Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run()
+    payload = load_checkpoint(tmp_path / "crashed" / CHECKPOINT, AGENT_FORMAT)
+    assert payload["runner"]["step"] < best_step
+    resumed = Agent.from_payload(payload)
+    resumed.config.eval_every = 0  # a setting a resume may change: no evaluation until the end
+    summary = Runner(resumed, run_dir=tmp_path / "crashed", progress=False, resume=payload).run()
+    assert (summary["best_eval_step"], summary["best_eval_return_mean"]) == (best_step,
+                                                                             unbroken["best_eval_return_mean"])
+    assert load_checkpoint(tmp_path / "crashed" / BEST_AGENT, AGENT_FORMAT)["best"]["step"] == best_step
+
+
+def test_a_new_run_drops_the_best_agent_of_a_run_that_left_no_checkpoint(tmp_path):
+    Runner(DQN.from_env("CartPole-v1", **dict(SETTINGS, steps=600)), run_dir=tmp_path / "old", progress=False).run()
+    (tmp_path / "new").mkdir()
+    (tmp_path / "old" / BEST_AGENT).rename(tmp_path / "new" / BEST_AGENT)  # as a run dead before its checkpoint leaves it
+    agent = DQN.from_env("CartPole-v1", **SETTINGS)
+    crash_after(agent, 100)  # before its first evaluation
+    with pytest.raises(Crash):
+        Runner(agent, run_dir=tmp_path / "new", progress=False).run()
+    assert not (tmp_path / "new" / BEST_AGENT).exists()
+
+
+class _NanReward(gym.Env):
+    """Five steps of NaN reward: a run whose evaluations are not finite, as a diverged one's."""
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, render_mode=None):
+        self.render_mode, self.t = render_mode, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(2, np.float32), float("nan"), self.t >= 5, False, {}
+
+
+gym.register("reprl-test/NanReward-v0", entry_point=_NanReward)
+
+
+@pytest.mark.filterwarnings("ignore:.*The reward is a NaN value")
+def test_a_run_without_a_finite_evaluation_has_no_best_agent(tmp_path):
+    agent = PPO.from_env("reprl-test/NanReward-v0", steps=64, num_envs=2, num_steps=16, eval_every=0,
+                         eval_episodes=1)
+    summary = Runner(agent, run_dir=tmp_path, progress=False).run()
+    assert np.isnan(summary["eval_return_mean"])
+    assert summary["best_eval_return_mean"] is None and summary["best_eval_step"] is None
+    assert not (tmp_path / BEST_AGENT).exists() and (tmp_path / "summary.json").is_file()

@@ -20,6 +20,11 @@ CASES = {  # agent, env, settings, the first update's step
                                      buffer_size=100), 18),  # steps > 10 from 12; 7 steps more: 12, 15, 18
     "sac": (SAC, "Pendulum-v1", dict(num_envs=2, learning_starts=5, train_frequency=3, batch_size=4,
                                      buffer_size=100), 8),  # steps > 5 from 6; 3 steps more: 6, 8
+    # no learning_starts: the first update waits for a sampleable transition (more than n_step per env)
+    "dqn, 3-step, at once": (DQN, "CartPole-v1", dict(num_envs=4, learning_starts=0, train_frequency=1, n_step=3,
+                                                     batch_size=4, buffer_size=100), 16),
+    "sac, at once": (SAC, "Pendulum-v1", dict(num_envs=2, learning_starts=0, train_frequency=1, batch_size=4,
+                                              buffer_size=100), 4),
 }
 
 

@@ -166,7 +166,8 @@ def test_runs_without_a_result_are_listed_with_the_reason_not_counted(write_run,
         {"run": "a2c_CartPole-v1_1", "env": "CartPole-v1", "agent": "a2c", "seed": 1,
          "reason": "failed: RuntimeError: CUDA out of memory"},
         {"run": "a2c_CartPole-v1_3", "env": "CartPole-v1", "agent": "a2c", "seed": 3,
-         "reason": "unfinished (resume it by running the same command)"},
+         "reason": "unfinished (resume it: the compare.py command that made it, or train.py --resume "
+                   f"{tmp_path / 'runs' / 'a2c_CartPole-v1_3'})"},
         {"run": "dqn_CartPole-v1_0", "env": "CartPole-v1", "agent": "dqn", "seed": 0,
          "reason": "failed: ValueError: bad preset"}]
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["left_out_runs"] == summary["left_out_runs"]

@@ -105,8 +105,8 @@ def test_seeds_of_a_stopped_group_read_as_unfinished_while_its_checkpoint_lasts(
     (tmp_path / "runs" / "stray").mkdir()
     for task in pair:  # as a group stopped before its end leaves them: no summary, the checkpoint elsewhere
         (Path(task.run_dir) / SUMMARY).unlink()
-    with pytest.raises(ValueError, match=r"no finished runs .*: no result; unfinished \(resume it by running the "
-                                         r"same command\)$"):  # the stray folder, then both seeds
+    with pytest.raises(ValueError, match=r"no finished runs .*: no result; unfinished \(resume it: the compare.py "
+                                         r"command that made it\)$"):  # the stray folder, then both seeds
         read_run_folders(tmp_path / "runs")
     (group / CHECKPOINT).unlink()
     with pytest.raises(ValueError, match=r"no finished runs .*: no result$"):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agents.comparison.runs import run_folders_in
+from agents.runner import JOINT_RUN, SUMMARY
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "scripts"))
 import compare  # noqa: E402  (scripts/compare.py)
@@ -48,9 +49,9 @@ def test_report_of_a_folder_of_train_runs_goes_into_out(train_runs, tmp_path, ca
     assert (out / "summary.md").is_file() and (out / "curves.png").is_file()
     assert not (train_runs / "summary.json").exists()
 
-    alone = tmp_path / "alone"  # one multi-seed run and one plain run, named on the command line
+    alone = tmp_path / "alone"  # one multi-seed run and one plain run (named twice), on the command line
     assert compare.main(["--report", str(train_runs / "ppo_three_seeds"), str(train_runs / "a2c_CartPole-v1_1"),
-                         "--out", str(alone)]) == 0
+                         str(train_runs / "a2c_CartPole-v1_1"), "--out", str(alone)]) == 0
     cells = json.loads((alone / "summary.json").read_text())["per_env"]["CartPole-v1"]
     assert cells["ppo"]["seeds"] == [1, 2, 3] and cells["a2c"]["seeds"] == [1]
 
@@ -58,6 +59,7 @@ def test_report_of_a_folder_of_train_runs_goes_into_out(train_runs, tmp_path, ca
 @pytest.mark.parametrize("out, message", [
     (None, "holds run folders, not a comparison (OUT/runs): give --out DIR for the report"),
     ("runs/a2c_CartPole-v1_1", "is a run folder, whose summary.json the report would overwrite: pick another"),
+    ("runs/ppo_three_seeds", "is a run folder, whose summary.json the report would overwrite: pick another"),
 ])
 def test_report_of_train_runs_refuses_to_write_over_them(train_runs, tmp_path, capsys, out, message):
     argv = ["--report", str(train_runs)] + ([] if out is None else ["--out", str(tmp_path / out)])
@@ -66,3 +68,13 @@ def test_report_of_train_runs_refuses_to_write_over_them(train_runs, tmp_path, c
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_a_stopped_multi_seed_run_is_listed_with_its_resume_command(train_runs, tmp_path):
+    seed_dir = train_runs / "ppo_three_seeds" / "seed_3"
+    (seed_dir / SUMMARY).unlink()
+    (seed_dir / JOINT_RUN).write_text(json.dumps({"run_dir": ".."}))  # as train.py --num-seeds writes it
+    assert compare.main(["--report", str(train_runs), "--out", str(tmp_path / "report")]) == 0
+    left_out = json.loads((tmp_path / "report" / "summary.json").read_text())["left_out_runs"]
+    assert {"run": "ppo_three_seeds/seed_3", "env": "CartPole-v1", "agent": "ppo", "seed": 3,
+            "reason": f"unfinished (resume it: train.py --resume {train_runs / 'ppo_three_seeds'})"} in left_out
