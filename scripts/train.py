@@ -117,9 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ninterrupted{where}", file=sys.stderr)
         return 130
     for summary in summaries:
+        best = ""
+        if summary["best_eval_step"] is not None and summary["best_eval_step"] != summary["steps"]:
+            best = (f"; best evaluation {summary['best_eval_return_mean']:.1f} at step {summary['best_eval_step']}, "
+                    f"its agent in best_agent.pt")
         print(f"{summary['agent']} on {summary['env']} (seed {summary['seed']}): eval return "
               f"{summary['eval_return_mean']:.1f} ± {summary['eval_return_std']:.1f} after {summary['steps']} steps "
-              f"({summary['wall_time_s']:.0f} s, {summary['sps']:.0f} steps/s) -> {summary['run_dir']}")
+              f"({summary['wall_time_s']:.0f} s, {summary['sps']:.0f} steps/s) -> {summary['run_dir']}{best}")
     return 0
 
 

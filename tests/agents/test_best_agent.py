@@ -16,6 +16,7 @@ from agents.runner import BEST_AGENT, CHECKPOINT, Runner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import evaluate as evaluate_script  # noqa: E402  (scripts/evaluate.py)
+import train  # noqa: E402  (scripts/train.py)
 
 SETTINGS = dict(steps=3_000, num_envs=2, learning_starts=300, train_frequency=4, gradient_steps=1, batch_size=32,
                 target_update_interval=100, buffer_size=5_000, eval_every=300, eval_episodes=3, log_every=100,
@@ -156,3 +157,13 @@ def test_a_run_without_a_finite_evaluation_has_no_best_agent(tmp_path):
     assert np.isnan(summary["eval_return_mean"])
     assert summary["best_eval_return_mean"] is None and summary["best_eval_step"] is None
     assert not (tmp_path / BEST_AGENT).exists() and (tmp_path / "summary.json").is_file()
+
+
+def test_train_py_names_the_best_evaluation_when_it_is_not_the_last(tmp_path, capsys):
+    flags = [f"--{name.replace('_', '-')}={value}" for name, value in SETTINGS.items()]
+    assert train.main(["--agent", "dqn", "--seed", "2", *flags, "--no-progress", "--run-dir", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["best_eval_step"] != summary["steps"]
+    assert capsys.readouterr().out.splitlines()[-1].endswith(
+        f"; best evaluation {summary['best_eval_return_mean']:.1f} at step {summary['best_eval_step']}, "
+        f"its agent in best_agent.pt")
