@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from gymnasium import spaces
-from torch import Tensor, nn
+from torch import Tensor
 
 from representation.encoders.base import Encoder
 from representation.linear import Linear

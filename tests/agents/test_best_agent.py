@@ -12,7 +12,8 @@ from agents import DQN, PPO
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
 from agents.evaluation import evaluate, make_eval_env
-from agents.runner import BEST_AGENT, CHECKPOINT, Runner
+from agents.runner import BEST_AGENT, Runner
+from crashing import Crash, crash_after, crash_and_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import evaluate as evaluate_script  # noqa: E402  (scripts/evaluate.py)
@@ -43,26 +44,12 @@ def test_the_best_agent_is_the_one_of_the_first_best_evaluation(tmp_path):
     assert float(np.mean(evaluate(best, make_eval_env(best.config)))) == best_mean
 
 
-class Crash(RuntimeError):
-    pass
-
-
 def test_a_resumed_run_keeps_the_best_of_the_steps_before_its_checkpoint(tmp_path):
     unbroken = DQN.from_env("CartPole-v1", seed=2, **SETTINGS)
     expected = Runner(unbroken, run_dir=tmp_path / "unbroken", progress=False).run()
     assert expected["best_eval_step"] < 2_000  # before the checkpoint the resume starts from
 
-    crashed = DQN.from_env("CartPole-v1", seed=2, **SETTINGS)
-    after_step = crashed.after_step
-
-    def crash_after_2100(next_obs, step):
-        if step > 2_100:
-            raise Crash
-        return after_step(next_obs, step)
-    crashed.after_step = crash_after_2100
-    with pytest.raises(Crash):
-        Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run()
-    payload = load_checkpoint(tmp_path / "crashed" / CHECKPOINT, AGENT_FORMAT)
+    payload = crash_and_checkpoint(DQN.from_env("CartPole-v1", seed=2, **SETTINGS), 2_100, tmp_path / "crashed")
     assert payload["runner"]["step"] == 2_000 and payload["runner"]["best"][0]["step"] <= 2_000
     summary = Runner(Agent.from_payload(payload), run_dir=tmp_path / "crashed", progress=False, resume=payload).run()
 
@@ -86,16 +73,6 @@ def test_evaluate_py_plays_a_best_agent_file_with_its_observation_statistics(nor
     assert played["return_mean"] == pytest.approx(best["best"]["eval_return_mean"], abs=1e-9)
 
 
-def crash_after(agent, steps: int) -> None:
-    after_step = agent.after_step
-
-    def crashing(next_obs, step):
-        if step > steps:
-            raise Crash
-        return after_step(next_obs, step)
-    agent.after_step = crashing
-
-
 def test_a_resume_that_evaluates_otherwise_keeps_a_better_agent_saved_after_the_checkpoint(tmp_path):
     """Evaluations after the last checkpoint, lost in a crash, may not come again (Atari's fresh
     episodes, other evaluation settings): the best agent they saved stays."""
@@ -103,11 +80,7 @@ def test_a_resume_that_evaluates_otherwise_keeps_a_better_agent_saved_after_the_
                       progress=False).run()
     best_step = unbroken["best_eval_step"]
     assert best_step % 1_000  # an evaluation after a checkpoint
-    crashed = DQN.from_env("CartPole-v1", seed=2, **SETTINGS)
-    crash_after(crashed, best_step)
-    with pytest.raises(Crash):
-        Runner(crashed, run_dir=tmp_path / "crashed", progress=False).run()
-    payload = load_checkpoint(tmp_path / "crashed" / CHECKPOINT, AGENT_FORMAT)
+    payload = crash_and_checkpoint(DQN.from_env("CartPole-v1", seed=2, **SETTINGS), best_step, tmp_path / "crashed")
     assert payload["runner"]["step"] < best_step
     resumed = Agent.from_payload(payload)
     resumed.config.eval_every = 0  # a setting a resume may change: no evaluation until the end

@@ -9,6 +9,7 @@ from agents import DQN, PPO
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
 from agents.runner import CHECKPOINT, Runner
+from crashing import Crash, crash_after, crash_and_checkpoint
 
 SETTINGS = {
     "dqn": dict(steps=1_600, num_envs=2, learning_starts=300, train_frequency=4, gradient_steps=1, batch_size=32,
@@ -18,29 +19,6 @@ SETTINGS = {
                 log_every=256),
 }
 AGENTS = {"dqn": DQN, "ppo": PPO}
-
-
-class Crash(RuntimeError):
-    pass
-
-
-def crash_after(agent: Agent, steps: int) -> None:
-    """Makes the agent's updates raise once ``steps`` environment steps are done."""
-    original = agent.after_step
-
-    def after_step(next_obs, step):
-        if step > steps:
-            raise Crash
-        return original(next_obs, step)
-    agent.after_step = after_step
-
-
-def crash_and_checkpoint(agent: Agent, steps: int, run_dir) -> dict:
-    """Runs ``agent`` in ``run_dir`` until it crashes after ``steps`` steps; its last checkpoint."""
-    crash_after(agent, steps)
-    with pytest.raises(Crash):
-        Runner(agent, run_dir=run_dir, progress=False).run()
-    return load_checkpoint(run_dir / CHECKPOINT, AGENT_FORMAT)
 
 
 def resume(payload: dict, run_dir) -> Agent:
