@@ -82,8 +82,9 @@ def build_parser() -> ArgumentParser:
                                 "(default: 1, each seed alone)")
     execution.add_argument("--no-progress", action="store_true", help="no overall progress bar")
     parser.add_argument("--report", metavar="PATH", nargs="+",
-                        help="only write a report: a comparison's OUT (from OUT/runs, into OUT), or run folders and "
-                             "folders of them (train.py's runs/, --num-seeds runs counting a run per seed) into --out")
+                        help="only write a report: a comparison's OUT (from OUT/runs, into OUT), or run folders, "
+                             "folders of them (train.py's runs/, --num-seeds runs counting a run per seed) and "
+                             "comparisons' OUT folders together into --out")
     return parser
 
 
@@ -167,7 +168,8 @@ def report(runs: Path | list[Path], out: Path, factors: dict[str, Any] | None = 
 
 
 def report_only(paths: list[str], out: str | None) -> None:
-    """``--report``: a comparison's report rebuilt, or a report of run folders written into ``out``."""
+    """``--report``: a comparison's report rebuilt, or a report written into ``out`` of run folders,
+    folders of them and comparisons' OUT folders (their runs/) together."""
     sources = [Path(path) for path in paths]
     for source in sources:
         if not source.is_dir():
@@ -180,7 +182,8 @@ def report_only(paths: list[str], out: str | None) -> None:
                          f"for the report")
     if (Path(out) / "config.json").is_file() or any(Path(out).glob("seed_*/config.json")):
         raise ValueError(f"--out {out} is a run folder, whose summary.json the report would overwrite: pick another")
-    runs = dict.fromkeys(run.resolve() for source in sources for run in run_folders_in(source))  # each run once
+    comparisons = [source / "runs" if (source / "runs").is_dir() else source for source in sources]
+    runs = dict.fromkeys(run.resolve() for source in comparisons for run in run_folders_in(source))  # each run once
     report(list(runs), Path(out))
 
 

@@ -78,3 +78,13 @@ def test_a_stopped_multi_seed_run_is_listed_with_its_resume_command(train_runs, 
     left_out = json.loads((tmp_path / "report" / "summary.json").read_text())["left_out_runs"]
     assert {"run": "ppo_three_seeds/seed_3", "env": "CartPole-v1", "agent": "ppo", "seed": 3,
             "reason": f"unfinished (resume it: train.py --resume {train_runs / 'ppo_three_seeds'})"} in left_out
+
+
+def test_a_report_joins_comparisons_and_train_runs(train_runs, write_run, tmp_path):
+    comparison = tmp_path / "cmp"
+    (comparison / "runs").mkdir(parents=True)
+    write_run("dqn", "CartPole-v1", 0, [5000, 10000], [100.0, 200.0]).rename(comparison / "runs" / "dqn_run")
+    assert compare.main(["--report", str(comparison), str(train_runs / "a2c_CartPole-v1_2"),
+                         "--out", str(tmp_path / "joined")]) == 0
+    summary = json.loads((tmp_path / "joined" / "summary.json").read_text())
+    assert sorted(summary["per_env"]["CartPole-v1"]) == ["a2c", "dqn"] and summary["left_out_runs"] == []
