@@ -132,11 +132,15 @@ def test_a_run_without_a_finite_evaluation_has_no_best_agent(tmp_path):
     assert not (tmp_path / BEST_AGENT).exists() and (tmp_path / "summary.json").is_file()
 
 
-def test_train_py_names_the_best_evaluation_when_it_is_not_the_last(tmp_path, capsys):
+def test_train_py_names_the_best_evaluation_when_the_final_one_falls_short_of_it(tmp_path, capsys):
     flags = [f"--{name.replace('_', '-')}={value}" for name, value in SETTINGS.items()]
-    assert train.main(["--agent", "dqn", "--seed", "2", *flags, "--no-progress", "--run-dir", str(tmp_path)]) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["best_eval_step"] != summary["steps"]
+    assert train.main(["--agent", "dqn", "--seed", "2", *flags, "--no-progress", "--run-dir", str(tmp_path / "a")]) == 0
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["eval_return_mean"] < summary["best_eval_return_mean"]
     assert capsys.readouterr().out.splitlines()[-1].endswith(
         f"; best evaluation {summary['best_eval_return_mean']:.1f} at step {summary['best_eval_step']}, "
         f"its agent in best_agent.pt")
+    # the final evaluation the only one, so the best: nothing to add
+    assert train.main(["--agent", "dqn", "--seed", "2", *flags, "--steps", "300", "--no-progress",
+                       "--run-dir", str(tmp_path / "b")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith(str(tmp_path / "b"))
