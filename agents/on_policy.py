@@ -34,7 +34,8 @@ class OnPolicyConfig(AgentConfig):
     log_std_init: float = option(0.0, "initial log standard deviation of Gaussian policies")
 
     def first_update(self) -> tuple[int, str]:
-        return self.num_envs * self.num_steps, f"one rollout of --num-envs {self.num_envs} x --num-steps {self.num_steps}"
+        return (self.num_envs * self.num_steps,
+                f"one rollout of --num-envs {self.num_envs} x --num-steps {self.num_steps}")
 
 
 class OnPolicyRollouts:

@@ -5,8 +5,8 @@ import json
 import os
 import pickle
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -76,8 +76,8 @@ class Runner:
 
     A multi-seed agent (``agents.multi_seed``) trains its seeds together: ``steps`` counts each
     seed's own env steps, and every seed gets the directory ``run_dir/seed_S`` with its config,
-    logs, evaluations, ``summary.json``, final ``agent.pt`` and ``best_agent.pt``, while ``run_dir/checkpoint.pt``
-    holds the joint state a resume needs. ``seed_dirs`` puts the seeds' directories elsewhere
+    logs, evaluations, ``summary.json``, final ``agent.pt`` and ``best_agent.pt``, while
+    ``run_dir/checkpoint.pt`` holds the joint state a resume needs. ``seed_dirs`` puts the seeds' directories elsewhere
     (one per seed, in the agent's seed order; ``scripts/compare.py`` keeps one folder per run).
 
     ``callback(step, metrics)`` sees every line logged (each seed's, with its ``seed`` among the

@@ -39,7 +39,8 @@ def build_parser() -> ArgumentParser:
                         help="run folder, a multi-seed run's seed_S folder, or agent file (e.g. RUN_DIR/best_agent.pt)")
     parser.add_argument("--episodes", type=parse_int, default=10,
                         help="episodes to play, all at once in parallel envs (default: 10)")
-    parser.add_argument("--seed", type=parse_int, help=f"seed of the episodes' environments, offset by {EVAL_SEED_OFFSET:,} "
+    parser.add_argument("--seed", type=parse_int,
+                        help=f"seed of the episodes' environments, offset by {EVAL_SEED_OFFSET:,} "
                         "as in training (default: the run's seed, i.e. its own evaluations' episodes)")
     parser.add_argument("--device", help="torch device to play on (default: the run's)")
     parser.add_argument("--max-steps", type=parse_int, default=27_000,

@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     for summary in summaries:
         best = ""
-        if summary["best_eval_step"] is not None and not summary["eval_return_mean"] >= summary["best_eval_return_mean"]:
+        best_mean = summary["best_eval_return_mean"]
+        if best_mean is not None and not summary["eval_return_mean"] >= best_mean:
             best = (f"; best evaluation {summary['best_eval_return_mean']:.1f} at step {summary['best_eval_step']}, "
                     f"its agent in best_agent.pt")
         print(f"{summary['agent']} on {summary['env']} (seed {summary['seed']}): eval return "
