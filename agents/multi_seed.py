@@ -151,12 +151,6 @@ def build_multi_seed(agent_cls: type[Agent], config: AgentConfig, observation_sp
     if config.backend == "gymnasium":
         raise ValueError(f"--num-seeds steps the seeds together in {config.env}'s torch-native env, which "
                          f"--backend gymnasium rules out (use --backend torch or auto)")
-    normalized = [name for name in ("normalize_obs", "normalize_reward") if getattr(config, name)]
-    if normalized:
-        flags = " ".join(f"--{name.replace('_', '-')} false" for name in normalized)
-        verb = "is" if len(normalized) == 1 else "are"
-        raise ValueError(f"observation and reward normalisation are not available with --num-seeds, and "
-                         f"{' and '.join(normalized)} {verb} on (the env's preset may turn them on): add {flags}")
     config.backend = "torch"
     module, name = MULTI_SEED_AGENTS[agent_cls.name].split(":")
     return getattr(import_module(module), name)(config, observation_space, action_space, seeds)

@@ -22,7 +22,7 @@ from agents.run_lock import exclusive_run_folder
 from envs import env_file_name, make_env
 from envs.vec_env import VecEnv
 from representation.files import save_atomic
-from wrappers.normalize import NormalizeObservation, NormalizeReward, observation_stats
+from wrappers.normalize import NormalizeObservation, NormalizeReward, RunningMeanStd, observation_stats
 
 CHECKPOINT = "checkpoint.pt"
 SUMMARY = "summary.json"
@@ -31,6 +31,9 @@ SUMMARY = "summary.json"
 JOINT_RUN = "joint_run.json"
 # The agent of a seed's best evaluation so far (``Runner._keep_if_best``).
 BEST_AGENT = "best_agent.pt"
+# The key of an agent file or checkpoint holding the observation statistics (``RunningMeanStd``)
+# of a run with normalised observations.
+OBSERVATION_STATS = "observation_stats"
 
 
 def default_run_dir(config, agent_name: str, seeds: list[int]) -> Path:
@@ -61,10 +64,11 @@ def make_train_env(config, seeds: list[int] | None = None) -> VecEnv:
         options["batch_size"] = config.env_batch_size
     env = make_env(config.env, config.num_envs * len(seeds), seed=seeds[0] if len(seeds) == 1 else seeds,
                    device=config.device, backend=config.backend, vectorization=config.vectorization, **options)
+    groups = len(seeds) if len(seeds) > 1 else None  # each seed's envs normalised by their own statistics
     if config.normalize_obs:
-        env = NormalizeObservation(env)
+        env = NormalizeObservation(env, groups=groups)
     if config.normalize_reward:
-        env = NormalizeReward(env, gamma=getattr(config, "gamma", 0.99))
+        env = NormalizeReward(env, gamma=getattr(config, "gamma", 0.99), groups=groups)
     return env
 
 
@@ -157,7 +161,8 @@ class Runner:
         else:
             seed_everything(cfg.seed)
             obs = env.reset(seed=self._env_seed())
-        eval_envs = [make_eval_env(replace(cfg, seed=seed), observation_stats(env)) for seed in seeds]
+        eval_envs = [make_eval_env(replace(cfg, seed=seed), self._seed_observation_stats(env, k))
+                     for k, seed in enumerate(seeds)]
         loggers = [Logger(seed_dir, cfg.steps, start_step=step, elapsed=elapsed, progress=self.progress and k == 0,
                           report_evaluations=self.report_evaluations) for k, seed_dir in enumerate(self.seed_dirs())]
         start_step, start_time = step, time.perf_counter()
@@ -216,8 +221,8 @@ class Runner:
                        else self._evaluate(env, eval_envs, loggers, step))
         self._checkpoint(env, obs, step, loggers[0].elapsed)
         summaries = []
-        for seed, seed_dir, seed_agent, returns, logger, best in zip(seeds, self.seed_dirs(), agent.seed_agents(),
-                                                                       all_returns, loggers, self.best):
+        for k, (seed, seed_dir, seed_agent, returns, logger, best) in enumerate(
+                zip(seeds, self.seed_dirs(), agent.seed_agents(), all_returns, loggers, self.best)):
             summary = {"env": cfg.env, "agent": agent.name, "seed": seed, "steps": step,
                        "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
                        "eval_returns": [float(r) for r in returns], "wall_time_s": round(logger.elapsed, 2),
@@ -226,7 +231,7 @@ class Runner:
                        "best_eval_return_mean": best.get("eval_return_mean"), "best_eval_step": best.get("step")}
             if seed_dir != self.run_dir:  # the joint checkpoint is elsewhere: each seed's own agent here
                 summary["num_seeds"] = len(seeds)
-                seed_agent.save(seed_dir / "agent.pt")
+                save_atomic(self._seed_payload(seed_agent, env, k), seed_dir / "agent.pt")
             (seed_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
             summaries.append(summary)
             logger.close()
@@ -258,16 +263,26 @@ class Runner:
     def _keep_if_best(self, k: int, seed_agent, env: VecEnv, seed_dir: Path, step: int, mean: float) -> None:
         """Saves seed ``k``'s agent as ``BEST_AGENT`` when ``mean`` beats its evaluations so far (the
         first of equal ones stays), as Stable-Baselines3's ``EvalCallback`` keeps its best model: an
-        agent whose returns oscillate, as DQN's do on CartPole, keeps its best policy. With
-        normalised observations the file holds the training env's state, whose statistics
-        ``scripts/evaluate.py`` plays it with."""
+        agent whose returns oscillate, as DQN's do on CartPole, keeps its best policy."""
         if not mean > self.best[k].get("eval_return_mean", -float("inf")):
             return
         self.best[k] = {"step": step, "eval_return_mean": mean}
-        payload = {**seed_agent.payload(), "best": self.best[k]}
-        if self.config.normalize_obs:
-            payload["runner"] = {"env": env.state_dict()}
-        save_atomic(payload, seed_dir / BEST_AGENT)
+        save_atomic({**self._seed_payload(seed_agent, env, k), "best": self.best[k]}, seed_dir / BEST_AGENT)
+
+    @staticmethod
+    def _seed_observation_stats(env: VecEnv, k: int) -> RunningMeanStd | None:
+        """Seed ``k``'s observation statistics in ``env``, None without normalised observations."""
+        stats = observation_stats(env)
+        return None if stats is None else stats.group(k)
+
+    def _seed_payload(self, seed_agent, env: VecEnv, k: int) -> dict[str, Any]:
+        """Seed ``k``'s agent file: its agent and, with normalised observations, the statistics
+        it was trained on (``OBSERVATION_STATS``), which ``scripts/evaluate.py`` plays it with."""
+        payload = seed_agent.payload()
+        stats = self._seed_observation_stats(env, k)
+        if stats is not None:
+            payload[OBSERVATION_STATS] = stats.state_dict()
+        return payload
 
     @staticmethod
     def _best_on_disk(seed_dir: Path, best: dict[str, float]) -> dict[str, float]:
@@ -287,6 +302,9 @@ class Runner:
             payload["training"]["aux"] = self.agent.aux.training_state()
         payload["runner"] = {"step": step, "elapsed": elapsed, "obs": obs.cpu(), "env": env.state_dict(),
                              "rng": rng_state(), "best": self.best}
+        stats = observation_stats(env)
+        if stats is not None:  # (with groups for a multi-seed run, one per seed)
+            payload[OBSERVATION_STATS] = stats.state_dict()
         save_atomic(payload, self.run_dir / CHECKPOINT)
 
     def _restore(self, env: VecEnv, payload: dict[str, Any]) -> tuple[int, float, torch.Tensor]:

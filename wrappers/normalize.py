@@ -11,27 +11,72 @@ from wrappers.base import VecEnvWrapper
 
 
 class RunningMeanStd:
-    """Mean and variance of a stream of batches, merged with Chan et al.'s parallel formula."""
+    """Mean and variance of a stream of batches, merged with Chan et al.'s parallel formula.
 
-    def __init__(self, shape: tuple[int, ...], device: torch.device):
+    With ``groups`` every batch is that many equal, consecutive slices (the seed groups of a
+    multi-seed run, ``agents.multi_seed``), each with statistics of its own: ``mean`` and ``var``
+    gain a leading group dimension, the count is common to all, and ``group(k)`` is slice k's
+    statistics (views that follow the updates). Each group's numbers are those a separate
+    ``RunningMeanStd`` fed its slices alone would hold.
+    """
+
+    def __init__(self, shape: tuple[int, ...], device: torch.device, groups: int | None = None):
+        self.groups = groups
+        shape = ((groups,) if groups else ()) + tuple(shape)
         self.mean = torch.zeros(shape, dtype=torch.float64, device=device)
         self.var = torch.ones(shape, dtype=torch.float64, device=device)
         self.count = torch.full((), 1e-4, dtype=torch.float64, device=device)
 
+    def _grouped(self, batch: Tensor) -> Tensor:
+        """``batch [G * n, ...]`` as ``[G, n, ...]`` with groups (``[n, ...]`` without)."""
+        return batch.view(self.groups, -1, *batch.shape[1:]) if self.groups else batch
+
     def update(self, batch: Tensor) -> None:
-        batch = batch.double()
-        batch_mean, batch_var, n = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
+        batch = self._grouped(batch.double())
+        rows = 1 if self.groups else 0
+        batch_mean, batch_var, n = batch.mean(rows), batch.var(rows, unbiased=False), batch.shape[rows]
         delta = batch_mean - self.mean
         total = self.count + n
         self.mean += delta * n / total
-        self.var = (self.var * self.count + batch_var * n + delta.square() * self.count * n / total) / total
-        self.count = total
+        self.var.copy_((self.var * self.count + batch_var * n + delta.square() * self.count * n / total) / total)
+        self.count.copy_(total)
+
+    def standardize(self, batch: Tensor) -> Tensor:
+        """``(batch - mean) / sqrt(var + 1e-8)`` in float64, each row by its group's statistics."""
+        grouped = self._grouped(batch.double())
+        mean, var = (self.mean.unsqueeze(1), self.var.unsqueeze(1)) if self.groups else (self.mean, self.var)
+        return ((grouped - mean) / torch.sqrt(var + 1e-8)).view(batch.shape)
+
+    def scale(self, batch: Tensor) -> Tensor:
+        """``batch / sqrt(var + 1e-8)`` for statistics of scalars (``shape ()``), each row by its
+        group's; computed in ``batch``'s dtype, the std rounded to it, with or without groups."""
+        grouped = self._grouped(batch)
+        var = self.var.unsqueeze(1) if self.groups else self.var
+        return (grouped / torch.sqrt(var + 1e-8).to(batch.dtype)).view(batch.shape)
+
+    def group(self, k: int) -> RunningMeanStd:
+        """Group ``k``'s statistics, as views of these (the statistics themselves without groups)."""
+        if not self.groups:
+            return self
+        view = RunningMeanStd.__new__(RunningMeanStd)
+        view.groups, view.mean, view.var, view.count = None, self.mean[k], self.var[k], self.count
+        return view
 
     def state_dict(self) -> dict[str, Tensor]:
         return {"mean": self.mean.clone(), "var": self.var.clone(), "count": self.count.clone()}
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
-        self.mean.copy_(state["mean"]); self.var.copy_(state["var"]); self.count = state["count"].clone()
+        self.mean.copy_(state["mean"]); self.var.copy_(state["var"]); self.count.copy_(state["count"])
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Tensor], device: torch.device,
+                        groups: int | None = None) -> RunningMeanStd:
+        """Statistics saved by ``state_dict`` (of ``groups`` groups, if it had them)."""
+        stats = cls.__new__(cls)
+        stats.groups = groups
+        stats.mean, stats.var, stats.count = (state[key].to(device, torch.float64).clone()
+                                              for key in ("mean", "var", "count"))
+        return stats
 
 
 class NormalizeObservation(VecEnvWrapper):
@@ -41,15 +86,15 @@ class NormalizeObservation(VecEnvWrapper):
     scaling while only the training env updates it.
     """
 
-    def __init__(self, env: VecEnv, clip: float = 10.0, stats: RunningMeanStd | None = None, training: bool = True):
+    def __init__(self, env: VecEnv, clip: float = 10.0, stats: RunningMeanStd | None = None, training: bool = True,
+                 groups: int | None = None):
         super().__init__(env)
         self.clip = clip
         self.training = training
-        self.stats = stats or RunningMeanStd(tuple(env.single_observation_space.shape), env.device)
+        self.stats = stats or RunningMeanStd(tuple(env.single_observation_space.shape), env.device, groups)
 
     def _normalize(self, obs: Tensor) -> Tensor:
-        scaled = (obs.double() - self.stats.mean) / torch.sqrt(self.stats.var + 1e-8)
-        return scaled.clamp(-self.clip, self.clip).float()
+        return self.stats.standardize(obs).clamp(-self.clip, self.clip).float()
 
     def reset(self, seed: int | None = None) -> Tensor:
         obs = self.env.reset(seed)
@@ -83,12 +128,13 @@ def observation_stats(env: VecEnv) -> RunningMeanStd | None:
 
 
 class NormalizeReward(VecEnvWrapper):
-    """Scales rewards by the running std of the discounted return (Engstrom et al. 2020)."""
+    """Scales rewards by the running std of the discounted return (Engstrom et al. 2020); with
+    ``groups``, each group of envs by its own (``RunningMeanStd``)."""
 
-    def __init__(self, env: VecEnv, gamma: float = 0.99, clip: float = 10.0):
+    def __init__(self, env: VecEnv, gamma: float = 0.99, clip: float = 10.0, groups: int | None = None):
         super().__init__(env)
         self.gamma, self.clip = gamma, clip
-        self.stats = RunningMeanStd((), env.device)
+        self.stats = RunningMeanStd((), env.device, groups)
         self._discounted = torch.zeros(env.num_envs, dtype=torch.float64, device=env.device)
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
@@ -96,7 +142,7 @@ class NormalizeReward(VecEnvWrapper):
         self._discounted = self._discounted * self.gamma + reward
         self.stats.update(self._discounted)
         self._discounted.masked_fill_(terminated | truncated, 0.0)
-        scaled = (reward / torch.sqrt(self.stats.var + 1e-8)).clamp(-self.clip, self.clip).float()
+        scaled = self.stats.scale(reward).clamp(-self.clip, self.clip).float()
         return obs, scaled, terminated, truncated, info
 
     def state_dict(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from agents import DQN, PPO
 from agents.base import AGENT_FORMAT, Agent
 from agents.checkpoint import load_checkpoint
 from agents.evaluation import evaluate, make_eval_env
-from agents.runner import BEST_AGENT, Runner
+from agents.runner import BEST_AGENT, OBSERVATION_STATS, Runner
 from crashing import Crash, crash_after, crash_and_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -66,7 +66,7 @@ def test_evaluate_py_plays_a_best_agent_file_with_its_observation_statistics(nor
                          normalize_obs=normalize_obs)
     Runner(agent, run_dir=tmp_path, progress=False).run()
     best = load_checkpoint(tmp_path / BEST_AGENT, AGENT_FORMAT)
-    assert ("runner" in best) == normalize_obs  # the training env's state, with its statistics
+    assert (OBSERVATION_STATS in best) == normalize_obs
     capsys.readouterr()
     assert evaluate_script.main([str(tmp_path / BEST_AGENT), "--episodes", "3", "--json"]) == 0
     played = json.loads(capsys.readouterr().out)

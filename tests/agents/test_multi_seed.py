@@ -36,6 +36,8 @@ SETTINGS = {PPO: dict(RUN, num_steps=32, update_epochs=3, num_minibatches=2), A2
                       n_step=3, max_grad_norm=1.0, head_width=32, encoder_options={"hidden_sizes": [32]})}
 # Each case: (agent, env, the network it acts with, settings of the case).
 CASES = {"ppo": (PPO, "CartPole-v1", "net", {}), "a2c": (A2C, "CartPole-v1", "net", {}),
+         # each seed's observations and rewards scaled by its own running statistics
+         "ppo-normalized": (PPO, "Acrobot-v1", "net", {"normalize_obs": True, "normalize_reward": True}),
          "trpo": (TRPO, "CartPole-v1", "net", {}), "trpo-gaussian": (TRPO, "Pendulum-v1", "net", {}),
          "dqn": (DQN, "CartPole-v1", "q", {}),
          "rainbow": (DQN, "CartPole-v1", "q", {"noisy": True, "prioritized": True}),
@@ -208,8 +210,8 @@ def test_each_seed_starts_from_the_weights_of_its_own_plain_run(case):
             assert torch.equal(a, b), name
 
 
-@pytest.mark.parametrize("case", ["ppo", "a2c", "trpo", "trpo-gaussian", "dqn", "rainbow", "sac", "sac-discrete",
-                                  "sac-shared-encoder"])
+@pytest.mark.parametrize("case", ["ppo", "a2c", "ppo-normalized", "trpo", "trpo-gaussian", "dqn", "rainbow", "sac",
+                                  "sac-discrete", "sac-shared-encoder"])
 def test_a_seed_trained_with_others_equals_the_seed_trained_alone(tmp_path, case):
     together = multi_seed([1, 2, 3], case)
     summaries = Runner(together, run_dir=tmp_path / "together", progress=False).run_seeds()
@@ -244,7 +246,7 @@ def test_one_directory_per_seed_with_a_loadable_agent(tmp_path, case):
         assert torch.equal(loaded.act(obs, explore=False), seed_agent.act(obs, explore=False))
 
 
-@AGENTS
+@pytest.mark.parametrize("case", ["ppo", "a2c", "ppo-normalized", "trpo", "dqn", "rainbow", "sac", "sac-discrete"])
 def test_a_crashed_multi_seed_run_resumes_exactly(tmp_path, case):
     agent_cls = CASES[case][0]
     unbroken = multi_seed([1, 2], case)

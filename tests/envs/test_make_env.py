@@ -170,6 +170,33 @@ def test_normalized_final_obs_uses_the_same_statistics():
     assert obs.abs().max() <= 10.0
 
 
+def test_grouped_normalisation_scales_each_group_as_its_own_wrappers_would():
+    """A multi-seed run's env is the seeds' env groups side by side: each group's observations
+    and rewards are scaled by statistics of its own, bit for bit those of separate wrappers,
+    and each group's statistics serve its evaluation env as views that follow the updates."""
+    seeds = [3, 4, 5]
+    grouped = NormalizeReward(NormalizeObservation(make_env("Acrobot-v1", 12, seed=seeds, backend="torch"),
+                                                   groups=3), groups=3)
+    alone = [NormalizeReward(NormalizeObservation(make_env("Acrobot-v1", 4, seed=seed, backend="torch")))
+             for seed in seeds]
+    obs = grouped.reset(seed=seeds)
+    assert all(torch.equal(obs[4 * k:4 * k + 4], env.reset(seed=seed)) for k, (env, seed) in enumerate(zip(alone, seeds)))
+    stats = observation_stats(grouped)
+    views = [stats.group(k) for k in range(3)]
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        action = torch.randint(0, 3, (12,), generator=generator)
+        obs, reward, *_ = grouped.step(action)
+        for k, env in enumerate(alone):
+            own_obs, own_reward, *_ = env.step(action[4 * k:4 * k + 4])
+            assert torch.equal(obs[4 * k:4 * k + 4], own_obs) and torch.equal(reward[4 * k:4 * k + 4], own_reward)
+    for k, (view, env) in enumerate(zip(views, alone)):
+        own = observation_stats(env)
+        assert torch.equal(view.mean, own.mean) and torch.equal(view.var, own.var) and torch.equal(view.count, own.count)
+        assert torch.equal(grouped.stats.group(k).var, env.stats.var)  # the rewards' statistics
+    assert not torch.equal(views[0].mean, views[1].mean)
+
+
 def test_observation_statistics_are_found_under_reward_normalisation():
     """A training env normalising both is NormalizeReward(NormalizeObservation(env)); its
     evaluation env must still share the observation statistics."""

@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from agents import DQN, PPO
 from agents.evaluation import evaluate as play, make_eval_env
+from agents.runner import OBSERVATION_STATS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import evaluate  # noqa: E402
@@ -43,9 +45,14 @@ def test_a_run_folder_replays_the_final_evaluation_with_the_runs_observation_sta
     # The statistics matter: the same agent on raw observations plays other episodes.
     raw = play(agent, make_eval_env(agent.config))
     assert raw.tolist() != summary["eval_returns"]
-    # An agent file holds no statistics, so it cannot be played as trained.
+    # An agent file of agent.save holds no statistics, so it cannot be played as trained.
     agent.save(tmp_path / "agent.pt")
-    assert "only its run's checkpoint.pt holds" in refused([str(tmp_path / "agent.pt")], capsys)
+    assert "only the files its run wrote hold" in refused([str(tmp_path / "agent.pt")], capsys)
+    # A checkpoint written before the statistics had a key of their own: read from the env's state.
+    payload = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    del payload[OBSERVATION_STATS]
+    torch.save(payload, tmp_path / "older.pt")
+    assert evaluated([str(tmp_path / "older.pt"), "--episodes", "4"], capsys)["returns"] == summary["eval_returns"]
 
 
 def test_an_agent_file_plays_as_its_run_folder_and_seeds_pick_the_episodes(tmp_path, capsys):
@@ -80,6 +87,29 @@ def test_multi_seed_runs_are_played_seed_by_seed_and_torch_envs_are_filmed(tmp_p
     assert f"first episode saved to {gif}" in capsys.readouterr().out
     frames = Image.open(gif)
     assert frames.size == (600, 400) and frames.n_frames >= 5
+
+
+def test_each_seed_of_a_normalised_multi_seed_run_plays_with_its_own_observation_statistics(tmp_path, capsys):
+    """A multi-seed run keeps observation statistics per seed, which its checkpoint, each seed's
+    agent.pt and best_agent.pt carry; another seed's statistics play other episodes."""
+    run_dir = tmp_path / "multi"
+    assert train.main(["--backend", "torch", "--num-seeds", "2", "--steps", "2048", "--num-envs", "4",
+                       "--num-steps", "64", "--normalize-obs", "true", "--normalize-reward", "true", "--eval-every",
+                       "0", "--eval-episodes", "4", "--run-dir", str(run_dir), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert evaluate.main([str(run_dir), "--episodes", "4", "--json"]) == 0
+    both = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [result["seed"] for result in both] == [1, 2]
+    for result in both:
+        seed_dir = run_dir / f"seed_{result['seed']}"
+        summary = json.loads((seed_dir / "summary.json").read_text())
+        assert result["returns"] == summary["eval_returns"]
+        for name in ("agent.pt", "best_agent.pt"):
+            assert evaluated([str(seed_dir / name), "--episodes", "4"], capsys)["returns"] == summary["eval_returns"]
+    first, second = (torch.load(run_dir / f"seed_{seed}" / "agent.pt", weights_only=True) for seed in (1, 2))
+    second[OBSERVATION_STATS] = first[OBSERVATION_STATS]
+    torch.save(second, tmp_path / "swapped.pt")
+    assert evaluated([str(tmp_path / "swapped.pt"), "--episodes", "4"], capsys)["returns"] != both[1]["returns"]
 
 
 def test_atari_episodes_are_filmed_from_the_observations(tmp_path, capsys):

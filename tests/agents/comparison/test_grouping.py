@@ -66,7 +66,7 @@ def test_a_started_group_resumes_whatever_k_the_next_command_asks_for(tmp_path, 
 
 @pytest.mark.parametrize("setting, reason", [
     ("backend=gymnasium", "add --set backend=torch"),
-    ("normalize_obs=true", "normalisation are not available with --num-seeds"),
+    ("target_kl=0.01", "--target-kl"),
 ])
 def test_cells_that_cannot_be_stacked_say_why(tmp_path, setting, reason):
     grid = tiny_plan(tmp_path / "runs", [0, 1], extra=(setting,))
