@@ -47,7 +47,7 @@ from agents.comparison.grid import (Plan, load_experiment_file, overrides_from_t
                                     parse_overrides, parse_seeds, plan_grid)
 from agents.comparison.grouping import Schedule, schedule_jobs
 from agents.comparison.report import write_report
-from agents.comparison.runs import run_folders_in
+from agents.comparison.runs import run_folders_in, runs_of_one_run
 from agents.comparison.variants import CATALOGUE, parse_variant, variant_agents
 from agents.registry import AGENTS
 
@@ -180,7 +180,7 @@ def report_only(paths: list[str], out: str | None) -> None:
     if out is None:
         raise ValueError(f"{' '.join(paths)} holds run folders, not a comparison (OUT/runs): give --out DIR "
                          f"for the report")
-    if (Path(out) / "config.json").is_file() or any(Path(out).glob("seed_*/config.json")):
+    if runs_of_one_run(Path(out)) is not None:
         raise ValueError(f"--out {out} is a run folder, whose summary.json the report would overwrite: pick another")
     comparisons = [source / "runs" if (source / "runs").is_dir() else source for source in sources]
     runs = dict.fromkeys(run.resolve() for source in comparisons for run in run_folders_in(source))  # each run once

@@ -183,20 +183,23 @@ def run_label(run_dir: Path) -> str:
     return f"{run_dir.parent.name}/{run_dir.name}" if run_dir.name.startswith("seed_") else run_dir.name
 
 
-def run_folders_in(folder: Path) -> list[Path]:
-    """The run folders ``folder`` stands for: itself when it holds a run's ``config.json``, a
-    multi-seed run's ``seed_S`` folders, or else every folder in it, each read the same way (a
-    folder of neither kind stays, to be listed as having no result)."""
-    def as_runs(path: Path) -> list[Path] | None:
-        if (path / "config.json").is_file():
-            return [path]
-        seeds = sorted(seed_dir for seed_dir in path.glob("seed_*") if (seed_dir / "config.json").is_file())
-        return seeds or None
+def runs_of_one_run(path: Path) -> list[Path] | None:
+    """``[path]`` when it holds a run's ``config.json``, a multi-seed run's ``seed_S`` folders,
+    else None: a folder a report must not write into."""
+    if (path / "config.json").is_file():
+        return [path]
+    seeds = sorted(seed_dir for seed_dir in path.glob("seed_*") if (seed_dir / "config.json").is_file())
+    return seeds or None
 
-    runs = as_runs(folder)
+
+def run_folders_in(folder: Path) -> list[Path]:
+    """The run folders ``folder`` stands for: itself or its seeds' folders (``runs_of_one_run``),
+    or else every folder in it, each read the same way (a folder of neither kind stays, to be
+    listed as having no result)."""
+    runs = runs_of_one_run(folder)
     if runs is not None:
         return runs
-    return [run for child in sorted(folder.iterdir()) if child.is_dir() for run in as_runs(child) or [child]]
+    return [run for child in sorted(folder.iterdir()) if child.is_dir() for run in runs_of_one_run(child) or [child]]
 
 
 def read_run_folders(source: str | Path | Iterable[str | Path], metric: str = EVAL_METRIC
