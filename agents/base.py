@@ -17,8 +17,11 @@ from representation.files import save_atomic
 from agents.config import AgentConfig, nothing_learned_warning
 from agents.spaces import space_from_dict, space_to_dict
 from replay import Batch, ReplayBuffer
+from wrappers.normalize import RunningMeanStd, normalized_observation
 
 AGENT_FORMAT = "reprl-agent-v1"
+# The key of an agent file holding the observation statistics its agent was trained with.
+OBSERVATION_STATS = "observation_stats"
 
 
 class Agent(nn.Module):
@@ -56,24 +59,32 @@ class Agent(nn.Module):
         self.action_space = action_space
         self.device = torch.device(config.device)
         self.aux = None  # auxiliary representation objectives, attached by the agent on its encoder
+        # The running statistics of the training env's observations with ``normalize_obs`` (set by
+        # the ``Runner``, saved with the agent): ``predict`` standardises raw observations by them.
+        self.observation_stats: RunningMeanStd | None = None
         compile_methods(self)  # compilation happens at each method's first call, once the networks exist
 
     # ----------------------------------------------------------------- what users call
     def act(self, obs: Tensor, explore: bool = True) -> Tensor:
-        """Actions for a batch of observations, ready for ``env.step``."""
+        """Actions for a batch of observations as the agent's own env gives them (standardised
+        with ``normalize_obs``), ready for ``env.step``."""
         raise NotImplementedError
 
     @torch.no_grad()
     def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
         """``act`` for code that steps a plain Gymnasium env (Stable-Baselines3's ``predict``): one
         observation or a batch, as numpy arrays, lists or tensors, in; numpy actions out, one
-        action for one observation, so ``env.step(agent.predict(obs))`` works as it stands."""
+        action for one observation, so ``env.step(agent.predict(obs))`` works as it stands. An
+        agent trained on normalised observations standardises them by its training statistics
+        (``observation_stats``), as its training env did."""
         array = np.asarray(obs.cpu() if isinstance(obs, Tensor) else obs)
         single = array.shape == self.observation_space.shape
         if not single and array.shape[1:] != self.observation_space.shape:
             raise ValueError(f"expected an observation of shape {self.observation_space.shape} or a batch of them, "
                              f"got shape {array.shape}")
         batch = torch.as_tensor(array, device=self.device)
+        if self.observation_stats is not None:
+            batch = normalized_observation(self.observation_stats, batch)
         actions = self.act(batch.unsqueeze(0) if single else batch, explore=not deterministic).cpu().numpy()
         return actions[0] if single else actions
 
@@ -114,9 +125,16 @@ class Agent(nn.Module):
         return cls(config, observation_space, action_space)
 
     def payload(self) -> dict[str, Any]:
-        return {"format": AGENT_FORMAT, "agent": self.name, "config": self.config.to_dict(),
-                "observation_space": space_to_dict(self.observation_space),
-                "action_space": space_to_dict(self.action_space), "model": self.state_dict()}
+        payload = {"format": AGENT_FORMAT, "agent": self.name, "config": self.config.to_dict(),
+                   "observation_space": space_to_dict(self.observation_space),
+                   "action_space": space_to_dict(self.action_space), "model": self.state_dict()}
+        if self.observation_stats is not None:
+            payload[OBSERVATION_STATS] = self.observation_stats.state_dict()
+        return payload
+
+    def use_observation_stats(self, stats: RunningMeanStd | None) -> None:
+        """Takes ``stats`` as ``observation_stats`` (the training env's own, which they follow)."""
+        self.observation_stats = stats
 
     def save(self, path: str | os.PathLike) -> None:
         save_atomic(self.payload(), path)
@@ -146,6 +164,9 @@ class Agent(nn.Module):
         else:
             agent = agent_cls(config, observation_space, action_space)
         agent.load_state_dict(payload["model"])
+        if OBSERVATION_STATS in payload:
+            agent.use_observation_stats(RunningMeanStd.from_state_dict(
+                payload[OBSERVATION_STATS], agent.device, groups=agent.num_seeds if agent.num_seeds > 1 else None))
         config.encoder_checkpoint = encoder_file  # kept as the record of where the encoder came from
         return agent
 

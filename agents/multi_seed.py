@@ -28,6 +28,7 @@ from agents.base import Agent
 from agents.config import AgentConfig
 from agents.flat_parameters import flat_optimizer
 from agents.seed_stack import clip_grad_norm_per_copy_
+from wrappers.normalize import RunningMeanStd
 
 # The multi-seed version of each agent that has one, as ``module:Class`` (imported on first use).
 MULTI_SEED_AGENTS: dict[str, str] = {
@@ -124,6 +125,12 @@ class MultiSeed:
                 if getattr(self, name) is not None:
                     getattr(self, name).stack.copy_into(index, getattr(agent, name))
         return list(self._per_seed)
+
+    def use_observation_stats(self, stats: RunningMeanStd | None) -> None:
+        """The seeds' statistics side by side (``groups``); each seed's agent takes its own."""
+        super().use_observation_stats(stats)
+        for k, agent in enumerate(self._per_seed):
+            agent.use_observation_stats(None if stats is None else stats.group(k))
 
     def training_state(self, include_buffer: bool = True) -> dict[str, Any]:
         return {**super().training_state(include_buffer), "generators": [g.get_state() for g in self.generators]}

@@ -22,7 +22,7 @@ from agents.run_lock import exclusive_run_folder
 from envs import env_file_name, make_env
 from envs.vec_env import VecEnv
 from representation.files import save_atomic
-from wrappers.normalize import NormalizeObservation, NormalizeReward, RunningMeanStd, observation_stats
+from wrappers.normalize import NormalizeObservation, NormalizeReward, observation_stats
 
 CHECKPOINT = "checkpoint.pt"
 SUMMARY = "summary.json"
@@ -31,9 +31,6 @@ SUMMARY = "summary.json"
 JOINT_RUN = "joint_run.json"
 # The agent of a seed's best evaluation so far (``Runner._keep_if_best``).
 BEST_AGENT = "best_agent.pt"
-# The key of an agent file or checkpoint holding the observation statistics (``RunningMeanStd``)
-# of a run with normalised observations.
-OBSERVATION_STATS = "observation_stats"
 
 
 def default_run_dir(config, agent_name: str, seeds: list[int]) -> Path:
@@ -152,6 +149,7 @@ class Runner:
                 (seed_dir / JOINT_RUN).write_text(
                     json.dumps({"run_dir": os.path.relpath(self.run_dir, seed_dir)}) + "\n")
         env = make_train_env(cfg, seeds)
+        agent.use_observation_stats(observation_stats(env))
         envs_per_seed = env.batch_size // len(seeds)
         agent.setup_training(env.num_envs)
         step, elapsed, obs = 0, 0.0, None
@@ -161,8 +159,8 @@ class Runner:
         else:
             seed_everything(cfg.seed)
             obs = env.reset(seed=self._env_seed())
-        eval_envs = [make_eval_env(replace(cfg, seed=seed), self._seed_observation_stats(env, k))
-                     for k, seed in enumerate(seeds)]
+        eval_envs = [make_eval_env(replace(cfg, seed=seed), seed_agent.observation_stats)
+                     for seed, seed_agent in zip(seeds, agent.seed_agents())]
         loggers = [Logger(seed_dir, cfg.steps, start_step=step, elapsed=elapsed, progress=self.progress and k == 0,
                           report_evaluations=self.report_evaluations) for k, seed_dir in enumerate(self.seed_dirs())]
         start_step, start_time = step, time.perf_counter()
@@ -200,7 +198,7 @@ class Runner:
                     # (the last evaluation follows the loop)
                     if next_eval is not None and step >= next_eval and step < cfg.steps:
                         next_eval += cfg.eval_every * max(1, (step - next_eval) // cfg.eval_every + 1)
-                        last_evaluation = (step, self._evaluate(env, eval_envs, loggers, step))
+                        last_evaluation = (step, self._evaluate(eval_envs, loggers, step))
                     periodic = next_checkpoint is not None and step >= next_checkpoint
                     if periodic:
                         next_checkpoint += cfg.checkpoint_every * max(
@@ -218,11 +216,11 @@ class Runner:
         train_sps = (step - start_step) / max(time.perf_counter() - start_time, 1e-9)
         # (a callback that stopped the run at an evaluation's step: that evaluation is the last)
         all_returns = (last_evaluation[1] if last_evaluation[0] == step
-                       else self._evaluate(env, eval_envs, loggers, step))
+                       else self._evaluate(eval_envs, loggers, step))
         self._checkpoint(env, obs, step, loggers[0].elapsed)
         summaries = []
-        for k, (seed, seed_dir, seed_agent, returns, logger, best) in enumerate(
-                zip(seeds, self.seed_dirs(), agent.seed_agents(), all_returns, loggers, self.best)):
+        for seed, seed_dir, seed_agent, returns, logger, best in zip(seeds, self.seed_dirs(), agent.seed_agents(),
+                                                                       all_returns, loggers, self.best):
             summary = {"env": cfg.env, "agent": agent.name, "seed": seed, "steps": step,
                        "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
                        "eval_returns": [float(r) for r in returns], "wall_time_s": round(logger.elapsed, 2),
@@ -231,7 +229,7 @@ class Runner:
                        "best_eval_return_mean": best.get("eval_return_mean"), "best_eval_step": best.get("step")}
             if seed_dir != self.run_dir:  # the joint checkpoint is elsewhere: each seed's own agent here
                 summary["num_seeds"] = len(seeds)
-                save_atomic(self._seed_payload(seed_agent, env, k), seed_dir / "agent.pt")
+                seed_agent.save(seed_dir / "agent.pt")
             (seed_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
             summaries.append(summary)
             logger.close()
@@ -243,14 +241,14 @@ class Runner:
     def _env_seed(self) -> int | list[int]:
         return self.seeds[0] if len(self.seeds) == 1 else self.seeds
 
-    def _evaluate(self, env: VecEnv, eval_envs: list[VecEnv], loggers: list[Logger], step: int) -> list[np.ndarray]:
+    def _evaluate(self, eval_envs: list[VecEnv], loggers: list[Logger], step: int) -> list[np.ndarray]:
         all_returns = []
         for k, (seed_agent, eval_env, logger) in enumerate(zip(self.agent.seed_agents(), eval_envs, loggers)):
             video = logger.run_dir / "videos" / f"eval_step_{step}.gif" if self.config.capture_video else None
             returns = evaluate(seed_agent, eval_env, video_path=video)
             self._log(k, logger, step, {"eval/return_mean": float(np.mean(returns)),
                                         "eval/return_std": float(np.std(returns))})
-            self._keep_if_best(k, seed_agent, env, logger.run_dir, step, float(np.mean(returns)))
+            self._keep_if_best(k, seed_agent, logger.run_dir, step, float(np.mean(returns)))
             all_returns.append(returns)
         return all_returns
 
@@ -260,29 +258,15 @@ class Runner:
         if self.callback is not None and self.callback(step, {"seed": self.seeds[k], **metrics}) is False:
             self.stopped_by_callback = True
 
-    def _keep_if_best(self, k: int, seed_agent, env: VecEnv, seed_dir: Path, step: int, mean: float) -> None:
+    def _keep_if_best(self, k: int, seed_agent, seed_dir: Path, step: int, mean: float) -> None:
         """Saves seed ``k``'s agent as ``BEST_AGENT`` when ``mean`` beats its evaluations so far (the
         first of equal ones stays), as Stable-Baselines3's ``EvalCallback`` keeps its best model: an
-        agent whose returns oscillate, as DQN's do on CartPole, keeps its best policy."""
+        agent whose returns oscillate, as DQN's do on CartPole, keeps its best policy. With
+        normalised observations the file holds the statistics of that moment."""
         if not mean > self.best[k].get("eval_return_mean", -float("inf")):
             return
         self.best[k] = {"step": step, "eval_return_mean": mean}
-        save_atomic({**self._seed_payload(seed_agent, env, k), "best": self.best[k]}, seed_dir / BEST_AGENT)
-
-    @staticmethod
-    def _seed_observation_stats(env: VecEnv, k: int) -> RunningMeanStd | None:
-        """Seed ``k``'s observation statistics in ``env``, None without normalised observations."""
-        stats = observation_stats(env)
-        return None if stats is None else stats.group(k)
-
-    def _seed_payload(self, seed_agent, env: VecEnv, k: int) -> dict[str, Any]:
-        """Seed ``k``'s agent file: its agent and, with normalised observations, the statistics
-        it was trained on (``OBSERVATION_STATS``), which ``scripts/evaluate.py`` plays it with."""
-        payload = seed_agent.payload()
-        stats = self._seed_observation_stats(env, k)
-        if stats is not None:
-            payload[OBSERVATION_STATS] = stats.state_dict()
-        return payload
+        save_atomic({**seed_agent.payload(), "best": self.best[k]}, seed_dir / BEST_AGENT)
 
     @staticmethod
     def _best_on_disk(seed_dir: Path, best: dict[str, float]) -> dict[str, float]:
@@ -302,9 +286,6 @@ class Runner:
             payload["training"]["aux"] = self.agent.aux.training_state()
         payload["runner"] = {"step": step, "elapsed": elapsed, "obs": obs.cpu(), "env": env.state_dict(),
                              "rng": rng_state(), "best": self.best}
-        stats = observation_stats(env)
-        if stats is not None:  # (with groups for a multi-seed run, one per seed)
-            payload[OBSERVATION_STATS] = stats.state_dict()
         save_atomic(payload, self.run_dir / CHECKPOINT)
 
     def _restore(self, env: VecEnv, payload: dict[str, Any]) -> tuple[int, float, torch.Tensor]:

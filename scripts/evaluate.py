@@ -26,7 +26,7 @@ from agents.checkpoint import load_checkpoint
 from agents.cli import ArgumentParser, fail, parse_int
 from agents.config import MAX_SEED
 from agents.evaluation import EVAL_SEED_OFFSET, evaluate, make_eval_env
-from agents.runner import CHECKPOINT, OBSERVATION_STATS, make_train_env
+from agents.runner import CHECKPOINT, make_train_env
 from wrappers.normalize import RunningMeanStd, observation_stats
 
 AGENT_FILE = "agent.pt"
@@ -62,25 +62,21 @@ def agent_file(path: Path) -> Path:
     return path
 
 
-def trained_observation_stats(payload: dict, config, num_seeds: int) -> list[RunningMeanStd | None]:
-    """The observation statistics each of the payload's ``num_seeds`` seeds trained on, None for a run
-    without normalised observations. A checkpoint or an agent file the run wrote holds them
-    (``OBSERVATION_STATS``; the files of versions before it, the training env's state), an agent
-    saved by ``agent.save`` does not: ValueError."""
-    if not config.normalize_obs:
-        return [None] * num_seeds
-    if OBSERVATION_STATS in payload:
-        stats = RunningMeanStd.from_state_dict(payload[OBSERVATION_STATS], config.device,
-                                               groups=num_seeds if num_seeds > 1 else None)
-        return [stats.group(k) for k in range(num_seeds)]
+def trained_observation_stats(player: Agent, payload: dict, config) -> RunningMeanStd | None:
+    """The observation statistics ``player`` (the agent of one seed) trained on: its own, which
+    the files a run writes and ``agent.save`` after training hold (``Agent.observation_stats``),
+    or for a run's checkpoint from before agents held them, its training env's state; None for
+    a run without normalised observations. ValueError for a file that holds neither."""
+    if not config.normalize_obs or player.observation_stats is not None:
+        return player.observation_stats
     if "runner" not in payload:
-        raise ValueError("this agent was trained on normalised observations, whose statistics only the files its "
-                         "run wrote hold: evaluate the run folder or its best_agent.pt (seed_S/ for a multi-seed run)")
+        raise ValueError("this agent was trained on normalised observations, whose statistics its file does not "
+                         "hold: evaluate its run folder")
     env = make_train_env(config)
     try:
         env.reset(seed=config.seed)  # as a resumed run does: the envs exist before their state is loaded
         env.load_state_dict(payload["runner"]["env"])
-        return [observation_stats(env)]
+        return observation_stats(env)
     finally:
         env.close()
 
@@ -109,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         # A multi-seed run's checkpoint plays each of its seeds' agents.
         players = list(zip(agent.seeds, agent.seed_agents())) if "seeds" in payload else [(agent.config.seed, agent)]
         config = replace(agent.config, eval_episodes=args.episodes, capture_video=video is not None)
-        for (seed, player), stats in zip(players, trained_observation_stats(payload, config, len(players))):
+        for seed, player in players:
+            stats = trained_observation_stats(player, payload, config)
             if args.seed is not None:
                 player.config.seed = args.seed
             filmed_to = (video if video is None or len(players) == 1

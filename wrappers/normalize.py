@@ -79,6 +79,11 @@ class RunningMeanStd:
         return stats
 
 
+def normalized_observation(stats: RunningMeanStd, obs: Tensor, clip: float = 10.0) -> Tensor:
+    """``obs`` standardised by ``stats`` and clipped to ``[-clip, clip]``, in float32."""
+    return stats.standardize(obs).clamp(-clip, clip).float()
+
+
 class NormalizeObservation(VecEnvWrapper):
     """Standardises observations with running statistics, clipped to ``[-clip, clip]``.
 
@@ -94,7 +99,7 @@ class NormalizeObservation(VecEnvWrapper):
         self.stats = stats or RunningMeanStd(tuple(env.single_observation_space.shape), env.device, groups)
 
     def _normalize(self, obs: Tensor) -> Tensor:
-        return self.stats.standardize(obs).clamp(-self.clip, self.clip).float()
+        return normalized_observation(self.stats, obs, self.clip)
 
     def reset(self, seed: int | None = None) -> Tensor:
         obs = self.env.reset(seed)

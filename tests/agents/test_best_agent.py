@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from agents import DQN, PPO
-from agents.base import AGENT_FORMAT, Agent
+from agents.base import AGENT_FORMAT, OBSERVATION_STATS, Agent
 from agents.checkpoint import load_checkpoint
 from agents.evaluation import evaluate, make_eval_env
-from agents.runner import BEST_AGENT, OBSERVATION_STATS, Runner
+from agents.runner import BEST_AGENT, Runner
 from crashing import Crash, crash_after, crash_and_checkpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))

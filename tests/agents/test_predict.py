@@ -38,3 +38,24 @@ def test_a_batch_gives_one_action_per_observation_and_a_bad_shape_is_named():
     assert set(agent.predict(np.repeat(batch[:1], 200, axis=0), deterministic=False).tolist()) == {0, 1}
     with pytest.raises(ValueError, match=r"expected an observation of shape \(4,\) or a batch of them, got shape \(3,\)"):
         agent.predict(np.zeros(3))
+
+
+def test_an_agent_trained_on_normalised_observations_predicts_from_raw_ones_after_save_and_load(tmp_path):
+    """Its training env standardised the observations; ``predict`` on a plain Gymnasium env's
+    observations applies the same statistics, which the agent's file keeps (SB3 keeps them
+    apart, in VecNormalize's own file)."""
+    agent = PPO.from_env("Acrobot-v1", seed=3, steps=2_048, num_envs=4, num_steps=64, num_minibatches=4,
+                         eval_every=0, eval_episodes=1)
+    agent.observation_space.seed(0)
+    assert agent.config.normalize_obs  # the zoo preset's
+    agent.learn(run_dir=tmp_path / "run", progress=False)
+    stats = agent.observation_stats
+    assert stats is not None and stats.count > 2_048 and not torch.equal(stats.mean, torch.zeros(6, dtype=torch.float64))
+    agent.save(tmp_path / "agent.pt")
+    loaded = PPO.load(tmp_path / "agent.pt")
+    assert torch.equal(loaded.observation_stats.mean, stats.mean) and torch.equal(loaded.observation_stats.var, stats.var)
+    raw = np.stack([agent.observation_space.sample() for _ in range(256)]) * 0.5  # (of uniform draws, seeded)
+    standardized = ((torch.as_tensor(raw).double() - stats.mean) / torch.sqrt(stats.var + 1e-8)).clamp(-10, 10).float()
+    expected = agent.act(standardized, explore=False).numpy()
+    assert np.array_equal(agent.predict(raw), expected) and np.array_equal(loaded.predict(raw), expected)
+    assert not np.array_equal(expected, agent.act(torch.as_tensor(raw), explore=False).numpy())

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from agents import DQN, PPO
+from agents.base import OBSERVATION_STATS
 from agents.evaluation import evaluate as play, make_eval_env
-from agents.runner import OBSERVATION_STATS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import evaluate  # noqa: E402
@@ -45,10 +45,13 @@ def test_a_run_folder_replays_the_final_evaluation_with_the_runs_observation_sta
     # The statistics matter: the same agent on raw observations plays other episodes.
     raw = play(agent, make_eval_env(agent.config))
     assert raw.tolist() != summary["eval_returns"]
-    # An agent file of agent.save holds no statistics, so it cannot be played as trained.
+    # The agent holds its statistics, and agent.save keeps them ...
     agent.save(tmp_path / "agent.pt")
-    assert "only the files its run wrote hold" in refused([str(tmp_path / "agent.pt")], capsys)
-    # A checkpoint written before the statistics had a key of their own: read from the env's state.
+    assert evaluated([str(tmp_path / "agent.pt"), "--episodes", "4"], capsys)["returns"] == summary["eval_returns"]
+    # ... which an agent saved before any training has not.
+    PPO.from_env("CartPole-v1", normalize_obs=True).save(tmp_path / "untrained.pt")
+    assert "whose statistics its file does not hold" in refused([str(tmp_path / "untrained.pt")], capsys)
+    # A checkpoint written before agents held statistics: they come from its training env's state.
     payload = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     del payload[OBSERVATION_STATS]
     torch.save(payload, tmp_path / "older.pt")
