@@ -50,7 +50,8 @@ class A2C(OnPolicyRollouts, Agent):
     name = "a2c"
     config_class = A2CConfig
     config: A2CConfig
-    compiled_methods = ("loss",)
+    compiled_methods = ("loss", "whole_gradient_step")
+    compiles_whole_steps = True
     # rl-baselines3-zoo hyperparams/a2c.yml: CartPole-v1 (n_envs 8, ent_coef 0, 5e5 steps) on SB3's
     # defaults with its MlpPolicy (separate 64-64 tanh actor and critic); Atari (n_envs 16,
     # ent_coef 0.01, vf_coef 0.25, RMSprop eps 1e-5); Pendulum-v1 (n_envs 8, n_steps 8, gamma 0.9,
@@ -96,8 +97,7 @@ class A2C(OnPolicyRollouts, Agent):
         return ADVANTAGE_LAMBDA.get(self.config.advantage, self.config.gae_lambda)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        loss, metrics = self.loss(batch)
-        return {**metrics, **self.optimizer_step(self.optimizer, loss, batch, self.config.max_grad_norm)}
+        return self.gradient_step(self.optimizer, batch, self.config.max_grad_norm, batch)
 
     def loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss to minimise and its detached terms; every mean runs over the last dimension,

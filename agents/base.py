@@ -44,6 +44,8 @@ class Agent(nn.Module):
     #: Whether the batches of ``compiled_methods`` change size from update to update (REINFORCE's
     #: whole episodes): they are then compiled for a symbolic batch size, not once per size.
     loss_batch_size_varies: ClassVar[bool] = False
+    #: Whether ``--compile`` compiles ``gradient_step`` whole: loss, gradient, clipping, optimiser step.
+    compiles_whole_steps: ClassVar[bool] = False
     #: Whether ``observe`` takes the transitions of some envs at a time (``env_ids``) and
     #: ``rollout_action`` returns no extras: what an asynchronous env (``--env-batch-size``) needs.
     steps_envs_asynchronously: ClassVar[bool] = False
@@ -195,6 +197,56 @@ class Agent(nn.Module):
         self.aux = Auxiliary.from_config(self.config, encoder, self.observation_space, self.action_space, self.device)
         return self.aux.parameters_for_agent_optimizer() if self.aux is not None else []
 
+    def gradient_step(self, optimizer: torch.optim.Optimizer, batch: Batch, max_grad_norm: float,
+                      *loss_args: Any) -> dict[str, Tensor]:
+        """One step on ``self.loss(*loss_args)`` (which returns the loss and its metrics):
+        backward, clipping and ``optimizer``'s step (``optimizer_step``); returns the metrics.
+        Compiled, where ``compiles_whole_steps`` and nothing else trains in the step (no
+        auxiliary objective), the four are one graph (``whole_gradient_step``)."""
+        settings = self._whole_step_settings(optimizer)
+        if settings is None:
+            loss, metrics = self.loss(*loss_args)
+            return {**metrics, **self.optimizer_step(optimizer, loss, batch, max_grad_norm)}
+        group, parameter, state = optimizer.started_state()
+        lr = torch.full((), group["lr"], device=parameter.device)
+        if getattr(self, "_loss_call", None) is None:  # (a tuple keeps it out of the agent's modules)
+            self._loss_call = (_LossCall(self), self._flat_layout(parameter))
+        with torch.no_grad():
+            return self.whole_gradient_step(*self._loss_call, parameter, state, lr, type(optimizer).traced_update,
+                                            settings, max_grad_norm, *loss_args)
+
+    def _whole_step_settings(self, optimizer: torch.optim.Optimizer) -> tuple | None:
+        """The optimiser's constants for ``whole_gradient_step``, None where the step runs eagerly."""
+        if not (self.config.compile and self.compiles_whole_steps and self.aux is None):
+            return None
+        traced_settings = getattr(optimizer, "traced_settings", None)  # (agents.flat_parameters)
+        return traced_settings() if traced_settings is not None else None
+
+    @staticmethod
+    def whole_gradient_step(loss_call: nn.Module, layout: list, parameter: Tensor, state: dict[str, Tensor],
+                            lr: Tensor, traced_update: Callable[..., None], settings: tuple, max_grad_norm: float,
+                            *loss_args: Any) -> dict[str, Tensor]:
+        """``gradient_step`` as one function of tensors for ``torch.compile``: the gradient of the
+        loss (``loss_call``'s forward) with respect to the flat ``parameter``, through the agent
+        with its parameters as views of it (``layout``: ``_flat_layout``), by ``torch.func.grad``;
+        clipped; and the flat optimiser's ``traced_update``."""
+        def loss_of(flat: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+            views = {name: flat.as_strided(shape, stride, offset) for name, shape, stride, offset in layout}
+            return torch.func.functional_call(loss_call, views, loss_args)
+
+        grad, metrics = torch.func.grad(loss_of, has_aux=True)(parameter)
+        if max_grad_norm > 0:
+            grad = grad * Agent.clip_scale(torch.linalg.vector_norm(grad), max_grad_norm)
+        traced_update(parameter, grad, state, lr, *settings)
+        return metrics
+
+    def _flat_layout(self, parameter: Tensor) -> list[tuple[str, torch.Size, tuple[int, ...], int]]:
+        """Where each parameter lies in the flat ``parameter`` it is a view of: name (in
+        ``_loss_call``), shape, strides and offset."""
+        base = parameter.untyped_storage().data_ptr()
+        return [(f"agent.{name}", p.shape, p.stride(), p.storage_offset()) for name, p in self.named_parameters()
+                if p.untyped_storage().data_ptr() == base]
+
     def optimizer_step(self, optimizer: torch.optim.Optimizer, loss: Tensor, batch: Batch | None,
                        max_grad_norm: float) -> dict[str, Tensor]:
         """Backward of ``loss`` (plus the joint auxiliary loss on ``batch``), gradient clipping by
@@ -283,3 +335,14 @@ class Agent(nn.Module):
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+
+class _LossCall(nn.Module):
+    """``agent.loss`` as a module's forward, for ``torch.func.functional_call``."""
+
+    def __init__(self, agent: Agent):
+        super().__init__()
+        self.agent = agent
+
+    def forward(self, *loss_args: Any) -> tuple[Tensor, dict[str, Tensor]]:
+        return type(self.agent).loss(self.agent, *loss_args)

@@ -116,6 +116,13 @@ class _OneFlatParameter:
         (parameter,) = group["params"]
         return group, parameter, self.state[parameter]
 
+    def started_state(self) -> tuple[dict, Tensor, dict]:
+        """``group_parameter_state``, the state created as the optimiser's first step creates it."""
+        group, parameter, state = self.group_parameter_state()
+        if not state:
+            state.update(self.initial_state(group, parameter))
+        return group, parameter, state
+
 
 class FlatAdam(_OneFlatParameter, torch.optim.Adam):
     """``torch.optim.Adam`` over one flat parameter: its state and its arithmetic, bit for bit,
@@ -132,12 +139,7 @@ class FlatAdam(_OneFlatParameter, torch.optim.Adam):
         self.check_one_parameter()
 
     def step(self, closure: None = None) -> None:
-        group, parameter, state = self.group_parameter_state()
-        if not state:  # as Adam's first step creates it (unfused, the step count stays on the host)
-            step_device = parameter.device if group["fused"] else torch.device("cpu")
-            state["step"] = torch.zeros((), dtype=torch.float32, device=step_device)
-            state["exp_avg"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
+        group, parameter, state = self.started_state()
         beta1, beta2 = group["betas"]
         with torch.no_grad():
             state["step"] += 1
@@ -148,6 +150,31 @@ class FlatAdam(_OneFlatParameter, torch.optim.Adam):
                                    maximize=group["maximize"])
             else:
                 self._elementwise_step(group, parameter, state, beta1, beta2)
+
+    def initial_state(self, group: dict, parameter: Tensor) -> dict[str, Tensor]:
+        """The state Adam's first step creates (unfused, the step count stays on the host)."""
+        step_device = parameter.device if group["fused"] else torch.device("cpu")
+        return {"step": torch.zeros((), dtype=torch.float32, device=step_device),
+                "exp_avg": torch.zeros_like(parameter, memory_format=torch.preserve_format),
+                "exp_avg_sq": torch.zeros_like(parameter, memory_format=torch.preserve_format)}
+
+    def traced_settings(self) -> tuple | None:
+        """The constants of ``traced_update``; None where it does not implement the settings."""
+        group = self.param_groups[0]
+        if group["weight_decay"] or group["maximize"]:
+            return None
+        return (*group["betas"], group["eps"])
+
+    @staticmethod
+    def traced_update(parameter: Tensor, grad: Tensor, state: dict[str, Tensor], lr: Tensor,
+                      beta1: float, beta2: float, eps: float) -> None:
+        """Adam's step (Kingma & Ba 2015, Algorithm 1) in ops ``torch.compile`` traces into a
+        graph: those of ``_elementwise_step``, with the step count and learning rate as tensors."""
+        step = state["step"].add_(1)
+        state["exp_avg"].lerp_(grad, 1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denominator = (state["exp_avg_sq"].sqrt() / (1 - beta2 ** step).sqrt()).add_(eps)
+        parameter.sub_(state["exp_avg"] / denominator * (lr / (1 - beta1 ** step)))
 
     @staticmethod
     def _elementwise_step(group: dict, parameter: Tensor, state: dict, beta1: float, beta2: float) -> None:
@@ -174,15 +201,30 @@ class FlatRMSprop(_OneFlatParameter, torch.optim.RMSprop):
         self.check_one_parameter()
 
     def step(self, closure: None = None) -> None:
-        group, parameter, state = self.group_parameter_state()
-        if not state:  # as RMSprop's first step creates it
-            state["step"] = torch.zeros((), dtype=torch.float32)
-            state["square_avg"] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
+        group, parameter, state = self.started_state()
         square_avg, grad, alpha = state["square_avg"], parameter.grad, group["alpha"]
         with torch.no_grad():
             state["step"] += 1
             square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
             parameter.addcdiv_(grad, square_avg.sqrt().add_(group["eps"]), value=-group["lr"])
+
+    def initial_state(self, group: dict, parameter: Tensor) -> dict[str, Tensor]:
+        """The state RMSprop's first step creates."""
+        return {"step": torch.zeros((), dtype=torch.float32),
+                "square_avg": torch.zeros_like(parameter, memory_format=torch.preserve_format)}
+
+    def traced_settings(self) -> tuple:
+        """The constants of ``traced_update``."""
+        group = self.param_groups[0]
+        return group["alpha"], group["eps"]
+
+    @staticmethod
+    def traced_update(parameter: Tensor, grad: Tensor, state: dict[str, Tensor], lr: Tensor,
+                      alpha: float, eps: float) -> None:
+        """``step``'s arithmetic in ops ``torch.compile`` traces, the learning rate a tensor."""
+        state["step"].add_(1)
+        square_avg = state["square_avg"].mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        parameter.sub_(grad / square_avg.sqrt().add_(eps) * lr)
 
 
 def flat_optimizer(optimizer_class: Callable[..., torch.optim.Optimizer], parameters: Iterable[nn.Parameter],

@@ -49,6 +49,8 @@ class MultiSeed:
     the last dimension: ``[K]`` losses, summed for the backward pass."""
 
     seed_agent_class: ClassVar[type[Agent]]  # the agent each seed is
+    #: Compiled, the stacks' steps keep the loss compiled alone (``Agent.gradient_step``).
+    compiles_whole_steps: ClassVar[bool] = False
     #: The seed agent's networks that are stacked: attribute name -> what stacks K of them.
     stacked_networks: ClassVar[dict[str, Callable[[list[nn.Module]], nn.Module]]]
 

@@ -38,7 +38,8 @@ class PPO(OnPolicyRollouts, Agent):
     name = "ppo"
     config_class = PPOConfig
     config: PPOConfig
-    compiled_methods = ("loss",)
+    compiled_methods = ("loss", "whole_gradient_step")
+    compiles_whole_steps = True
     # rl-baselines3-zoo's tuned values for classic control and Pendulum, CleanRL's
     # ppo_atari.py for Atari (Schulman et al. 2017, Table 5), SB3's MuJoCo defaults for Box.
     presets = {
@@ -103,8 +104,7 @@ class PPO(OnPolicyRollouts, Agent):
         # Compiled, the logged terms fuse into the loss's kernels, and a loss without them would be
         # a second graph to compile.
         diagnostics = diagnostics or cfg.compile
-        loss, metrics = self.loss(batch, clip_coef, diagnostics)
-        return {**metrics, **self.optimizer_step(self.optimizer, loss, batch, cfg.max_grad_norm)}
+        return self.gradient_step(self.optimizer, batch, cfg.max_grad_norm, batch, clip_coef, diagnostics)
 
     def loss(self, batch: Batch, clip_coef: Tensor, diagnostics: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss to minimise and, with ``diagnostics``, its detached terms (``clip_coef`` a

@@ -160,8 +160,7 @@ class REINFORCE(OnPolicyRollouts, Agent):
         return batch, ((terminated | truncated) & mask).sum()
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        loss, metrics = self.loss(batch)
-        return {**metrics, **self.optimizer_step(self.optimizer, loss, batch, self.config.max_grad_norm)}
+        return self.gradient_step(self.optimizer, batch, self.config.max_grad_norm, batch)
 
     def loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """``-mean_t(log pi(a_t|s_t) * advantage_t)`` (plus the value baseline's loss) and its

@@ -5,7 +5,8 @@ import torch
 import torch._dynamo
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
-from agents import DQN, PPO, REINFORCE, QLearning
+from agents import A2C, DQN, PPO, REINFORCE, QLearning
+from agents.base import Agent
 from agents.compilation import resolve_compile_mode, uses_cuda_graphs
 from replay import Batch
 from test_resume import crash_and_checkpoint, resume
@@ -69,23 +70,36 @@ def test_bad_compile_settings_raise_value_errors():
         QLearning.from_env("CliffWalking-v1", compile=True)
 
 
-def test_compiled_ppo_trains_like_eager_and_compiles_its_loss_once_per_batch_regime(tmp_path):
+def test_compiled_ppo_trains_like_eager_and_compiles_its_gradient_step_once_per_batch_regime(tmp_path):
     eager, compiled, graphs = train_pair(PPO, PPO_SETTINGS, tmp_path)
     # The runs took the same actions (same rollouts) and ended at the same weights.
     torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
     torch.testing.assert_close(compiled.buffer.log_prob, eager.buffer.log_prob, atol=1e-5, rtol=0)
     assert_same_state(compiled, eager, atol=1e-5)
+    # 18 updates at two batch sizes and three clipping ranges: each a whole gradient step (loss,
+    # gradient, clipping, Adam) compiled once for each size (8 and 7), without graph breaks;
+    # acting is eager on the CPU.
+    assert compiled_versions(Agent.whole_gradient_step) == 2
+    assert graphs == 2
+    assert compiled_versions(PPO.policy_inputs_and_value) == 0
+    # The compiled loss computes the eager one's values.
     batch = last_rollout(eager)
-    eager_loss, eager_metrics = eager.loss(batch, torch.tensor(0.1))
+    eager_loss, eager_metrics = PPO.loss(compiled, batch, torch.tensor(0.1))
     compiled_loss, compiled_metrics = compiled.loss(batch, torch.tensor(0.1))
     torch.testing.assert_close(compiled_loss, eager_loss, atol=1e-6, rtol=0)
     for name, value in eager_metrics.items():
         torch.testing.assert_close(compiled_metrics[name], value, atol=1e-6, rtol=0, msg=name)
-    # 18 updates at two batch sizes and three clipping ranges: the loss compiled once for each
-    # size (8 and 7); no graph breaks; acting is eager on the CPU.
-    assert compiled_versions(PPO.loss) == 2
-    assert graphs == 2
-    assert compiled_versions(PPO.policy_inputs_and_value) == 0
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
+def test_compiled_a2c_trains_like_eager_with_either_optimizer_in_its_gradient_step(tmp_path, optimizer):
+    settings = dict(steps=200, num_envs=4, num_steps=5, optimizer=optimizer, anneal_lr=True, eval_every=0,
+                    checkpoint_every=0, eval_episodes=1, log_every=100)
+    eager, compiled, graphs = train_pair(A2C, settings, tmp_path)
+    torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
+    assert_same_state(compiled, eager, atol=1e-5)
+    assert compiled.optimizer.state_dict()["state"][0]["step"] == eager.optimizer.state_dict()["state"][0]["step"] == 10
+    assert compiled_versions(Agent.whole_gradient_step) == 1 and graphs == 1
 
 
 def test_compiled_dqn_trains_like_eager_and_compiles_its_loss_once(tmp_path):
@@ -143,8 +157,11 @@ def test_compiled_agents_save_and_load_with_and_without_compile(tmp_path):
     losses = [agent.loss(batch, torch.tensor(0.2))[0] for agent in (compiled, loaded, eager, recompiled)]
     for loss in losses[1:]:
         torch.testing.assert_close(loss, losses[0], atol=1e-6, rtol=0)
-    # Agents built from a file or anew reuse the graphs compiled for the first one.
-    assert compiled_versions(PPO.loss) == 2
+    # Agents built from a file or anew reuse the graphs compiled for the first one: its gradient
+    # steps' (two batch sizes), the loss's (called here on one).
+    assert compiled_versions(PPO.loss) == 1
+    recompiled.learn(run_dir=tmp_path / "again", progress=False)
+    assert compiled_versions(Agent.whole_gradient_step) == 2
 
 
 def test_a_compiled_run_resumed_from_its_checkpoint_ends_where_an_unbroken_one_ends(tmp_path):

@@ -106,6 +106,32 @@ def test_flat_optimizers_step_as_their_pytorch_class_bit_for_bit(flat_class, ref
     assert torch.equal(fresh.state_dict()["state"][0]["step"], its["state"][0]["step"])
 
 
+@pytest.mark.parametrize("flat_class, settings", [
+    (FlatAdam, {"lr": 1e-2, "eps": 1e-5}), (FlatAdam, {"lr": 3e-3, "betas": (0.8, 0.99), "eps": 1e-8}),
+    (FlatRMSprop, {"lr": 1e-2, "alpha": 0.99, "eps": 1e-5})])
+def test_the_traced_update_for_compiled_steps_steps_as_the_optimizer(flat_class, settings):
+    """``traced_update`` (``--compile``'s whole gradient steps) computes the optimiser's step with
+    the step count and learning rate as tensors, to float rounding, and counts the steps alike."""
+    generator = torch.Generator().manual_seed(3)
+    start = torch.randn(1_003, generator=generator)
+    ours, theirs = nn.Parameter(start.clone()), nn.Parameter(start.clone())
+    traced, reference = flat_class([ours], **settings), flat_class([theirs], **settings)
+    _, parameter, state = traced.started_state()
+    for step in range(6):
+        gradient = torch.randn(start.shape, generator=generator) * 10 ** (step % 3 - 1)
+        lr = settings["lr"] * (1 - step / 10)
+        reference.param_groups[0]["lr"] = lr
+        theirs.grad = gradient.clone()
+        reference.step()
+        with torch.no_grad():
+            flat_class.traced_update(parameter, gradient, state, torch.tensor(lr), *traced.traced_settings())
+        torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-5, atol=1e-6)  # (params ~1)
+    for key, value in reference.state_dict()["state"][0].items():
+        torch.testing.assert_close(state[key], value, rtol=1e-6, atol=1e-9, msg=key)
+    if flat_class is FlatAdam:  # settings it does not trace: the step stays eager
+        assert FlatAdam([nn.Parameter(start.clone())], weight_decay=0.1).traced_settings() is None
+
+
 @pytest.mark.parametrize("flat_class, settings", [(FlatAdam, {"amsgrad": True}), (FlatRMSprop, {"momentum": 0.9}),
                                                   (FlatRMSprop, {"centered": True}), (FlatRMSprop, {"maximize": True})])
 def test_flat_optimizers_refuse_the_variants_they_do_not_implement(flat_class, settings):
