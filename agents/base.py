@@ -209,11 +209,14 @@ class Agent(nn.Module):
             return {**metrics, **self.optimizer_step(optimizer, loss, batch, max_grad_norm)}
         group, parameter, state = optimizer.started_state()
         lr = torch.full((), group["lr"], device=parameter.device)
-        if getattr(self, "_loss_call", None) is None:  # (a tuple keeps it out of the agent's modules)
-            self._loss_call = (_LossCall(self), self._flat_layout(parameter))
+        # The loss as a module and the optimiser's parameter layout, made once per optimiser (in a
+        # dict, which keeps the module out of the agent's own).
+        parts = self.__dict__.setdefault("_whole_step_parts", {})
+        if id(optimizer) not in parts:
+            parts[id(optimizer)] = (_LossCall(self), self._flat_layout(parameter))
         with torch.no_grad():
-            return self.whole_gradient_step(*self._loss_call, parameter, state, lr, type(optimizer).traced_update,
-                                            settings, max_grad_norm, *loss_args)
+            return self.whole_gradient_step(*parts[id(optimizer)], parameter, state, lr,
+                                            type(optimizer).traced_update, settings, max_grad_norm, *loss_args)
 
     def _whole_step_settings(self, optimizer: torch.optim.Optimizer) -> tuple | None:
         """The optimiser's constants for ``whole_gradient_step``, None where the step runs eagerly."""
@@ -241,8 +244,8 @@ class Agent(nn.Module):
         return metrics
 
     def _flat_layout(self, parameter: Tensor) -> list[tuple[str, torch.Size, tuple[int, ...], int]]:
-        """Where each parameter lies in the flat ``parameter`` it is a view of: name (in
-        ``_loss_call``), shape, strides and offset."""
+        """Where each parameter lies in the flat ``parameter`` it is a view of: its name (under
+        ``_LossCall``'s ``agent``), shape, strides and offset."""
         base = parameter.untyped_storage().data_ptr()
         return [(f"agent.{name}", p.shape, p.stride(), p.storage_offset()) for name, p in self.named_parameters()
                 if p.untyped_storage().data_ptr() == base]
