@@ -72,14 +72,16 @@ class RunningMeanStd:
     def from_state_dict(cls, state: dict[str, Tensor], device: torch.device,
                         groups: int | None = None) -> RunningMeanStd:
         """Statistics saved by ``state_dict`` (of ``groups`` groups, if it had them)."""
-        stats = cls.__new__(cls)
-        stats.groups = groups
-        stats.mean, stats.var, stats.count = (state[key].to(device, torch.float64).clone()
-                                              for key in ("mean", "var", "count"))
+        shape = state["mean"].shape[1:] if groups else state["mean"].shape
+        stats = cls(tuple(shape), device, groups)
+        stats.load_state_dict(state)
         return stats
 
 
-def normalized_observation(stats: RunningMeanStd, obs: Tensor, clip: float = 10.0) -> Tensor:
+OBSERVATION_CLIP = 10.0  # standardised observations are clipped to [-10, 10], as SB3's VecNormalize does
+
+
+def normalized_observation(stats: RunningMeanStd, obs: Tensor, clip: float = OBSERVATION_CLIP) -> Tensor:
     """``obs`` standardised by ``stats`` and clipped to ``[-clip, clip]``, in float32."""
     return stats.standardize(obs).clamp(-clip, clip).float()
 
@@ -91,8 +93,8 @@ class NormalizeObservation(VecEnvWrapper):
     scaling while only the training env updates it.
     """
 
-    def __init__(self, env: VecEnv, clip: float = 10.0, stats: RunningMeanStd | None = None, training: bool = True,
-                 groups: int | None = None):
+    def __init__(self, env: VecEnv, clip: float = OBSERVATION_CLIP, stats: RunningMeanStd | None = None,
+                 training: bool = True, groups: int | None = None):
         super().__init__(env)
         self.clip = clip
         self.training = training
