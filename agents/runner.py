@@ -149,6 +149,8 @@ class Runner:
                 (seed_dir / JOINT_RUN).write_text(
                     json.dumps({"run_dir": os.path.relpath(self.run_dir, seed_dir)}) + "\n")
         env = make_train_env(cfg, seeds)
+        if self.resume is None:
+            self._continue_observation_stats(env)
         agent.use_observation_stats(observation_stats(env))
         envs_per_seed = env.batch_size // len(seeds)
         agent.setup_training(env.num_envs)
@@ -237,6 +239,14 @@ class Runner:
         for eval_env in eval_envs:
             eval_env.close()
         return summaries
+
+    def _continue_observation_stats(self, env: VecEnv) -> None:
+        """An agent trained before on normalised observations (loaded from its file, or learning
+        again) trains on from its statistics, as SB3's ``VecNormalize.load`` does; reward
+        statistics start afresh."""
+        stats, trained = observation_stats(env), self.agent.observation_stats
+        if stats is not None and trained is not None:
+            stats.load_state_dict(trained.state_dict())
 
     def _env_seed(self) -> int | list[int]:
         return self.seeds[0] if len(self.seeds) == 1 else self.seeds
