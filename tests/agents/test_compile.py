@@ -27,13 +27,13 @@ def compiled_versions(method) -> int:
     return len(_debug_get_cache_entry_list(method.__code__))
 
 
-def train_pair(agent_cls, settings, tmp_path):
+def train_pair(agent_cls, settings, tmp_path, env_id="CartPole-v1"):
     """The same seed trained eagerly and compiled; also returns the graphs compiled meanwhile."""
     torch._dynamo.reset()
     graphs_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
-    eager = agent_cls.from_env("CartPole-v1", **settings).learn(run_dir=tmp_path / "eager", progress=False)
-    compiled = agent_cls.from_env("CartPole-v1", compile=True, **settings).learn(run_dir=tmp_path / "compiled",
-                                                                                 progress=False)
+    eager = agent_cls.from_env(env_id, **settings).learn(run_dir=tmp_path / "eager", progress=False)
+    compiled = agent_cls.from_env(env_id, compile=True, **settings).learn(run_dir=tmp_path / "compiled",
+                                                                          progress=False)
     return eager, compiled, torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs_before
 
 
@@ -89,6 +89,15 @@ def test_compiled_ppo_trains_like_eager_and_compiles_its_gradient_step_once_per_
     torch.testing.assert_close(compiled_loss, eager_loss, atol=1e-6, rtol=0)
     for name, value in eager_metrics.items():
         torch.testing.assert_close(compiled_metrics[name], value, atol=1e-6, rtol=0, msg=name)
+
+
+def test_compiled_ppo_steps_a_gaussian_policy_and_its_log_std_like_eager(tmp_path):
+    settings = dict(steps=512, num_envs=2, num_steps=64, num_minibatches=2, update_epochs=2, eval_every=0,
+                    checkpoint_every=0, eval_episodes=1, log_every=256)
+    eager, compiled, graphs = train_pair(PPO, settings, tmp_path, env_id="Pendulum-v1")
+    assert not torch.equal(compiled.net.policy.log_std, torch.zeros(1))  # it trained
+    assert_same_state(compiled, eager, atol=1e-5)
+    assert compiled_versions(Agent.whole_gradient_step) == 1 and graphs == 1
 
 
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
