@@ -97,7 +97,8 @@ class A2C(OnPolicyRollouts, Agent):
         return ADVANTAGE_LAMBDA.get(self.config.advantage, self.config.gae_lambda)
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        return self.gradient_step(self.optimizer, batch, self.config.max_grad_norm, batch)
+        (metrics,) = self.gradient_step(self.optimizer, batch, self.config.max_grad_norm, batch)
+        return metrics
 
     def loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss to minimise and its detached terms; every mean runs over the last dimension,

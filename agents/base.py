@@ -198,15 +198,17 @@ class Agent(nn.Module):
         return self.aux.parameters_for_agent_optimizer() if self.aux is not None else []
 
     def gradient_step(self, optimizer: torch.optim.Optimizer, batch: Batch, max_grad_norm: float,
-                      *loss_args: Any) -> dict[str, Tensor]:
-        """One step on ``self.loss(*loss_args)`` (which returns the loss and its metrics):
-        backward, clipping and ``optimizer``'s step (``optimizer_step``); returns the metrics.
-        Compiled, where ``compiles_whole_steps`` and nothing else trains in the step (no
-        auxiliary objective), the four are one graph (``whole_gradient_step``)."""
+                      *loss_args: Any) -> tuple[Any, ...]:
+        """One step on ``self.loss(*loss_args)``, which returns the loss, then any other outputs,
+        the last its metrics: backward, clipping and ``optimizer``'s step (``optimizer_step``,
+        whose metrics join the loss's). Returns the loss's other outputs. Compiled, where
+        ``compiles_whole_steps`` and nothing else trains in the step (no auxiliary objective), the
+        four are one graph (``whole_gradient_step``)."""
         settings = self._whole_step_settings(optimizer)
         if settings is None:
-            loss, metrics = self.loss(*loss_args)
-            return {**metrics, **self.optimizer_step(optimizer, loss, batch, max_grad_norm)}
+            loss, *outputs = self.loss(*loss_args)
+            outputs[-1] = {**outputs[-1], **self.optimizer_step(optimizer, loss, batch, max_grad_norm)}
+            return tuple(outputs)
         group, parameter, state = optimizer.started_state()
         lr = torch.full((), group["lr"], device=parameter.device)
         # The loss as a module and the optimiser's parameter layout, made once per optimiser (in a
@@ -228,20 +230,21 @@ class Agent(nn.Module):
     @staticmethod
     def whole_gradient_step(loss_call: nn.Module, layout: list, parameter: Tensor, state: dict[str, Tensor],
                             lr: Tensor, traced_update: Callable[..., None], settings: tuple, max_grad_norm: float,
-                            *loss_args: Any) -> dict[str, Tensor]:
+                            *loss_args: Any) -> tuple[Any, ...]:
         """``gradient_step`` as one function of tensors for ``torch.compile``: the gradient of the
         loss (``loss_call``'s forward) with respect to the flat ``parameter``, through the agent
         with its parameters as views of it (``layout``: ``_flat_layout``), by ``torch.func.grad``;
-        clipped; and the flat optimiser's ``traced_update``."""
-        def loss_of(flat: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        clipped; and the flat optimiser's ``traced_update``. Returns the loss's other outputs."""
+        def loss_of(flat: Tensor) -> tuple[Tensor, tuple[Any, ...]]:
             views = {name: flat.as_strided(shape, stride, offset) for name, shape, stride, offset in layout}
-            return torch.func.functional_call(loss_call, views, loss_args)
+            loss, *outputs = torch.func.functional_call(loss_call, views, loss_args)
+            return loss, tuple(outputs)
 
-        grad, metrics = torch.func.grad(loss_of, has_aux=True)(parameter)
+        grad, outputs = torch.func.grad(loss_of, has_aux=True)(parameter)
         if max_grad_norm > 0:
             grad = grad * Agent.clip_scale(torch.linalg.vector_norm(grad), max_grad_norm)
         traced_update(parameter, grad, state, lr, *settings)
-        return metrics
+        return outputs
 
     def _flat_layout(self, parameter: Tensor) -> list[tuple[str, torch.Size, tuple[int, ...], int]]:
         """Where each parameter lies in the flat ``parameter`` it is a view of: its name (under
@@ -347,5 +350,5 @@ class _LossCall(nn.Module):
         super().__init__()
         self.agent = agent
 
-    def forward(self, *loss_args: Any) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward(self, *loss_args: Any) -> tuple[Any, ...]:
         return type(self.agent).loss(self.agent, *loss_args)

@@ -121,7 +121,8 @@ class DQN(Agent):
     steps_envs_asynchronously = True
     config_class = DQNConfig
     config: DQNConfig
-    compiled_methods = ("loss",)
+    compiled_methods = ("loss", "whole_gradient_step")
+    compiles_whole_steps = True
     acting_methods = ("greedy_action",)
     sample_dim = 0  # the batch dimension of replay samples (K stacked seeds' samples are [K, B])
     # rl-baselines3-zoo's tuned CartPole values; CleanRL's dqn_atari.py for Atari (Mnih et al. 2015,
@@ -281,8 +282,8 @@ class DQN(Agent):
         if self.config.noisy:  # fresh noise for both networks, drawn outside the compiled loss
             self.reset_noise(self.q)
             self.reset_noise(self.q_target)
-        loss, priority, metrics = self.loss(batch, self.current_epsilon())
-        metrics.update(self.optimizer_step(self.optimizer, loss, batch, self.config.max_grad_norm))
+        priority, metrics = self.gradient_step(self.optimizer, batch, self.config.max_grad_norm, batch,
+                                               self.current_epsilon())
         if self.buffer is not None:
             self.buffer.update_priorities(batch.indices, priority)
         return metrics
@@ -328,13 +329,12 @@ class DQN(Agent):
         """One batch per gradient step of a training round. Uniform samples are i.i.d. and the
         buffer does not change within a round, so they are drawn in one call (a large saving for
         small networks), and where the targets depend on the target network alone, which changes
-        only between rounds, they are computed for the whole round in one forward pass (a compiled
-        loss keeps computing its own, in its one graph); prioritized samples are drawn one by one,
-        after each priority update."""
+        only between rounds, they are computed for the whole round in one forward pass;
+        prioritized samples are drawn one by one, after each priority update."""
         cfg = self.config
         if not cfg.prioritized:
             sample = self.buffer.sample(cfg.batch_size * cfg.gradient_steps)
-            if cfg.gradient_steps > 1 and not (cfg.double or cfg.noisy or cfg.compile):
+            if cfg.gradient_steps > 1 and not (cfg.double or cfg.noisy):
                 sample = replace(sample, target=self.td_target(sample))
             yield from sample.chunk(cfg.gradient_steps, dim=self.sample_dim)
             return

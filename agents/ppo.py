@@ -104,7 +104,8 @@ class PPO(OnPolicyRollouts, Agent):
         # Compiled, the logged terms fuse into the loss's kernels, and a loss without them would be
         # a second graph to compile.
         diagnostics = diagnostics or cfg.compile
-        return self.gradient_step(self.optimizer, batch, cfg.max_grad_norm, batch, clip_coef, diagnostics)
+        (metrics,) = self.gradient_step(self.optimizer, batch, cfg.max_grad_norm, batch, clip_coef, diagnostics)
+        return metrics
 
     def loss(self, batch: Batch, clip_coef: Tensor, diagnostics: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss to minimise and, with ``diagnostics``, its detached terms (``clip_coef`` a

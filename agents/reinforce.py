@@ -160,7 +160,8 @@ class REINFORCE(OnPolicyRollouts, Agent):
         return batch, ((terminated | truncated) & mask).sum()
 
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        return self.gradient_step(self.optimizer, batch, self.config.max_grad_norm, batch)
+        (metrics,) = self.gradient_step(self.optimizer, batch, self.config.max_grad_norm, batch)
+        return metrics
 
     def loss(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor]]:
         """``-mean_t(log pi(a_t|s_t) * advantage_t)`` (plus the value baseline's loss) and its
