@@ -221,8 +221,10 @@ class Agent(nn.Module):
                                             type(optimizer).traced_update, settings, max_grad_norm, *loss_args)
 
     def _whole_step_settings(self, optimizer: torch.optim.Optimizer) -> tuple | None:
-        """The optimiser's constants for ``whole_gradient_step``, None where the step runs eagerly."""
-        if not (self.config.compile and self.compiles_whole_steps and self.aux is None):
+        """The optimiser's constants for ``whole_gradient_step``, None where the step runs eagerly.
+        On a GPU the loss alone is compiled, as CUDA graphs: a whole step also updates the
+        optimiser's state in place, which inductor's CUDA graphs treat otherwise, untried there."""
+        if not (self.config.compile and self.compiles_whole_steps and self.aux is None and self.device.type == "cpu"):
             return None
         traced_settings = getattr(optimizer, "traced_settings", None)  # (agents.flat_parameters)
         return traced_settings() if traced_settings is not None else None
