@@ -8,8 +8,8 @@ clipping range or epsilon, comes in as a tensor: a Python float would recompile 
 - ``compiled_methods``, the losses of every update. Inductor fuses the loss's element-wise ops
   and the backward pass runs AOTAutograd's compiled backward; optimiser steps, random draws
   (sampling, NoisyNet noise) and buffer updates stay eager. Agents that say
-  ``compiles_whole_steps`` (PPO, A2C, DQN) compile more on the CPU: ``Agent.whole_gradient_step``, the loss, its
-  gradient by ``torch.func.grad`` with respect to the flat parameter tensor
+  ``compiles_whole_steps`` (PPO, A2C, DQN) compile more on the CPU: ``Agent.whole_gradient_step``,
+  the loss, its gradient by ``torch.func.grad`` with respect to the flat parameter tensor
   (``agents.flat_parameters``), the clipping and the flat optimiser's step as one graph, which
   leaves no autograd engine, no optimiser bookkeeping and no Python between the ops of a step.
 - ``acting_methods``, the network calls of every environment step, compiled only where the mode
