@@ -20,8 +20,9 @@ from replay import Batch, ReplayBuffer
 from wrappers.normalize import RunningMeanStd, normalized_observation
 
 AGENT_FORMAT = "reprl-agent-v1"
-# The key of an agent file holding the observation statistics its agent was trained with.
-OBSERVATION_STATS = "observation_stats"
+# The key of an agent file holding the running statistics its agent's training env normalised
+# with, by what they scale ("observation", "reward"; ``wrappers.normalize.normalization_stats``).
+NORMALIZATION = "normalization"
 
 
 class Agent(nn.Module):
@@ -61,9 +62,10 @@ class Agent(nn.Module):
         self.action_space = action_space
         self.device = torch.device(config.device)
         self.aux = None  # auxiliary representation objectives, attached by the agent on its encoder
-        # The running statistics of the training env's observations with ``normalize_obs`` (set by
-        # the ``Runner``, saved with the agent): ``predict`` standardises raw observations by them.
-        self.observation_stats: RunningMeanStd | None = None
+        # The running statistics the training env normalises observations and rewards with (set by
+        # the ``Runner``, saved with the agent, continued by a later run): ``predict`` standardises
+        # raw observations by the observations'.
+        self.normalization: dict[str, RunningMeanStd] = {}
         compile_methods(self)  # compilation happens at each method's first call, once the networks exist
 
     # ----------------------------------------------------------------- what users call
@@ -130,13 +132,18 @@ class Agent(nn.Module):
         payload = {"format": AGENT_FORMAT, "agent": self.name, "config": self.config.to_dict(),
                    "observation_space": space_to_dict(self.observation_space),
                    "action_space": space_to_dict(self.action_space), "model": self.state_dict()}
-        if self.observation_stats is not None:
-            payload[OBSERVATION_STATS] = self.observation_stats.state_dict()
+        if self.normalization:
+            payload[NORMALIZATION] = {name: stats.state_dict() for name, stats in self.normalization.items()}
         return payload
 
-    def use_observation_stats(self, stats: RunningMeanStd | None) -> None:
-        """Takes ``stats`` as ``observation_stats`` (the training env's own, which they follow)."""
-        self.observation_stats = stats
+    @property
+    def observation_stats(self) -> RunningMeanStd | None:
+        """The statistics of the observations it was trained on with ``normalize_obs``."""
+        return self.normalization.get("observation")
+
+    def use_normalization(self, stats: dict[str, RunningMeanStd]) -> None:
+        """Takes ``stats`` as ``normalization`` (the training env's own, which they follow)."""
+        self.normalization = dict(stats)
 
     def save(self, path: str | os.PathLike) -> None:
         save_atomic(self.payload(), path)
@@ -166,9 +173,9 @@ class Agent(nn.Module):
         else:
             agent = agent_cls(config, observation_space, action_space)
         agent.load_state_dict(payload["model"])
-        if OBSERVATION_STATS in payload:
-            agent.use_observation_stats(RunningMeanStd.from_state_dict(
-                payload[OBSERVATION_STATS], agent.device, groups=agent.num_seeds if agent.num_seeds > 1 else None))
+        groups = agent.num_seeds if agent.num_seeds > 1 else None
+        agent.use_normalization({name: RunningMeanStd.from_state_dict(state, agent.device, groups)
+                                 for name, state in payload.get(NORMALIZATION, {}).items()})
         config.encoder_checkpoint = encoder_file  # kept as the record of where the encoder came from
         return agent
 

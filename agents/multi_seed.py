@@ -128,11 +128,11 @@ class MultiSeed:
                     getattr(self, name).stack.copy_into(index, getattr(agent, name))
         return list(self._per_seed)
 
-    def use_observation_stats(self, stats: RunningMeanStd | None) -> None:
+    def use_normalization(self, stats: dict[str, RunningMeanStd]) -> None:
         """The seeds' statistics side by side (``groups``); each seed's agent takes its own."""
-        super().use_observation_stats(stats)
+        super().use_normalization(stats)
         for k, agent in enumerate(self._per_seed):
-            agent.use_observation_stats(None if stats is None else stats.group(k))
+            agent.use_normalization({name: group_stats.group(k) for name, group_stats in stats.items()})
 
     def training_state(self, include_buffer: bool = True) -> dict[str, Any]:
         return {**super().training_state(include_buffer), "generators": [g.get_state() for g in self.generators]}

@@ -22,7 +22,7 @@ from agents.run_lock import exclusive_run_folder
 from envs import env_file_name, make_env
 from envs.vec_env import VecEnv
 from representation.files import save_atomic
-from wrappers.normalize import NormalizeObservation, NormalizeReward, observation_stats
+from wrappers.normalize import NormalizeObservation, NormalizeReward, normalization_stats
 
 CHECKPOINT = "checkpoint.pt"
 SUMMARY = "summary.json"
@@ -150,8 +150,8 @@ class Runner:
                     json.dumps({"run_dir": os.path.relpath(self.run_dir, seed_dir)}) + "\n")
         env = make_train_env(cfg, seeds)
         if self.resume is None:
-            self._continue_observation_stats(env)
-        agent.use_observation_stats(observation_stats(env))
+            self._continue_normalization(env)
+        agent.use_normalization(normalization_stats(env))
         envs_per_seed = env.batch_size // len(seeds)
         agent.setup_training(env.num_envs)
         step, elapsed, obs = 0, 0.0, None
@@ -240,13 +240,12 @@ class Runner:
             eval_env.close()
         return summaries
 
-    def _continue_observation_stats(self, env: VecEnv) -> None:
-        """An agent trained before on normalised observations (loaded from its file, or learning
-        again) trains on from its statistics, as SB3's ``VecNormalize.load`` does; reward
-        statistics start afresh."""
-        stats, trained = observation_stats(env), self.agent.observation_stats
-        if stats is not None and trained is not None:
-            stats.load_state_dict(trained.state_dict())
+    def _continue_normalization(self, env: VecEnv) -> None:
+        """An agent trained before on normalised observations or rewards (loaded from its file,
+        or learning again) trains on from its statistics, as SB3's ``VecNormalize.load`` does."""
+        for name, stats in normalization_stats(env).items():
+            if name in self.agent.normalization:
+                stats.load_state_dict(self.agent.normalization[name].state_dict())
 
     def _env_seed(self) -> int | list[int]:
         return self.seeds[0] if len(self.seeds) == 1 else self.seeds

@@ -124,14 +124,23 @@ class NormalizeObservation(VecEnvWrapper):
         self.stats.load_state_dict(state["stats"])
 
 
+def normalization_stats(env: VecEnv) -> dict[str, RunningMeanStd]:
+    """The running statistics of ``env``'s chain of wrappers by what they scale: ``observation``
+    (``NormalizeObservation``) and ``reward`` (``NormalizeReward``), those it has."""
+    found = {}
+    while isinstance(env, VecEnvWrapper):
+        if isinstance(env, NormalizeObservation):
+            found.setdefault("observation", env.stats)
+        elif isinstance(env, NormalizeReward):
+            found.setdefault("reward", env.stats)
+        env = env.env
+    return found
+
+
 def observation_stats(env: VecEnv) -> RunningMeanStd | None:
     """The statistics of the ``NormalizeObservation`` anywhere in ``env``'s chain of wrappers
     (under a ``NormalizeReward`` too), for an evaluation env to share; None without one."""
-    while isinstance(env, VecEnvWrapper):
-        if isinstance(env, NormalizeObservation):
-            return env.stats
-        env = env.env
-    return None
+    return normalization_stats(env).get("observation")
 
 
 class NormalizeReward(VecEnvWrapper):

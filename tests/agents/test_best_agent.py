@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from agents import DQN, PPO
-from agents.base import AGENT_FORMAT, OBSERVATION_STATS, Agent
+from agents.base import AGENT_FORMAT, NORMALIZATION, Agent
 from agents.checkpoint import load_checkpoint
 from agents.evaluation import evaluate, make_eval_env
 from agents.runner import BEST_AGENT, Runner
@@ -66,7 +66,7 @@ def test_evaluate_py_plays_a_best_agent_file_with_its_observation_statistics(nor
                          normalize_obs=normalize_obs)
     Runner(agent, run_dir=tmp_path, progress=False).run()
     best = load_checkpoint(tmp_path / BEST_AGENT, AGENT_FORMAT)
-    assert (OBSERVATION_STATS in best) == normalize_obs
+    assert ("observation" in best.get(NORMALIZATION, {})) == normalize_obs
     capsys.readouterr()
     assert evaluate_script.main([str(tmp_path / BEST_AGENT), "--episodes", "3", "--json"]) == 0
     played = json.loads(capsys.readouterr().out)

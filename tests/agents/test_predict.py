@@ -59,7 +59,11 @@ def test_an_agent_trained_on_normalised_observations_predicts_from_raw_ones_afte
     expected = agent.act(standardized, explore=False).numpy()
     assert np.array_equal(agent.predict(raw), expected) and np.array_equal(loaded.predict(raw), expected)
     assert not np.array_equal(expected, agent.act(torch.as_tensor(raw), explore=False).numpy())
-    # Trained on, the loaded agent's statistics go on from where they were: 4 reset rows and
-    # 2,048 steps' rows more.
+    # Trained on, the loaded agent's statistics go on from where they were: the observations'
+    # by 4 reset rows and 2,048 steps' rows more, the discounted returns' (the rewards' scale)
+    # by the 2,048 steps' rows.
+    rewards = agent.normalization["reward"]
+    assert loaded.normalization["reward"].count.item() == rewards.count.item() == pytest.approx(2_048, abs=1e-3)
     loaded.learn(run_dir=tmp_path / "more", progress=False)
     assert loaded.observation_stats.count.item() == pytest.approx(stats.count.item() + 2_052)
+    assert loaded.normalization["reward"].count.item() == pytest.approx(rewards.count.item() + 2_048)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from agents import DQN, PPO
-from agents.base import OBSERVATION_STATS
+from agents.base import NORMALIZATION
 from agents.evaluation import evaluate as play, make_eval_env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
@@ -53,7 +53,7 @@ def test_a_run_folder_replays_the_final_evaluation_with_the_runs_observation_sta
     assert "whose statistics its file does not hold" in refused([str(tmp_path / "untrained.pt")], capsys)
     # A checkpoint written before agents held statistics: they come from its training env's state.
     payload = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    del payload[OBSERVATION_STATS]
+    del payload[NORMALIZATION]
     torch.save(payload, tmp_path / "older.pt")
     assert evaluated([str(tmp_path / "older.pt"), "--episodes", "4"], capsys)["returns"] == summary["eval_returns"]
 
@@ -110,7 +110,7 @@ def test_each_seed_of_a_normalised_multi_seed_run_plays_with_its_own_observation
         for name in ("agent.pt", "best_agent.pt"):
             assert evaluated([str(seed_dir / name), "--episodes", "4"], capsys)["returns"] == summary["eval_returns"]
     first, second = (torch.load(run_dir / f"seed_{seed}" / "agent.pt", weights_only=True) for seed in (1, 2))
-    second[OBSERVATION_STATS] = first[OBSERVATION_STATS]
+    second[NORMALIZATION]["observation"] = first[NORMALIZATION]["observation"]
     torch.save(second, tmp_path / "swapped.pt")
     assert evaluated([str(tmp_path / "swapped.pt"), "--episodes", "4"], capsys)["returns"] != both[1]["returns"]
 
