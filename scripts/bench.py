@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cases", default=",".join(ALL), help=f"comma-separated cases (default: all): {', '.join(ALL)}")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the cases run, measures nothing")
     parser.add_argument("--compile", action="store_true",
-                        help="train reprl's side of the learning cases with --compile (rows say \"compile\")")
+                        help="train reprl's side of the learning cases and ppo_torch_cartpole with --compile "
+                             "(rows say \"compile\")")
     parser.add_argument("--repeats", type=parse_int, default=1,
                         help="time the two sides this many times in alternation in the learning, policy-gradient "
                              "and multi-seed cases; rows give medians and each pair's ratio (default: 1)")
@@ -110,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     if "ppo_torch_cartpole" in cases:
         from bench_cases import ppo_torch_cases
 
-        for row in ppo_torch_cases.run(args.quick, device):
-            emit(row)
+        for row in ppo_torch_cases.run(args.quick, device, compile=args.compile):
+            emit({**row, "compile": args.compile})
     for case in (c for c in MULTI_SEED if c in cases):
         from bench_cases import multiseed_cases
 

@@ -12,7 +12,7 @@ from bench_cases import learning_cases, ppo_torch_cases  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-ROW_KEYS = ["case", "num_envs", "steps", "device", "torch_threads", "reprl_sps", "sb3_sps", "ratio"]
+ROW_KEYS = ["case", "num_envs", "steps", "device", "torch_threads", "reprl_sps", "sb3_sps", "ratio", "compile"]
 
 
 def fake_sides(monkeypatch) -> list[tuple]:
@@ -99,3 +99,11 @@ def test_quick_bench_prints_one_row_per_env_count(capsys):
             assert abs(row["ratio"] - row["reprl_sps"] / row["sb3_sps"]) <= 1.01 * rounding
         else:
             assert row["sb3_sps"] is None and row["ratio"] is None
+
+
+def test_compile_trains_reprls_side_compiled_and_reports_its_compile_time(monkeypatch):
+    calls = fake_sides(monkeypatch)
+    rows = list(ppo_torch_cases.run(compile=True))
+
+    assert all(c[4]["compile"] for c in calls[0::2]) and not any("compile" in c[4] for c in calls[1::2])
+    assert all(row["compile_s"] == 0.0 and row["reprl_steady_sps"] == row["reprl_sps"] for row in rows)
