@@ -50,7 +50,7 @@ class A2C(OnPolicyRollouts, Agent):
     name = "a2c"
     config_class = A2CConfig
     config: A2CConfig
-    compiled_methods = ("loss", "whole_gradient_step")
+    compiled_methods = ("loss",)
     compiles_whole_steps = True
     # rl-baselines3-zoo hyperparams/a2c.yml: CartPole-v1 (n_envs 8, ent_coef 0, 5e5 steps) on SB3's
     # defaults with its MlpPolicy (separate 64-64 tanh actor and critic); Atari (n_envs 16,

@@ -1,6 +1,7 @@
 """The ``Agent`` base: what every agent offers users and what the shared ``Runner`` calls."""
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable
@@ -12,9 +13,10 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from agents.checkpoint import load_checkpoint, seed_everything
-from agents.compilation import compile_methods
+from agents.compilation import compile_methods, inductor_options, resolve_compile_mode
 from representation.files import save_atomic
 from agents.config import AgentConfig, nothing_learned_warning
+from agents.traced_graphs import ModuleCall, TracedGraphs
 from agents.spaces import space_from_dict, space_to_dict
 from replay import Batch, ReplayBuffer
 from wrappers.normalize import RunningMeanStd, normalized_observation
@@ -218,14 +220,28 @@ class Agent(nn.Module):
             return tuple(outputs)
         group, parameter, state = optimizer.started_state()
         lr = torch.full((), group["lr"], device=parameter.device)
-        # The loss as a module and the optimiser's parameter layout, made once per optimiser (in a
-        # dict, which keeps the module out of the agent's own).
-        parts = self.__dict__.setdefault("_whole_step_parts", {})
-        if id(optimizer) not in parts:
-            parts[id(optimizer)] = (_LossCall(self), self._flat_layout(parameter))
-        with torch.no_grad():
-            return self.whole_gradient_step(*parts[id(optimizer)], parameter, state, lr,
-                                            type(optimizer).traced_update, settings, max_grad_norm, *loss_args)
+        # The step compiled once per optimiser (in a dict, which keeps it out of the agent's modules).
+        steps = self.__dict__.setdefault("_whole_steps", {})
+        if id(optimizer) not in steps:
+            graphs = TracedGraphs(functools.partial(self.whole_gradient_step, ModuleCall(self, type(self).loss),
+                                                    self._flat_layout(parameter), type(optimizer).traced_update),
+                                  self.inductor_options())
+            other_tensors = self._tensors_outside(parameter)
+            steps[id(optimizer)] = lambda *args: graphs(parameter, other_tensors, *args)
+        return steps[id(optimizer)](state, lr, settings, max_grad_norm, loss_args)
+
+    def inductor_options(self) -> dict[str, Any]:
+        """The inductor settings of the agent's compiled graphs (``--compile-mode``, device)."""
+        return inductor_options(resolve_compile_mode(self.config.compile_mode, self.device), self.device)
+
+    def traced_method(self, method: Callable[..., Any], parameter: Tensor) -> Callable[..., Any]:
+        """``method(self, *args)``, a pure tensor function, compiled by inductor without TorchDynamo
+        (``TracedGraphs``), with the agent's parameters (views of the flat ``parameter``) and other
+        tensors among the graph's inputs: a graph that reads them sees their values of each call."""
+        graphs = TracedGraphs(functools.partial(self.functional_call, ModuleCall(self, method),
+                                                self._flat_layout(parameter)), self.inductor_options())
+        other_tensors = self._tensors_outside(parameter)
+        return lambda *args: graphs(parameter, other_tensors, args)
 
     def _whole_step_settings(self, optimizer: torch.optim.Optimizer) -> tuple | None:
         """The optimiser's constants for ``whole_gradient_step``, None where the step runs eagerly.
@@ -237,16 +253,16 @@ class Agent(nn.Module):
         return traced_settings() if traced_settings is not None else None
 
     @staticmethod
-    def whole_gradient_step(loss_call: nn.Module, layout: list, parameter: Tensor, state: dict[str, Tensor],
-                            lr: Tensor, traced_update: Callable[..., None], settings: tuple, max_grad_norm: float,
-                            *loss_args: Any) -> tuple[Any, ...]:
-        """``gradient_step`` as one function of tensors for ``torch.compile``: the gradient of the
-        loss (``loss_call``'s forward) with respect to the flat ``parameter``, through the agent
-        with its parameters as views of it (``layout``: ``_flat_layout``), by ``torch.func.grad``;
-        clipped; and the flat optimiser's ``traced_update``. Returns the loss's other outputs."""
+    def whole_gradient_step(loss_call: ModuleCall, layout: list, traced_update: Callable[..., None],
+                            parameter: Tensor, other_tensors: dict[str, Tensor], state: dict[str, Tensor],
+                            lr: Tensor, settings: tuple, max_grad_norm: float, loss_args: tuple) -> tuple[Any, ...]:
+        """``gradient_step`` as one function of tensors for inductor (``TracedGraphs``): the
+        gradient of the loss (``loss_call``'s forward) with respect to the flat ``parameter``,
+        through the agent with its parameters as views of it (``layout``: ``_flat_layout``) and
+        its ``other_tensors`` (``_tensors_outside``), by ``torch.func.grad``; clipped; and the flat
+        optimiser's ``traced_update``. Returns the loss's other outputs."""
         def loss_of(flat: Tensor) -> tuple[Tensor, tuple[Any, ...]]:
-            views = {name: flat.as_strided(shape, stride, offset) for name, shape, stride, offset in layout}
-            loss, *outputs = torch.func.functional_call(loss_call, views, loss_args)
+            loss, *outputs = Agent.functional_call(loss_call, layout, flat, other_tensors, loss_args)
             return loss, tuple(outputs)
 
         grad, outputs = torch.func.grad(loss_of, has_aux=True)(parameter)
@@ -255,12 +271,28 @@ class Agent(nn.Module):
         traced_update(parameter, grad, state, lr, *settings)
         return outputs
 
+    @staticmethod
+    def functional_call(module_call: ModuleCall, layout: list, parameter: Tensor, other_tensors: dict[str, Tensor],
+                        args: tuple) -> Any:
+        """``module_call(*args)`` computed with the agent's parameters as views of the flat
+        ``parameter`` (``layout``: ``_flat_layout``) and its ``other_tensors``."""
+        views = {name: parameter.as_strided(shape, stride, offset) for name, shape, stride, offset in layout}
+        return torch.func.functional_call(module_call, {**views, **other_tensors}, args)
+
     def _flat_layout(self, parameter: Tensor) -> list[tuple[str, torch.Size, tuple[int, ...], int]]:
         """Where each parameter lies in the flat ``parameter`` it is a view of: its name (under
-        ``_LossCall``'s ``agent``), shape, strides and offset."""
+        ``ModuleCall``'s ``module``), shape, strides and offset."""
         base = parameter.untyped_storage().data_ptr()
-        return [(f"agent.{name}", p.shape, p.stride(), p.storage_offset()) for name, p in self.named_parameters()
+        return [(f"module.{name}", p.shape, p.stride(), p.storage_offset()) for name, p in self.named_parameters()
                 if p.untyped_storage().data_ptr() == base]
+
+    def _tensors_outside(self, parameter: Tensor) -> dict[str, Tensor]:
+        """The agent's parameters that are not views of the flat ``parameter`` (a target
+        network's), and its buffers, by their names under ``ModuleCall``'s ``module``."""
+        base = parameter.untyped_storage().data_ptr()
+        return {**{f"module.{name}": p for name, p in self.named_parameters()
+                   if p.untyped_storage().data_ptr() != base},
+                **{f"module.{name}": b for name, b in self.named_buffers()}}
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer, loss: Tensor, batch: Batch | None,
                        max_grad_norm: float) -> dict[str, Tensor]:
@@ -350,14 +382,3 @@ class Agent(nn.Module):
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
-
-
-class _LossCall(nn.Module):
-    """``agent.loss`` as a module's forward, for ``torch.func.functional_call``."""
-
-    def __init__(self, agent: Agent):
-        super().__init__()
-        self.agent = agent
-
-    def forward(self, *loss_args: Any) -> tuple[Any, ...]:
-        return type(self.agent).loss(self.agent, *loss_args)

@@ -1,21 +1,25 @@
-"""``--compile``: ``torch.compile`` of the tensor functions an agent runs every update and step.
+"""``--compile``: inductor's compilation of the tensor functions an agent runs every update and step.
 
 An agent names two kinds of methods, each a pure tensor function: its inputs are tensors (a
 ``Batch``, a scalar held in a 0-d tensor) and the agent's modules, its outputs tensors, and it
 reads no Python state that changes during training (a float that changes, such as an annealed
 clipping range or epsilon, comes in as a tensor: a Python float would recompile at every value).
 
-- ``compiled_methods``, the losses of every update. Inductor fuses the loss's element-wise ops
-  and the backward pass runs AOTAutograd's compiled backward; optimiser steps, random draws
-  (sampling, NoisyNet noise) and buffer updates stay eager. Agents that say
-  ``compiles_whole_steps`` (PPO, A2C, DQN) compile more on the CPU: ``Agent.whole_gradient_step``,
-  the loss, its gradient by ``torch.func.grad`` with respect to the flat parameter tensor
-  (``agents.flat_parameters``), the clipping and the flat optimiser's step as one graph, which
-  leaves no autograd engine, no optimiser bookkeeping and no Python between the ops of a step.
-- ``acting_methods``, the network calls of every environment step, compiled only where the mode
-  captures them as CUDA graphs: on the CPU a compiled call of a small network on ``num_envs`` rows
-  measured no faster than the eager one (its guards and wrappers cost what fusion saves), so
-  compiling it would only add compile time.
+- ``compiled_methods``, the losses of every update, compiled by ``torch.compile``. Inductor fuses
+  the loss's element-wise ops and the backward pass runs AOTAutograd's compiled backward;
+  optimiser steps, random draws (NoisyNet noise) and buffer updates stay eager.
+- ``acting_methods``, the network calls of every environment step, compiled by ``torch.compile``
+  only where the mode captures them as CUDA graphs.
+
+Agents that say ``compiles_whole_steps`` (PPO, A2C, DQN) compile more on the CPU, where a small
+network's step is bound by per-call costs, and without TorchDynamo (``agents.traced_graphs``),
+whose guards cost about as much as the arithmetic of such a step:
+
+- ``Agent.whole_gradient_step``: the loss, its gradient by ``torch.func.grad`` with respect to the
+  flat parameter tensor (``agents.flat_parameters``), the clipping and the flat optimiser's step
+  as one graph, which leaves no autograd engine, no optimiser bookkeeping and no Python between
+  the ops of a step;
+- the on-policy agents' ``sampled_action``: the acting network call and the action's draw.
 
 ``compile_methods`` replaces each with its compiled version on the instance: the agent calls the
 same name either way, and the ``state_dict`` (checkpoints, ``save/load``, resume) is the same with
@@ -41,13 +45,13 @@ elsewhere (inductor's generated C++). Random ops inside a compiled method are le
 
 On the CPU inductor's ``cpp_wrapper`` calls a graph's kernels from generated C++ instead of
 Python: PPO CartPole's whole gradient step (256 samples, two threads) took 268-274 us against
-307-312 without it, and 200k-step runs of the bench's settings went at 22.2-22.7k steps/s in
-three runs against 16.2-21.8k in four.
+307-312 without it. Calling the graphs without TorchDynamo took A2C CartPole's update (its whole
+rollout of 40 samples, one thread) from about 405 to 365 us of each rollout, and acting from 56
+to 34 us a step; measured figures are in ``docs/performance.md``.
 
-Measured on a 2-core CPU with the bench's CartPole settings (``docs/performance.md``), PPO ran at
-about 1.5 times its eager steps/s once compiled and A2C at 1.2 times; compiling takes some 10 s
-with an empty inductor cache and 2-4 s with a warm one. Hence ``--compile`` is off by default: on
-the CPU it pays for runs long enough to earn its compile time back.
+Compiling takes some 10 s with an empty inductor cache and a few seconds with a warm one, and a
+run compiles each graph again (with a warm cache, mostly tracing). Hence ``--compile`` is off by
+default: on the CPU it pays for runs long enough to earn its compile time back.
 """
 from __future__ import annotations
 
@@ -57,6 +61,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils._pytree import tree_map_only
+
+from agents.traced_graphs import TracedGraphs
 
 if TYPE_CHECKING:
     from agents.base import Agent
@@ -76,13 +82,19 @@ def uses_cuda_graphs(mode: str, device: torch.device) -> bool:
     return device.type == "cuda" and bool(torch._inductor.list_mode_options(mode).get("triton.cudagraphs"))
 
 
+def inductor_options(mode: str, device: torch.device) -> dict[str, Any]:
+    """The inductor settings of graphs compiled in ``mode`` for ``device``."""
+    options = {**torch._inductor.list_mode_options(mode), "fallback_random": True}
+    if device.type == "cpu":  # the graph's kernels called from generated C++ rather than Python
+        options["cpp_wrapper"] = True
+    return options
+
+
 def compile_function(fn: Callable[..., Any], mode: str, device: torch.device,
                      symbolic_sizes: bool = False) -> Callable[..., Any]:
     """``fn`` compiled by inductor in ``mode`` for tensors on ``device``: once per input shape,
     or once for symbolic sizes (with CUDA graphs skipped: they would be recorded per size)."""
-    options = {**torch._inductor.list_mode_options(mode), "fallback_random": True}
-    if device.type == "cpu":  # the graph's kernels called from generated C++ rather than Python
-        options["cpp_wrapper"] = True
+    options = inductor_options(mode, device)
     if symbolic_sizes:
         options["triton.cudagraph_skip_dynamic_graphs"] = True
     compiled = torch.compile(fn, dynamic=symbolic_sizes, options=options)
@@ -116,5 +128,5 @@ def compile_methods(agent: Agent) -> None:
 
 
 def compile_seconds() -> float:
-    """Seconds ``torch.compile`` has spent compiling in this process (all functions, all calls)."""
-    return torch._dynamo.utils.calculate_time_spent().get("total_wall_time", 0.0)
+    """Seconds ``torch.compile`` and ``TracedGraphs`` have spent compiling in this process."""
+    return torch._dynamo.utils.calculate_time_spent().get("total_wall_time", 0.0) + TracedGraphs.compile_seconds

@@ -121,7 +121,7 @@ class DQN(Agent):
     steps_envs_asynchronously = True
     config_class = DQNConfig
     config: DQNConfig
-    compiled_methods = ("loss", "whole_gradient_step")
+    compiled_methods = ("loss",)
     compiles_whole_steps = True
     acting_methods = ("greedy_action",)
     sample_dim = 0  # the batch dimension of replay samples (K stacked seeds' samples are [K, B])

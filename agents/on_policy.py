@@ -91,17 +91,29 @@ class OnPolicyRollouts:
     def setup_training(self, num_envs: int) -> None:
         self.buffer = RolloutBuffer(self.config.num_steps, num_envs, self.observation_space, self.action_space,
                                     self.device, store_next_obs=self.aux is not None and self.aux.needs_next_obs)
+        if (self.config.compile and self.compiles_whole_steps and self.device.type == "cpu"
+                and "sampled_action" not in self.__dict__):
+            # Compiled with the gradient steps: on the CPU the step's network call and draw as one
+            # graph, called without TorchDynamo's guards (agents.traced_graphs).
+            flat_parameter = self.optimizer.param_groups[0]["params"][0]
+            self.sampled_action = self.traced_method(type(self).sampled_action, flat_parameter)
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        if self.values_per_rollout:
-            extras, dist_inputs = {}, self.policy_inputs(obs)
-        else:
-            dist_inputs, value = self.policy_inputs_and_value(obs)
-            extras = {"value": value}
-        action, extras["log_prob"] = self.net.policy.sample(*dist_inputs)
+        action, log_prob, value = self.sampled_action(obs)
+        extras = {"log_prob": log_prob} if value is None else {"log_prob": log_prob, "value": value}
         env_action = self.clip_action(action) if self.clip_action is not None else action
         return action, env_action, extras
+
+    def sampled_action(self, obs: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The network call and the draw of every step: an action per row of ``obs``, its
+        log-probability, and V(obs) where values do not come once per rollout (else None)."""
+        if self.values_per_rollout:
+            dist_inputs, value = self.policy_inputs(obs), None
+        else:
+            dist_inputs, value = self.policy_inputs_and_value(obs)
+        action, log_prob = self.net.policy.sample(*dist_inputs)
+        return action, log_prob, value
 
     def policy_inputs(self, obs: Tensor) -> tuple[Tensor, ...]:
         """The network call of every step when values come once per rollout: the policy's

@@ -38,7 +38,7 @@ class PPO(OnPolicyRollouts, Agent):
     name = "ppo"
     config_class = PPOConfig
     config: PPOConfig
-    compiled_methods = ("loss", "whole_gradient_step")
+    compiled_methods = ("loss",)
     compiles_whole_steps = True
     # rl-baselines3-zoo's tuned values for classic control and Pendulum, CleanRL's
     # ppo_atari.py for Atari (Schulman et al. 2017, Table 5), SB3's MuJoCo defaults for Box.

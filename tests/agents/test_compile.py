@@ -1,13 +1,15 @@
 """``--compile``: compiled agents train like eager ones, save and load either way, and compile
-each loss once per batch-size regime (no recompilation from annealed scalars or new instances)."""
+each loss once per batch-size regime (no recompilation from annealed scalars); on the CPU, PPO's,
+A2C's and DQN's whole gradient steps and the on-policy agents' acting are compiled without
+TorchDynamo (``agents.traced_graphs``)."""
 import pytest
 import torch
 import torch._dynamo
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
 from agents import A2C, DQN, PPO, REINFORCE, QLearning
-from agents.base import Agent
 from agents.compilation import resolve_compile_mode, uses_cuda_graphs
+from agents.traced_graphs import TracedGraphs
 from replay import Batch
 from test_resume import crash_and_checkpoint, resume
 
@@ -27,14 +29,20 @@ def compiled_versions(method) -> int:
     return len(_debug_get_cache_entry_list(method.__code__))
 
 
+def dynamo_graphs() -> int:
+    return torch._dynamo.utils.counters["stats"]["unique_graphs"]
+
+
 def train_pair(agent_cls, settings, tmp_path, env_id="CartPole-v1"):
-    """The same seed trained eagerly and compiled; also returns the graphs compiled meanwhile."""
+    """The same seed trained eagerly and compiled; also returns the graphs ``TracedGraphs``
+    compiled meanwhile, after checking that TorchDynamo compiled none."""
     torch._dynamo.reset()
-    graphs_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    dynamo_before, traced_before = dynamo_graphs(), TracedGraphs.compiled
     eager = agent_cls.from_env(env_id, **settings).learn(run_dir=tmp_path / "eager", progress=False)
     compiled = agent_cls.from_env(env_id, compile=True, **settings).learn(run_dir=tmp_path / "compiled",
                                                                           progress=False)
-    return eager, compiled, torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs_before
+    assert dynamo_graphs() == dynamo_before
+    return eager, compiled, TracedGraphs.compiled - traced_before
 
 
 def last_rollout(agent: PPO) -> Batch:
@@ -77,11 +85,8 @@ def test_compiled_ppo_trains_like_eager_and_compiles_its_gradient_step_once_per_
     torch.testing.assert_close(compiled.buffer.log_prob, eager.buffer.log_prob, atol=1e-5, rtol=0)
     assert_same_state(compiled, eager, atol=1e-5)
     # 18 updates at two batch sizes and three clipping ranges: each a whole gradient step (loss,
-    # gradient, clipping, Adam) compiled once for each size (8 and 7), without graph breaks;
-    # acting is eager on the CPU.
-    assert compiled_versions(Agent.whole_gradient_step) == 2
-    assert graphs == 2
-    assert compiled_versions(PPO.policy_inputs_and_value) == 0
+    # gradient, clipping, Adam) compiled once for each size (8 and 7), and acting on 3 envs once.
+    assert graphs == 3
     # The compiled loss computes the eager one's values.
     batch = last_rollout(eager)
     eager_loss, eager_metrics = PPO.loss(compiled, batch, torch.tensor(0.1))
@@ -97,7 +102,7 @@ def test_compiled_ppo_steps_a_gaussian_policy_and_its_log_std_like_eager(tmp_pat
     eager, compiled, graphs = train_pair(PPO, settings, tmp_path, env_id="Pendulum-v1")
     assert not torch.equal(compiled.net.policy.log_std, torch.zeros(1))  # it trained
     assert_same_state(compiled, eager, atol=1e-5)
-    assert compiled_versions(Agent.whole_gradient_step) == 1 and graphs == 1
+    assert graphs == 2  # the gradient step, and acting with Gaussian draws
 
 
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
@@ -108,15 +113,14 @@ def test_compiled_a2c_trains_like_eager_with_either_optimizer_in_its_gradient_st
     torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
     assert_same_state(compiled, eager, atol=1e-5)
     assert compiled.optimizer.state_dict()["state"][0]["step"] == eager.optimizer.state_dict()["state"][0]["step"] == 10
-    assert compiled_versions(Agent.whole_gradient_step) == 1 and graphs == 1
+    assert graphs == 2  # the gradient step and acting
 
 
 def test_compiled_dqn_trains_like_eager_and_compiles_its_gradient_step_once(tmp_path):
     eager, compiled, graphs = train_pair(DQN, DQN_SETTINGS, tmp_path)
     torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
     assert_same_state(compiled, eager, atol=1e-5)
-    # 30 gradient steps of one batch size: one graph (loss, gradient, clipping, Adam), no breaks.
-    assert compiled_versions(Agent.whole_gradient_step) == 1
+    # 30 gradient steps of one batch size: one graph (loss, gradient, clipping, Adam).
     assert graphs == 1
     compiled.step = 250  # epsilon is a tensor input: another value does not recompile
     batch = eager.buffer.sample(16)
@@ -168,11 +172,12 @@ def test_compiled_agents_save_and_load_with_and_without_compile(tmp_path):
     losses = [agent.loss(batch, torch.tensor(0.2))[0] for agent in (compiled, loaded, eager, recompiled)]
     for loss in losses[1:]:
         torch.testing.assert_close(loss, losses[0], atol=1e-6, rtol=0)
-    # Agents built from a file or anew reuse the graphs compiled for the first one: its gradient
-    # steps' (two batch sizes), the loss's (called here on one).
+    # Agents built from a file or anew reuse the graph TorchDynamo compiled for the first one's
+    # loss (called here on one batch size); each compiles its own gradient steps and acting.
     assert compiled_versions(PPO.loss) == 1
+    traced_before = TracedGraphs.compiled
     recompiled.learn(run_dir=tmp_path / "again", progress=False)
-    assert compiled_versions(Agent.whole_gradient_step) == 2
+    assert TracedGraphs.compiled - traced_before == 3
 
 
 def test_a_compiled_run_resumed_from_its_checkpoint_ends_where_an_unbroken_one_ends(tmp_path):

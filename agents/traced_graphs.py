@@ -1,0 +1,123 @@
+"""Tensor functions compiled by inductor without TorchDynamo: ``--compile``'s calls on the CPU.
+
+``torch.compile`` evaluates a compiled function's guards at every call: one check per Python value
+the function read while it was traced. A whole gradient step reads the agent's module tree, its
+parameter layout and functorch's state, about a thousand guards; on A2C CartPole's step they took
+37 us of each call, more than the optimiser's arithmetic. ``TracedGraphs`` has no guards. It
+traces its function with ``make_fx`` into a graph of ATen ops on the function's tensor inputs,
+once per signature of those inputs (their nesting, shapes, strides and dtypes, and the values of
+the non-tensor arguments), compiles the graph with inductor's ``compile_fx`` and, at each call,
+looks the graph up by that signature and runs it.
+
+What a graph bakes in is every Python value the function reads besides its arguments: an agent's
+config, its modules' structure, class attributes. Those must not change once the function has
+run (``agents.compilation``'s contract for every compiled method). A tensor the function reads
+without getting it as an argument would be baked in as a constant, stale once training changes
+it; tracing refuses such a function (``ValueError``), so parameters and buffers come in as
+arguments (``ModuleCall``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.fx.experimental.proxy_tensor import make_fx
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from replay import Batch
+
+_TENSOR = object()  # where a tensor input stands in an argument's structure
+_BATCH_FIELDS = tuple(field.name for field in dataclasses.fields(Batch))
+
+
+class TracedGraphs:
+    """``fn`` (positional arguments: tensors, ``Batch``es, and tuples, lists and dicts of them, or
+    hashable constants; outputs: any nesting of tensors) compiled by inductor with ``options``
+    (``torch._inductor.config`` settings) once per signature of its arguments, called without
+    TorchDynamo. Calls run without autograd recording (a gradient inside ``fn`` comes from
+    ``torch.func.grad``)."""
+
+    #: Graphs compiled so far in this process, by all instances, and the seconds that took.
+    compiled: int = 0
+    compile_seconds: float = 0.0
+
+    def __init__(self, fn: Callable[..., Any], options: dict[str, Any]):
+        self.fn, self.options = fn, options
+        self.graphs: dict[tuple, tuple[Callable[..., list], Any]] = {}
+
+    def __call__(self, *args: Any) -> Any:
+        tensors: list[Tensor] = []
+        structure = _flatten(args, tensors)
+        signature = (structure, tuple([(t.shape, t.stride(), t.dtype, t.device) for t in tensors]))
+        entry = self.graphs.get(signature)
+        if entry is None:
+            entry = self.graphs[signature] = self._compile(structure, tensors)
+        graph, output_spec = entry
+        with torch.no_grad():
+            return tree_unflatten(graph(*tensors), output_spec)
+
+    def _compile(self, structure: tuple, tensors: list[Tensor]) -> tuple[Callable[..., list], Any]:
+        from torch._inductor.compile_fx import compile_fx
+
+        start, output_spec = time.perf_counter(), None
+
+        def flat_fn(*flat: Tensor) -> list[Tensor]:
+            nonlocal output_spec
+            outputs, output_spec = tree_flatten(self.fn(*_unflatten(structure, iter(flat))))
+            return outputs
+
+        with torch.no_grad():
+            try:  # on fake copies of the inputs, so a real tensor met on the way is one read from elsewhere
+                graph_module = make_fx(flat_fn, tracing_mode="fake")(*tensors)
+            except AssertionError as error:
+                if "FakeTensor" not in str(error):
+                    raise
+                raise ValueError(f"{getattr(self.fn, '__qualname__', self.fn)} reads a tensor that is not among its "
+                                 "arguments: a compiled graph would keep its value of today") from None
+            graph = compile_fx(graph_module, tensors, config_patches=self.options)
+        TracedGraphs.compiled += 1
+        TracedGraphs.compile_seconds += time.perf_counter() - start
+        return graph, output_spec
+
+
+class ModuleCall(nn.Module):
+    """``method(module, *args)`` as a module's forward, for ``torch.func.functional_call``, which
+    calls it with the module's parameters and buffers replaced by given tensors."""
+
+    def __init__(self, module: nn.Module, method: Callable[..., Any]):
+        super().__init__()
+        self.module, self.method = module, method
+
+    def forward(self, *args: Any) -> Any:
+        return self.method(self.module, *args)
+
+
+def _flatten(value: Any, tensors: list[Tensor]) -> Any:
+    """``value``'s structure, with each tensor in it appended to ``tensors`` and marked ``_TENSOR``."""
+    if isinstance(value, Tensor):
+        tensors.append(value)
+        return _TENSOR
+    if isinstance(value, Batch):
+        return Batch, tuple([_flatten(getattr(value, name), tensors) for name in _BATCH_FIELDS])
+    if isinstance(value, dict):
+        return dict, tuple(value), tuple([_flatten(item, tensors) for item in value.values()])
+    if isinstance(value, (tuple, list)):
+        return type(value), tuple([_flatten(item, tensors) for item in value])
+    return value
+
+
+def _unflatten(structure: Any, tensors: Iterator[Tensor]) -> Any:
+    """The value ``_flatten`` took ``structure`` from, with its tensors taken from ``tensors``."""
+    if structure is _TENSOR:
+        return next(tensors)
+    if isinstance(structure, tuple) and structure and structure[0] is Batch:
+        return Batch(*[_unflatten(item, tensors) for item in structure[1]])
+    if isinstance(structure, tuple) and structure and structure[0] is dict:
+        return dict(zip(structure[1], [_unflatten(item, tensors) for item in structure[2]]))
+    if isinstance(structure, tuple) and structure and structure[0] in (tuple, list):
+        return structure[0](_unflatten(item, tensors) for item in structure[1])
+    return structure

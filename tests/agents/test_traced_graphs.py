@@ -1,0 +1,76 @@
+"""``TracedGraphs``: one inductor graph per signature of a function's inputs, no TorchDynamo."""
+import pytest
+import torch
+from torch import nn
+
+from agents.compilation import inductor_options
+from agents.traced_graphs import ModuleCall, TracedGraphs
+from replay import Batch
+
+CPU = inductor_options("default", torch.device("cpu"))
+
+
+def scaled_step(state: dict, batch: Batch, scale: float, square: bool):
+    """Mutates ``state`` in place and returns a nesting of tensors and None."""
+    state["count"].add_(1)
+    value = batch.obs.square() if square else batch.obs
+    return {"total": (value * scale).sum(-1), "mean": value.mean()}, (batch.action + state["count"], None)
+
+
+def inputs(rows: int, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    return ({"count": torch.zeros(())},
+            Batch(obs=torch.randn(rows, 3, generator=generator), action=torch.randn(rows, generator=generator)))
+
+
+def test_a_traced_function_computes_what_it_computes_eagerly_and_mutates_its_inputs_alike():
+    traced = TracedGraphs(scaled_step, CPU)
+    for call in range(3):
+        (eager_state, batch), (traced_state, _) = inputs(5, seed=call), inputs(5, seed=call)
+        eager_state["count"].fill_(call)
+        traced_state["count"].fill_(call)
+        expected = scaled_step(eager_state, batch, 2.0, True)
+        result = traced(traced_state, batch, 2.0, True)
+        torch.testing.assert_close(result[0], expected[0], atol=1e-6, rtol=0)
+        torch.testing.assert_close(result[1][0], expected[1][0], atol=0, rtol=0)
+        assert result[1][1] is None
+        assert traced_state["count"].item() == eager_state["count"].item() == call + 1
+    assert len(traced.graphs) == 1
+
+
+def test_each_new_signature_compiles_a_graph_and_a_known_one_reuses_its_own():
+    traced = TracedGraphs(scaled_step, CPU)
+    compiled_before = TracedGraphs.compiled
+    traced(*inputs(5), 2.0, True)
+    traced(*inputs(4), 2.0, True)  # another batch size
+    traced(*inputs(5), 3.0, True)  # another constant
+    traced(*inputs(5), 2.0, False)
+    state, batch = inputs(5)
+    traced(state, Batch(obs=batch.obs.t().contiguous().t(), action=batch.action), 2.0, True)  # other strides
+    assert len(traced.graphs) == 5 and TracedGraphs.compiled - compiled_before == 5
+    for rows, scale, square in ((4, 2.0, True), (5, 3.0, True), (5, 2.0, False)):
+        state, batch = inputs(rows, seed=7)
+        result = traced(state, batch, scale, square)
+        expected = scaled_step(*inputs(rows, seed=7), scale, square)
+        torch.testing.assert_close(result[0], expected[0], atol=1e-6, rtol=0)
+    assert len(traced.graphs) == 5
+
+
+def test_a_module_call_reads_the_parameters_it_is_given_each_call():
+    layer = nn.Linear(3, 2)
+    traced = TracedGraphs(lambda parameters, x: torch.func.functional_call(ModuleCall(layer, nn.Linear.forward),
+                                                                           parameters, (x,)), CPU)
+    x = torch.randn(4, 3)
+    parameters = {f"module.{name}": p.detach() for name, p in layer.named_parameters()}
+    torch.testing.assert_close(traced(parameters, x), layer(x).detach())
+    with torch.no_grad():
+        layer.weight.mul_(-2.0)  # in place, as optimisers step
+    torch.testing.assert_close(traced(parameters, x), layer(x).detach())
+    assert len(traced.graphs) == 1
+
+
+def test_a_function_reading_a_tensor_outside_its_arguments_is_refused_and_a_fresh_one_is_kept():
+    for table in (torch.arange(3.0), torch.tensor(2.0)):
+        with pytest.raises(ValueError, match="reads a tensor that is not among its arguments"):
+            TracedGraphs(lambda x: x + table, CPU)(torch.ones(3))
+    torch.testing.assert_close(TracedGraphs(lambda x: x + torch.tensor(0.5), CPU)(torch.ones(3)), torch.full((3,), 1.5))
