@@ -46,7 +46,7 @@ elsewhere (inductor's generated C++). Random ops inside a compiled method are le
 On the CPU inductor's ``cpp_wrapper`` calls a graph's kernels from generated C++ instead of
 Python: PPO CartPole's whole gradient step (256 samples, two threads) took 268-274 us against
 307-312 without it. Calling the graphs without TorchDynamo took A2C CartPole's update (its whole
-rollout of 40 samples, one thread) from about 405 to 365 us of each rollout, and acting from 56
+rollout of 40 samples, one thread) from about 405 to 360 us of each rollout, and acting from 56
 to 34 us a step; measured figures are in ``docs/performance.md``.
 
 Compiling takes some 10 s with an empty inductor cache and a few seconds with a warm one, and a

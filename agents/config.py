@@ -94,8 +94,9 @@ class AgentConfig:
     capture_video: bool = option(False, "save the evaluation episodes as GIF files under RUN_DIR/videos (torch-native "
                                  "runs are then evaluated on gymnasium's envs, which draw frames)")
     torch_threads: int = option(0, "torch intra-op threads (0: torch's default)")
-    compile: bool = option(False, "torch.compile the agent's losses (and, where CUDA graphs are used, its "
-                           "per-step network calls); compiling takes seconds at the start (see agents/compilation.py)")
+    compile: bool = option(False, "compile the agent's losses with inductor (PPO, A2C and DQN on the CPU: whole "
+                           "gradient steps, and PPO's and A2C's acting; with CUDA graphs: the per-step network "
+                           "calls); compiling takes seconds at the start (see agents/compilation.py)")
     compile_mode: str = option("auto", "torch.compile mode; auto: reduce-overhead (CUDA graphs) on CUDA, default "
                                "elsewhere", choices=COMPILE_MODES)
 

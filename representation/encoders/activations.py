@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch._subclasses.fake_tensor import is_fake
 
 # Elements from which the sigmoid route pays on the CPU, timed on [B, 64] activations on two
 # threads: forward and backward 54 against 57 us at 32,768 elements and 105 against 171 at
@@ -26,11 +27,15 @@ def tanh_from_sigmoid(x: Tensor) -> Tensor:
 
 
 class _TanhFromSigmoid(torch.autograd.Function):
+    # (forward and setup_context apart: the form torch.func.grad, and so the traced gradient steps
+    # of agents.traced_graphs, can differentiate)
     @staticmethod
-    def forward(ctx, x: Tensor) -> Tensor:
-        y = tanh_from_sigmoid(x)
-        ctx.save_for_backward(y)
-        return y
+    def forward(x: Tensor) -> Tensor:
+        return tanh_from_sigmoid(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor], output: Tensor) -> None:
+        ctx.save_for_backward(output)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
@@ -48,7 +53,8 @@ class Tanh(nn.Module):
         self.always_sigmoid = always_sigmoid
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.device.type != "cpu" or torch.compiler.is_compiling():  # (inductor writes a vectorised tanh)
+        # Compiled (TorchDynamo, or agents.traced_graphs on fake tensors), inductor writes a vectorised tanh.
+        if x.device.type != "cpu" or torch.compiler.is_compiling() or is_fake(x):
             return torch.tanh(x)
         with_grad = torch.is_grad_enabled() and x.requires_grad
         threshold = SIGMOID_ROUTE_MIN_ELEMENTS if with_grad else SIGMOID_ROUTE_MIN_ELEMENTS_NO_GRAD

@@ -105,6 +105,17 @@ def test_compiled_ppo_steps_a_gaussian_policy_and_its_log_std_like_eager(tmp_pat
     assert graphs == 2  # the gradient step, and acting with Gaussian draws
 
 
+def test_compiled_ppo_on_large_batches_trains_like_eager_on_the_sigmoid_tanh(tmp_path):
+    """Eagerly, 512-row minibatches and 256-row acting batches of 64-unit activations take the
+    tanh through the sigmoid (``representation.encoders.activations``); compiled, inductor's tanh."""
+    settings = dict(backend="torch", steps=4096, num_envs=256, num_steps=8, num_minibatches=4, update_epochs=2,
+                    eval_every=0, checkpoint_every=0, eval_episodes=1, log_every=2048)
+    eager, compiled, graphs = train_pair(PPO, settings, tmp_path)
+    torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
+    assert_same_state(compiled, eager, atol=1e-5)
+    assert graphs == 2
+
+
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
 def test_compiled_a2c_trains_like_eager_with_either_optimizer_in_its_gradient_step(tmp_path, optimizer):
     settings = dict(steps=200, num_envs=4, num_steps=5, optimizer=optimizer, anneal_lr=True, eval_every=0,

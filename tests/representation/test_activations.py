@@ -79,3 +79,12 @@ def test_second_derivatives_through_the_sigmoid_match_tanh():
     expected_gradient, expected_product = gradient_and_hessian_vector_product(torch.tanh)
     torch.testing.assert_close(gradient, expected_gradient, rtol=0, atol=1e-6)
     torch.testing.assert_close(product, expected_product, rtol=0, atol=1e-5)
+
+
+def test_torch_func_grad_differentiates_the_sigmoid_route_as_autograd_does():
+    """The compiled whole gradient steps take their gradients with ``torch.func.grad``."""
+    x = torch.randn(SIGMOID_ROUTE_MIN_ELEMENTS, generator=torch.Generator().manual_seed(3)) * 2
+    tanh = Tanh()
+    leaf = x.clone().requires_grad_()
+    (expected,) = torch.autograd.grad(tanh(leaf).pow(3).sum(), leaf)
+    assert torch.equal(torch.func.grad(lambda v: tanh(v).pow(3).sum())(x), expected)
