@@ -223,25 +223,23 @@ class Agent(nn.Module):
         # The step compiled once per optimiser (in a dict, which keeps it out of the agent's modules).
         steps = self.__dict__.setdefault("_whole_steps", {})
         if id(optimizer) not in steps:
-            graphs = TracedGraphs(functools.partial(self.whole_gradient_step, ModuleCall(self, type(self).loss),
-                                                    self._flat_layout(parameter), type(optimizer).traced_update),
-                                  self.inductor_options())
-            other_tensors = self._tensors_outside(parameter)
-            steps[id(optimizer)] = lambda *args: graphs(parameter, other_tensors, *args)
-        return steps[id(optimizer)](state, lr, settings, max_grad_norm, loss_args)
+            steps[id(optimizer)] = self.traced(self.whole_gradient_step, type(self).loss, parameter)
+        return steps[id(optimizer)](type(optimizer).traced_update, state, lr, settings, max_grad_norm, loss_args)
 
     def inductor_options(self) -> dict[str, Any]:
         """The inductor settings of the agent's compiled graphs (``--compile-mode``, device)."""
         return inductor_options(resolve_compile_mode(self.config.compile_mode, self.device), self.device)
 
-    def traced_method(self, method: Callable[..., Any], parameter: Tensor) -> Callable[..., Any]:
-        """``method(self, *args)``, a pure tensor function, compiled by inductor without TorchDynamo
-        (``TracedGraphs``), with the agent's parameters (views of the flat ``parameter``) and other
-        tensors among the graph's inputs: a graph that reads them sees their values of each call."""
-        graphs = TracedGraphs(functools.partial(self.functional_call, ModuleCall(self, method),
-                                                self._flat_layout(parameter)), self.inductor_options())
+    def traced(self, function: Callable[..., Any], method: Callable[..., Any], parameter: Tensor) -> Callable[..., Any]:
+        """``function(ModuleCall(self, method), layout, parameter, other_tensors, *args)`` as a
+        function of ``*args``, compiled by inductor without TorchDynamo (``TracedGraphs``):
+        ``function`` is ``functional_call`` or ``whole_gradient_step``, which compute ``method``
+        with the agent's parameters as views of the flat ``parameter`` (``layout``) and its
+        ``other_tensors``. All of them are graph inputs, so a graph sees their values of each call."""
+        graphs = TracedGraphs(functools.partial(function, ModuleCall(self, method), self._flat_layout(parameter)),
+                              self.inductor_options())
         other_tensors = self._tensors_outside(parameter)
-        return lambda *args: graphs(parameter, other_tensors, args)
+        return lambda *args: graphs(parameter, other_tensors, *args)
 
     def _whole_step_settings(self, optimizer: torch.optim.Optimizer) -> tuple | None:
         """The optimiser's constants for ``whole_gradient_step``, None where the step runs eagerly.
@@ -253,9 +251,9 @@ class Agent(nn.Module):
         return traced_settings() if traced_settings is not None else None
 
     @staticmethod
-    def whole_gradient_step(loss_call: ModuleCall, layout: list, traced_update: Callable[..., None],
-                            parameter: Tensor, other_tensors: dict[str, Tensor], state: dict[str, Tensor],
-                            lr: Tensor, settings: tuple, max_grad_norm: float, loss_args: tuple) -> tuple[Any, ...]:
+    def whole_gradient_step(loss_call: ModuleCall, layout: list, parameter: Tensor, other_tensors: dict[str, Tensor],
+                            traced_update: Callable[..., None], state: dict[str, Tensor], lr: Tensor,
+                            settings: tuple, max_grad_norm: float, loss_args: tuple) -> tuple[Any, ...]:
         """``gradient_step`` as one function of tensors for inductor (``TracedGraphs``): the
         gradient of the loss (``loss_call``'s forward) with respect to the flat ``parameter``,
         through the agent with its parameters as views of it (``layout``: ``_flat_layout``) and

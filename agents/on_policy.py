@@ -95,8 +95,9 @@ class OnPolicyRollouts:
                 and "sampled_action" not in self.__dict__):
             # Compiled with the gradient steps: on the CPU the step's network call and draw as one
             # graph, called without TorchDynamo's guards (agents.traced_graphs).
-            flat_parameter = self.optimizer.param_groups[0]["params"][0]
-            self.sampled_action = self.traced_method(type(self).sampled_action, flat_parameter)
+            traced = self.traced(self.functional_call, type(self).sampled_action,
+                                 self.optimizer.param_groups[0]["params"][0])  # (the flat parameter)
+            self.sampled_action = lambda obs: traced((obs,))
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
