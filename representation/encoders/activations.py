@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch._subclasses.fake_tensor import is_fake
+
+from representation.compiler_tracing import traced_for_compiling
 
 # Elements from which the sigmoid route pays on the CPU, timed on [B, 64] activations on two
 # threads: forward and backward 54 against 57 us at 32,768 elements and 105 against 171 at
@@ -53,8 +54,7 @@ class Tanh(nn.Module):
         self.always_sigmoid = always_sigmoid
 
     def forward(self, x: Tensor) -> Tensor:
-        # Compiled (TorchDynamo, or agents.traced_graphs on fake tensors), inductor writes a vectorised tanh.
-        if x.device.type != "cpu" or torch.compiler.is_compiling() or is_fake(x):
+        if x.device.type != "cpu" or traced_for_compiling(x):  # (inductor writes a vectorised tanh)
             return torch.tanh(x)
         with_grad = torch.is_grad_enabled() and x.requires_grad
         threshold = SIGMOID_ROUTE_MIN_ELEMENTS if with_grad else SIGMOID_ROUTE_MIN_ELEMENTS_NO_GRAD

@@ -105,11 +105,13 @@ def test_compiled_ppo_steps_a_gaussian_policy_and_its_log_std_like_eager(tmp_pat
     assert graphs == 2  # the gradient step, and acting with Gaussian draws
 
 
-def test_compiled_ppo_on_large_batches_trains_like_eager_on_the_sigmoid_tanh(tmp_path):
-    """Eagerly, 512-row minibatches and 256-row acting batches of 64-unit activations take the
-    tanh through the sigmoid (``representation.encoders.activations``); compiled, inductor's tanh."""
+def test_compiled_ppo_on_large_batches_trains_like_eager_on_its_eager_only_kernels(tmp_path):
+    """Eagerly, 256-row acting batches and 512-row minibatches of 256-unit layers take the tanh
+    through the sigmoid (``representation.encoders.activations``) and oneDNN's products
+    (``representation.linear``); compiled, inductor's own kernels."""
     settings = dict(backend="torch", steps=4096, num_envs=256, num_steps=8, num_minibatches=4, update_epochs=2,
-                    eval_every=0, checkpoint_every=0, eval_episodes=1, log_every=2048)
+                    eval_every=0, checkpoint_every=0, eval_episodes=1, log_every=2048,
+                    encoder_options={"hidden_sizes": [256, 256], "activation": "tanh"})
     eager, compiled, graphs = train_pair(PPO, settings, tmp_path)
     torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
     assert_same_state(compiled, eager, atol=1e-5)
