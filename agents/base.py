@@ -241,6 +241,19 @@ class Agent(nn.Module):
         other_tensors = self._tensors_outside(parameter)
         return lambda *args: graphs(parameter, other_tensors, *args)
 
+    def trace_acting(self, *names: str) -> None:
+        """Where ``--compile`` compiles whole gradient steps on the CPU, compiles the named acting
+        methods (pure tensor functions of the agent) the same way, each network call and draw of a
+        step one graph (``traced``); once per agent, at its first training. None of them may call
+        another: it would find the compiled version, not the method, on the agent."""
+        if not (self.config.compile and self.compiles_whole_steps and self.device.type == "cpu"):
+            return
+        flat_parameter = self.optimizer.param_groups[0]["params"][0]  # (agents.flat_parameters)
+        for name in names:
+            if name not in self.__dict__:
+                traced = self.traced(self.functional_call, getattr(type(self), name), flat_parameter)
+                setattr(self, name, functools.partial(_call_with_arguments, traced))
+
     def _whole_step_settings(self, optimizer: torch.optim.Optimizer) -> tuple | None:
         """The optimiser's constants for ``whole_gradient_step``, None where the step runs eagerly.
         On a GPU the loss alone is compiled, as CUDA graphs: a whole step also updates the
@@ -380,3 +393,8 @@ class Agent(nn.Module):
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+
+def _call_with_arguments(traced: Callable[[tuple], Any], *args: Any) -> Any:
+    """A traced ``functional_call`` (``Agent.traced``) called as the method it computes."""
+    return traced(args)

@@ -210,12 +210,17 @@ class DQN(Agent):
         """Greedy actions (``explore=False``: without NoisyNet noise), else epsilon-greedy."""
         if explore and self.config.noisy:
             self.reset_noise(self.q)
-        greedy = self.greedy_action(obs, explore)
         eps = self.epsilon(self.step) if epsilon is None else epsilon
         if not explore or eps <= 0.0:
-            return greedy
+            return self.greedy_action(obs, explore)
+        return self.epsilon_greedy(obs, torch.full((), eps, device=self.device))
+
+    def epsilon_greedy(self, obs: Tensor, epsilon: Tensor) -> Tensor:
+        """Per row of ``obs``, a uniformly random action with probability ``epsilon``, else the
+        greedy one: the network call and the draws of every exploring step."""
+        greedy = self.greedy_action(obs, True)
         random_actions = self.random_actions(len(greedy))
-        return torch.where(self.uniforms(len(greedy)) < eps, random_actions, greedy)
+        return torch.where(self.uniforms(len(greedy)) < epsilon, random_actions, greedy)
 
     def reset_noise(self, network: nn.Module) -> None:
         """Fresh NoisyNet noise for ``network`` (``q`` or ``q_target``)."""
@@ -353,6 +358,7 @@ class DQN(Agent):
                                    self.device, frame_stack=frame_stack, n_step=cfg.n_step, gamma=cfg.gamma,
                                    prioritized=cfg.prioritized, alpha=cfg.priority_alpha,
                                    priority_eps=cfg.priority_eps)
+        self.trace_acting("epsilon_greedy")  # (greedy_action, which it calls, stays a method)
 
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         self.step = step

@@ -91,13 +91,7 @@ class OnPolicyRollouts:
     def setup_training(self, num_envs: int) -> None:
         self.buffer = RolloutBuffer(self.config.num_steps, num_envs, self.observation_space, self.action_space,
                                     self.device, store_next_obs=self.aux is not None and self.aux.needs_next_obs)
-        if (self.config.compile and self.compiles_whole_steps and self.device.type == "cpu"
-                and "sampled_action" not in self.__dict__):
-            # Compiled with the gradient steps: on the CPU the step's network call and draw as one
-            # graph, called without TorchDynamo's guards (agents.traced_graphs).
-            traced = self.traced(self.functional_call, type(self).sampled_action,
-                                 self.optimizer.param_groups[0]["params"][0])  # (the flat parameter)
-            self.sampled_action = lambda obs: traced((obs,))
+        self.trace_acting("sampled_action")
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
