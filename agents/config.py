@@ -95,7 +95,7 @@ class AgentConfig:
                                  "runs are then evaluated on gymnasium's envs, which draw frames)")
     torch_threads: int = option(0, "torch intra-op threads (0: torch's default)")
     compile: bool = option(False, "compile the agent's losses with inductor (PPO, A2C and DQN on the CPU: whole "
-                           "gradient steps, and PPO's and A2C's acting; with CUDA graphs: the per-step network "
+                           "gradient steps and acting; with CUDA graphs: the per-step network "
                            "calls); compiling takes seconds at the start (see agents/compilation.py)")
     compile_mode: str = option("auto", "torch.compile mode; auto: reduce-overhead (CUDA graphs) on CUDA, default "
                                "elsewhere", choices=COMPILE_MODES)
