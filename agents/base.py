@@ -241,12 +241,17 @@ class Agent(nn.Module):
         other_tensors = self._tensors_outside(parameter)
         return lambda *args: graphs(parameter, other_tensors, *args)
 
+    def _traces_graphs(self) -> bool:
+        """Whether ``--compile`` compiles whole steps and acting as ``TracedGraphs``: on the CPU,
+        for agents that say ``compiles_whole_steps``."""
+        return self.config.compile and self.compiles_whole_steps and self.device.type == "cpu"
+
     def trace_acting(self, *names: str) -> None:
         """Where ``--compile`` compiles whole gradient steps on the CPU, compiles the named acting
         methods (pure tensor functions of the agent) the same way, each network call and draw of a
         step one graph (``traced``); once per agent, at its first training. None of them may call
         another: it would find the compiled version, not the method, on the agent."""
-        if not (self.config.compile and self.compiles_whole_steps and self.device.type == "cpu"):
+        if not self._traces_graphs() or not hasattr(self.optimizer, "flat_parameters"):
             return
         flat_parameter = self.optimizer.param_groups[0]["params"][0]  # (agents.flat_parameters)
         for name in names:
@@ -258,7 +263,7 @@ class Agent(nn.Module):
         """The optimiser's constants for ``whole_gradient_step``, None where the step runs eagerly.
         On a GPU the loss alone is compiled, as CUDA graphs: a whole step also updates the
         optimiser's state in place, which inductor's CUDA graphs treat otherwise, untried there."""
-        if not (self.config.compile and self.compiles_whole_steps and self.aux is None and self.device.type == "cpu"):
+        if not self._traces_graphs() or self.aux is not None:
             return None
         traced_settings = getattr(optimizer, "traced_settings", None)  # (agents.flat_parameters)
         return traced_settings() if traced_settings is not None else None
