@@ -246,11 +246,11 @@ class Agent(nn.Module):
         for agents that say ``compiles_whole_steps``."""
         return self.config.compile and self.compiles_whole_steps and self.device.type == "cpu"
 
-    def trace_acting(self, *names: str) -> None:
-        """Where ``--compile`` compiles whole gradient steps on the CPU, compiles the named acting
-        methods (pure tensor functions of the agent) the same way, each network call and draw of a
-        step one graph (``traced``); once per agent, at its first training. None of them may call
-        another: it would find the compiled version, not the method, on the agent."""
+    def trace_methods(self, *names: str) -> None:
+        """Where ``--compile`` compiles whole gradient steps on the CPU, compiles the named methods
+        (pure tensor functions of the agent: the network calls and draws of every step or rollout)
+        the same way, each one graph (``traced``); once per agent, at its first training. None of
+        them may call another: it would find the compiled version, not the method, on the agent."""
         if not self._traces_graphs() or not hasattr(self.optimizer, "flat_parameters"):
             return
         flat_parameter = self.optimizer.param_groups[0]["params"][0]  # (agents.flat_parameters)

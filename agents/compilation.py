@@ -19,8 +19,9 @@ whose guards cost about as much as the arithmetic of such a step:
   flat parameter tensor (``agents.flat_parameters``), the clipping and the flat optimiser's step
   as one graph, which leaves no autograd engine, no optimiser bookkeeping and no Python between
   the ops of a step;
-- the acting network call and its draws: the on-policy agents' ``sampled_action``, DQN's
-  ``epsilon_greedy`` (``Agent.trace_acting``).
+- the network calls and draws of every step or rollout (``Agent.trace_methods``): the on-policy
+  agents' ``sampled_action`` and ``rollout_state_values`` (the critic on a rollout's
+  observations), DQN's ``epsilon_greedy``.
 
 ``compile_methods`` replaces each with its compiled version on the instance: the agent calls the
 same name either way, and the ``state_dict`` (checkpoints, ``save/load``, resume) is the same with

@@ -358,7 +358,7 @@ class DQN(Agent):
                                    self.device, frame_stack=frame_stack, n_step=cfg.n_step, gamma=cfg.gamma,
                                    prioritized=cfg.prioritized, alpha=cfg.priority_alpha,
                                    priority_eps=cfg.priority_eps)
-        self.trace_acting("epsilon_greedy")  # (greedy_action, which it calls, stays a method)
+        self.trace_methods("epsilon_greedy")  # (greedy_action, which it calls, stays a method)
 
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         self.step = step

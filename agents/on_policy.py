@@ -91,7 +91,7 @@ class OnPolicyRollouts:
     def setup_training(self, num_envs: int) -> None:
         self.buffer = RolloutBuffer(self.config.num_steps, num_envs, self.observation_space, self.action_space,
                                     self.device, store_next_obs=self.aux is not None and self.aux.needs_next_obs)
-        self.trace_acting("sampled_action")
+        self.trace_methods("sampled_action", "rollout_state_values")  # (with --compile, agents.compilation)
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
