@@ -20,7 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torch._subclasses.fake_tensor import is_fake
+
+from representation.tracing import under_compiler_trace
 
 ONEDNN_MIN_MACS_PER_THREAD = 2 ** 21
 ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
@@ -34,13 +35,11 @@ def _onednn_product(rows: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor
 def goes_to_onednn(x: Tensor, weight: Tensor) -> bool:
     """Whether ``x [..., in] @ weight^T [in, out]`` runs through oneDNN (see the module's note).
     Under a compiler's trace the answer is no (inductor lowers oneDNN's product only for frozen
-    weights): under ``torch.compile`` before anything is traced, on the fake tensors that
-    ``agents.traced_graphs`` traces last, as that check costs a microsecond. The size comes
-    early, as the small products of every env step end the test there."""
-    return (not torch.compiler.is_compiling()
-            and x.numel() * weight.shape[0] >= ONEDNN_MIN_MACS_PER_THREAD * torch.get_num_threads()
+    weights). The size comes first, as the small products of every env step end the test there."""
+    return (x.numel() * weight.shape[0] >= ONEDNN_MIN_MACS_PER_THREAD * torch.get_num_threads()
             and ONEDNN_AVAILABLE and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu") and not _inside_a_transform(x, weight) and not is_fake(x))
+            and not torch.is_autocast_enabled("cpu") and not _inside_a_transform(x, weight)
+            and not under_compiler_trace())
 
 
 def _inside_a_transform(*tensors: Tensor) -> bool:

@@ -74,3 +74,37 @@ def test_a_function_reading_a_tensor_outside_its_arguments_is_refused_and_a_fres
         with pytest.raises(ValueError, match="reads a tensor that is not among its arguments"):
             TracedGraphs(lambda x: x + table, CPU)(torch.ones(3))
     torch.testing.assert_close(TracedGraphs(lambda x: x + torch.tensor(0.5), CPU)(torch.ones(3)), torch.full((3,), 1.5))
+
+
+def test_the_whole_steps_gradient_is_autograds_in_the_flat_layout_channels_last_weights_included():
+    """``Agent.whole_gradient_step`` (here run eagerly) differentiates with respect to the
+    parameters' views and joins their gradients as the flat parameter stores them: a Nature
+    CNN's channels-last conv weights, too."""
+    from gymnasium import spaces
+
+    from agents import PPO
+    from agents.base import Agent
+    from agents.traced_graphs import ModuleCall
+
+    generator = torch.Generator().manual_seed(0)
+    observation_space = spaces.Box(0, 255, (4, 44, 44), dtype="uint8")
+    agent = PPO(PPO.config_class(env="ALE/Pong-v5", encoder="nature", num_envs=1), observation_space,
+                spaces.Discrete(3))
+    assert any(p.dim() == 4 and not p.is_contiguous() for p in agent.parameters())  # channels-last
+    batch = Batch(obs=torch.randint(0, 256, (6, 4, 44, 44), generator=generator, dtype=torch.uint8),
+                  action=torch.randint(0, 3, (6,), generator=generator),
+                  log_prob=torch.randn(6, generator=generator) - 1, value=torch.randn(6, generator=generator),
+                  advantage=torch.randn(6, generator=generator), returns=torch.randn(6, generator=generator))
+    clip = torch.tensor(0.2)
+    flat = agent.optimizer.flat_parameters
+    flat.zero_grad()
+    agent.loss(batch, clip)[0].backward()
+    captured = {}
+
+    def capture(parameter, grad, state, lr):
+        captured["grad"] = grad
+
+    Agent.whole_gradient_step(ModuleCall(agent, type(agent).loss), agent._flat_layout(flat.parameter),
+                              flat.parameter.detach(), agent._tensors_outside(flat.parameter), capture, {},
+                              torch.tensor(1.0), (), 0.0, (batch, clip))
+    torch.testing.assert_close(captured["grad"], flat.grad, rtol=1e-5, atol=1e-7)

@@ -88,3 +88,26 @@ def test_torch_func_grad_differentiates_the_sigmoid_route_as_autograd_does():
     leaf = x.clone().requires_grad_()
     (expected,) = torch.autograd.grad(tanh(leaf).pow(3).sum(), leaf)
     assert torch.equal(torch.func.grad(lambda v: tanh(v).pow(3).sum())(x), expected)
+
+
+def test_compiler_traces_take_the_sigmoid_route_at_every_size():
+    """Inductor's fused sigmoid beats its tanh, so a traced graph never holds ``aten.tanh``."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    from representation.tracing import under_compiler_trace
+
+    small = torch.randn(8, 64)
+    assert small.numel() < SIGMOID_ROUTE_MIN_ELEMENTS_NO_GRAD and not under_compiler_trace()
+    seen = []
+
+    def traced(x: torch.Tensor) -> torch.Tensor:
+        seen.append(under_compiler_trace())
+        return Tanh()(x)
+
+    graph = make_fx(traced, tracing_mode="fake")(small)
+    operators = {str(node.target) for node in graph.graph.nodes if node.op == "call_function"}
+    assert seen == [True]
+    assert "aten.tanh.default" not in operators and "aten.sigmoid_.default" in operators
+    assert torch.equal(graph(small), tanh_from_sigmoid(small))
+    assert torch.compile(traced, backend="eager", fullgraph=True)(small).equal(tanh_from_sigmoid(small))
+    assert seen == [True, True]
