@@ -10,6 +10,14 @@ kernels by the instructions the CPU has. It costs some 10 us more a call, so bel
 0.52-0.79x MKL's time at 2.1 M multiply-adds and 0.45-0.52x from 16 M; on two threads 0.86x
 at 4.2 M and 0.53x at 16.8 M).
 
+The weight's gradient, ``grad^T @ rows``, sums over the batch's rows. oneDNN splits that product
+by its ``[out, in]`` output, so on several threads a small output leaves threads idle where MKL
+splits the rows: on two threads, a 64 x 64 weight's gradient over 2,048 rows took 147 us in
+oneDNN against 102 in MKL (8,192 rows: 520 against 444; 64 x 256 over 2,048: 483 against 402),
+a 256 x 256 one's over 2,048 rows 1,142 against 1,340, and on one thread oneDNN was the faster
+for every shape timed. So with several threads a weight below ``ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT``
+elements has its gradient computed by MKL.
+
 The result is the same product up to rounding (the two sum in different orders). Which library
 computes a product depends only on its shape, its device and dtype and the thread count, so a
 seeded run computes the same numbers each time it runs. ``torch.compile``, ``torch.func``'s
@@ -24,6 +32,7 @@ from torch.nn import functional as F
 from representation.tracing import under_compiler_trace
 
 ONEDNN_MIN_MACS_PER_THREAD = 2 ** 21
+ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT = 2 ** 16  # elements, on several threads
 ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
@@ -63,9 +72,16 @@ class _OneDNNAffine(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         rows, weight = ctx.saved_tensors
         grad_rows = affine(grad, weight.t()) if ctx.needs_input_grad[0] else None  # grad @ weight
-        grad_weight = affine(grad.t(), rows.t()) if ctx.needs_input_grad[1] else None  # grad^T @ rows
+        grad_weight = _weight_gradient(grad, rows) if ctx.needs_input_grad[1] else None
         grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_rows, grad_weight, grad_bias
+
+
+def _weight_gradient(grad: Tensor, rows: Tensor) -> Tensor:
+    """``grad^T @ rows`` (``[out, in]``), by oneDNN only where it is the faster (module note)."""
+    if torch.get_num_threads() > 1 and grad.shape[1] * rows.shape[1] < ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT:
+        return grad.t() @ rows
+    return affine(grad.t(), rows.t())
 
 
 def affine(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from representation.linear import (ONEDNN_AVAILABLE, ONEDNN_MIN_MACS_PER_THREAD, Linear, _onednn_product,
-                                            affine, goes_to_onednn)
+from representation.linear import (ONEDNN_AVAILABLE, ONEDNN_MIN_MACS_PER_THREAD, ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT,
+                                   Linear, _onednn_product, affine, goes_to_onednn)
 
 pytestmark = pytest.mark.skipif(not ONEDNN_AVAILABLE, reason="this PyTorch build has no oneDNN")
 
@@ -27,6 +27,27 @@ def test_the_library_is_chosen_by_multiply_adds_per_thread():
     small = _layer(4, 64)
     x = torch.randn(8, 4)
     assert torch.equal(small(x), F.linear(x, small.weight, small.bias))  # small products stay with MKL
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_on_several_threads_a_small_weights_gradient_comes_from_mkl(threads):
+    """oneDNN splits a weight gradient by its output, too coarsely for a small weight on several
+    threads: there MKL sums the rows; on one thread, and for large weights, oneDNN does."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for out_dim in (64, ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT // 64):
+            layer = _layer(64, out_dim)
+            x = torch.randn(2 * ONEDNN_MIN_MACS_PER_THREAD * threads // (64 * 64), 64)
+            assert goes_to_onednn(x, layer.weight)
+            upstream = torch.randn(x.shape[0], out_dim)
+            (layer(x) * upstream).sum().backward()
+            by_mkl = threads > 1 and out_dim == 64
+            expected = upstream.t() @ x if by_mkl else _onednn_product(upstream.t(), x.t(), None)
+            assert torch.equal(layer.weight.grad, expected)
+            torch.testing.assert_close(layer.weight.grad, upstream.t() @ x, rtol=1e-5, atol=1e-4)
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("bias", [True, False])
