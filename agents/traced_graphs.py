@@ -18,6 +18,7 @@ arguments (``ModuleCall``).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
@@ -78,10 +79,31 @@ class TracedGraphs:
                     raise
                 raise ValueError(f"{getattr(self.fn, '__qualname__', self.fn)} reads a tensor that is not among its "
                                  "arguments: a compiled graph would keep its value of today") from None
-            graph = compile_fx(graph_module, tensors, config_patches=self.options)
+            with _onednn_products_as_calls():
+                graph = compile_fx(graph_module, tensors, config_patches=self.options)
         TracedGraphs.compiled += 1
         TracedGraphs.compile_seconds += time.perf_counter() - start
         return graph, output_spec
+
+
+@contextlib.contextmanager
+def _onednn_products_as_calls() -> Iterator[None]:
+    """While a graph compiles, inductor compiles oneDNN's linear product (``representation.linear``
+    routes large products to it) as a call of the op. Its own lowering serves inductor's freezing
+    pass, which packs constant weights, and refuses weights that are graph inputs, as the agents'
+    parameters are here."""
+    from torch._inductor import lowering
+
+    op = torch.ops.mkldnn._linear_pointwise.default
+    own = lowering.lowerings.get(op)
+    lowering.lowerings[op] = lowering.fallback_handler(op, add_to_fallback_set=False)
+    try:
+        yield
+    finally:
+        if own is None:
+            del lowering.lowerings[op]
+        else:
+            lowering.lowerings[op] = own
 
 
 class ModuleCall(nn.Module):

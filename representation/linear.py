@@ -20,16 +20,15 @@ elements has its gradient computed by MKL.
 
 The result is the same product up to rounding (the two sum in different orders). Which library
 computes a product depends only on its shape, its device and dtype and the thread count, so a
-seeded run computes the same numbers each time it runs. ``torch.compile``, ``torch.func``'s
-transforms and CPU autocast see ``F.linear`` (inductor then chooses its own kernels).
+seeded run computes the same numbers each time it runs. ``torch.func.grad`` differentiates the
+oneDNN route, and ``agents.traced_graphs`` compiles it into its graphs; TorchDynamo, ``vmap`` and
+CPU autocast see ``F.linear`` (inductor then chooses its own kernels).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-
-from representation.tracing import under_compiler_trace
 
 ONEDNN_MIN_MACS_PER_THREAD = 2 ** 21
 ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT = 2 ** 16  # elements, on several threads
@@ -43,30 +42,43 @@ def _onednn_product(rows: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor
 
 def goes_to_onednn(x: Tensor, weight: Tensor) -> bool:
     """Whether ``x [..., in] @ weight^T [in, out]`` runs through oneDNN (see the module's note).
-    Under a compiler's trace the answer is no (inductor lowers oneDNN's product only for frozen
-    weights). The size comes first, as the small products of every env step end the test there."""
+    Under TorchDynamo the answer is no: inductor lowers oneDNN's product only for frozen weights
+    (``agents.traced_graphs``, which traces on fake tensors, compiles it as a call of the op).
+    The size comes first, as the small products of every env step end the test there."""
     return (x.numel() * weight.shape[0] >= ONEDNN_MIN_MACS_PER_THREAD * torch.get_num_threads()
             and ONEDNN_AVAILABLE and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu") and not _inside_a_transform(x, weight)
-            and not under_compiler_trace())
+            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
+            and not _inside_vmap(x, weight))
 
 
-def _inside_a_transform(*tensors: Tensor) -> bool:
-    """Whether ``torch.func`` (``vmap``, as ``agents.seed_stack`` runs CNNs) wraps any of
-    ``tensors``: the oneDNN op has no batching rule nor autograd formula of its own."""
-    return any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+def _inside_vmap(*tensors: Tensor) -> bool:
+    """Whether ``torch.func.vmap`` (as ``agents.seed_stack`` runs CNNs) batches any of ``tensors``
+    at any level of ``torch.func``'s wrappers: the oneDNN op has no batching rule. (Under
+    ``torch.func.grad`` the autograd function below differentiates it.)"""
+    functorch = torch._C._functorch
+    for tensor in tensors:
+        while functorch.is_functorch_wrapped_tensor(tensor):
+            if functorch.is_batchedtensor(tensor):
+                return True
+            tensor = functorch.get_unwrapped(tensor)
+    return False
 
 
 class _OneDNNAffine(torch.autograd.Function):
     """``rows @ weight^T + bias`` with the backward's two products routed the same way; the
     backward is built of differentiable ops, so double backprop (TRPO's Fisher-vector products)
-    works through it."""
+    works through it. (forward and setup_context apart: the form ``torch.func.grad``, and so
+    the traced gradient steps of ``agents.traced_graphs``, can differentiate)"""
 
     @staticmethod
-    def forward(ctx, rows: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    def forward(rows: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return _onednn_product(rows, weight, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple[Tensor, Tensor, Tensor | None], output: Tensor) -> None:
+        rows, weight, bias = inputs
         ctx.save_for_backward(rows, weight)
         ctx.has_bias = bias is not None
-        return _onednn_product(rows, weight, bias)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:

@@ -106,10 +106,10 @@ def test_compiled_ppo_steps_a_gaussian_policy_and_its_log_std_like_eager(tmp_pat
     assert graphs == 3  # the gradient step, acting with Gaussian draws, the rollout's values
 
 
-def test_compiled_ppo_on_large_batches_trains_like_eager_on_its_eager_only_kernels(tmp_path):
-    """Eagerly, 256-row acting batches and 512-row minibatches of 256-unit layers take the tanh
-    through the sigmoid (``representation.encoders.activations``) and oneDNN's products
-    (``representation.linear``); compiled, inductor's own kernels."""
+def test_compiled_ppo_on_large_batches_trains_like_eager_with_onednn_products_and_the_sigmoid_tanh(tmp_path):
+    """256-row acting batches and 512-row minibatches of 256-unit layers take oneDNN's products
+    (``representation.linear``), eagerly and as calls from the compiled graphs, and the tanh
+    through the sigmoid (``representation.encoders.activations``), which inductor fuses."""
     settings = dict(backend="torch", steps=4096, num_envs=256, num_steps=8, num_minibatches=4, update_epochs=2,
                     eval_every=0, checkpoint_every=0, eval_episodes=1, log_every=2048,
                     encoder_options={"hidden_sizes": [256, 256], "activation": "tanh"})

@@ -108,3 +108,33 @@ def test_the_whole_steps_gradient_is_autograds_in_the_flat_layout_channels_last_
                               flat.parameter.detach(), agent._tensors_outside(flat.parameter), capture, {},
                               torch.tensor(1.0), (), 0.0, (batch, clip))
     torch.testing.assert_close(captured["grad"], flat.grad, rtol=1e-5, atol=1e-7)
+
+
+def test_large_linear_products_in_a_graph_are_calls_of_onednn_with_their_gradients():
+    """``representation.linear`` routes large products to oneDNN under the trace too; the graph
+    calls the op (inductor's own lowering of it would refuse weights that are inputs), forward
+    and in the gradient, and computes what eager oneDNN and autograd compute."""
+    from torch.profiler import profile
+
+    from representation.linear import ONEDNN_AVAILABLE, _onednn_product, affine
+
+    if not ONEDNN_AVAILABLE:
+        pytest.skip("this PyTorch build has no oneDNN")
+    generator = torch.Generator().manual_seed(0)
+    x, weight, bias = (torch.randn(2048, 256, generator=generator), torch.randn(256, 256, generator=generator) / 16,
+                       torch.randn(256, generator=generator))
+
+    def values_and_gradients(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor):
+        gradients = torch.func.grad(lambda w, b: affine(x, w, b).square().sum(), argnums=(0, 1))(weight, bias)
+        return affine(x, weight, bias), gradients
+
+    traced = TracedGraphs(values_and_gradients, CPU)
+    traced(weight, bias, x)
+    with profile() as calls:
+        y, (grad_weight, grad_bias) = traced(weight, bias, x)
+    assert "mkldnn::_linear_pointwise" in {event.key for event in calls.key_averages()}
+    assert torch.equal(y, _onednn_product(x, weight, bias))
+    leaf_weight, leaf_bias = weight.clone().requires_grad_(), bias.clone().requires_grad_()
+    nn.functional.linear(x, leaf_weight, leaf_bias).square().sum().backward()
+    torch.testing.assert_close(grad_weight, leaf_weight.grad, rtol=1e-4, atol=1e-2)
+    torch.testing.assert_close(grad_bias, leaf_bias.grad, rtol=1e-4, atol=1e-2)
