@@ -3,14 +3,14 @@
 On the 2-core CPU reprl is measured on, ``torch.tanh`` takes about 1 ns an element on two threads
 and ``torch.sigmoid`` 0.13, so on large activations (1,024 envs' acting batch, 2,048-sample
 minibatches, K seeds' stacked batches) tanh is the biggest single cost of a small MLP. Below a
-size the extra calls cost more than they save, and small batches keep ``torch.tanh``.
+size the extra calls cost more than they save, and small batches keep ``torch.tanh``. Compiled
+code takes the sigmoid at every size: inductor fuses its steps into one loop, 2.8x as fast as its
+own vectorised tanh.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-
-from representation.tracing import under_compiler_trace
 
 # Elements from which the sigmoid route pays on the CPU, timed on [B, 64] activations on two
 # threads: forward and backward 54 against 57 us at 32,768 elements and 105 against 171 at
@@ -18,6 +18,16 @@ from representation.tracing import under_compiler_trace
 # at 16,384 and 58 against 139 at 131,072, even at 8,192.
 SIGMOID_ROUTE_MIN_ELEMENTS = 32_768
 SIGMOID_ROUTE_MIN_ELEMENTS_NO_GRAD = 16_384
+
+
+_FAKE_MODE = torch._C._TorchDispatchModeKey.FAKE
+
+
+def under_compiler_trace() -> bool:
+    """True under ``torch.compile`` and under a fake-tensor trace (``make_fx``, which
+    ``agents.traced_graphs`` runs for inductor). The fake mode is read off the dispatch-mode
+    stack in 0.1 us (``is_fake`` on the tensor takes 1 us, too much for every small layer call)."""
+    return torch.compiler.is_compiling() or torch._C._get_dispatch_mode(_FAKE_MODE) is not None
 
 
 def tanh_from_sigmoid(x: Tensor) -> Tensor:

@@ -7,7 +7,7 @@ from gymnasium import spaces
 from agents.seed_stack import SeedStack
 from representation.encoders import MLPEncoder
 from representation.encoders.activations import (SIGMOID_ROUTE_MIN_ELEMENTS, SIGMOID_ROUTE_MIN_ELEMENTS_NO_GRAD,
-                                                 Tanh, tanh_from_sigmoid)
+                                                 Tanh, tanh_from_sigmoid, under_compiler_trace)
 
 
 def test_tanh_through_the_sigmoid_is_tanh_to_float_precision_with_tanh_gradients():
@@ -93,8 +93,6 @@ def test_torch_func_grad_differentiates_the_sigmoid_route_as_autograd_does():
 def test_compiler_traces_take_the_sigmoid_route_at_every_size():
     """Inductor's fused sigmoid beats its tanh, so a traced graph never holds ``aten.tanh``."""
     from torch.fx.experimental.proxy_tensor import make_fx
-
-    from representation.tracing import under_compiler_trace
 
     small = torch.randn(8, 64)
     assert small.numel() < SIGMOID_ROUTE_MIN_ELEMENTS_NO_GRAD and not under_compiler_trace()
