@@ -16,8 +16,8 @@ network's step is bound by per-call costs, and without TorchDynamo (``agents.tra
 whose guards cost about as much as the arithmetic of such a step:
 
 - ``Agent.whole_gradient_step``: the loss, its gradient by ``torch.func.grad`` with respect to the
-  flat parameter tensor (``agents.flat_parameters``), the clipping and the flat optimiser's step
-  as one graph, which leaves no autograd engine, no optimiser bookkeeping and no Python between
+  parameters (views of one flat tensor, ``agents.flat_parameters``) joined as one flat gradient,
+  the clipping and the flat optimiser's step as one graph, which leaves no autograd engine, no optimiser bookkeeping and no Python between
   the ops of a step;
 - the network calls and draws of every step or rollout (``Agent.trace_methods``): the on-policy
   agents' ``sampled_action`` and ``rollout_state_values`` (the critic on a rollout's
