@@ -17,8 +17,8 @@ whose guards cost about as much as the arithmetic of such a step:
 
 - ``Agent.whole_gradient_step``: the loss, its gradient by ``torch.func.grad`` with respect to the
   parameters (views of one flat tensor, ``agents.flat_parameters``) joined as one flat gradient,
-  the clipping and the flat optimiser's step as one graph, which leaves no autograd engine, no optimiser bookkeeping and no Python between
-  the ops of a step;
+  the clipping and the flat optimiser's step as one graph, which leaves no autograd engine, no
+  optimiser bookkeeping and no Python between the ops of a step;
 - the network calls and draws of every step or rollout (``Agent.trace_methods``): the on-policy
   agents' ``sampled_action`` and ``rollout_state_values`` (the critic on a rollout's
   observations), DQN's ``epsilon_greedy``.
