@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from agents.checkpoint import rng_state, seed_everything, set_rng_state
+from agents.denormals import denormals_flushed
 from agents.evaluation import evaluate, make_eval_env
 from agents.host_allocator import keep_freed_host_memory
 from agents.interrupts import StopRequest
@@ -128,7 +129,7 @@ class Runner:
         if self.config.torch_threads:
             torch.set_num_threads(self.config.torch_threads)
         try:
-            with exclusive_run_folder(self.run_dir):
+            with exclusive_run_folder(self.run_dir), denormals_flushed():
                 return self._run()
         finally:
             torch.set_num_threads(threads)
