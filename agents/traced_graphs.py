@@ -30,6 +30,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from replay import Batch
+from representation.linear import ONEDNN_AVAILABLE
 
 _TENSOR = object()  # where a tensor input stands in an argument's structure
 _BATCH_FIELDS = tuple(field.name for field in dataclasses.fields(Batch))
@@ -94,6 +95,9 @@ def _onednn_products_as_calls() -> Iterator[None]:
     parameters are here."""
     from torch._inductor import lowering
 
+    if not ONEDNN_AVAILABLE:  # (a PyTorch build without oneDNN: no such op, nothing routed to it)
+        yield
+        return
     op = torch.ops.mkldnn._linear_pointwise.default
     own = lowering.lowerings.get(op)
     lowering.lowerings[op] = lowering.fallback_handler(op, add_to_fallback_set=False)
