@@ -138,3 +138,18 @@ def test_large_linear_products_in_a_graph_are_calls_of_onednn_with_their_gradien
     nn.functional.linear(x, leaf_weight, leaf_bias).square().sum().backward()
     torch.testing.assert_close(grad_weight, leaf_weight.grad, rtol=1e-4, atol=1e-2)
     torch.testing.assert_close(grad_bias, leaf_bias.grad, rtol=1e-4, atol=1e-2)
+
+
+def test_a_flat_parameter_holding_more_than_the_agents_parameters_is_refused():
+    """The whole step joins the parameters' gradients into one flat gradient: that needs the
+    agent's parameters to tile the flat tensor exactly."""
+    from agents import PPO
+    from agents.flat_parameters import FlatParameters
+
+    agent = PPO.from_env("CartPole-v1", num_envs=1)
+    layout = agent._flat_layout(agent.optimizer.flat_parameters.parameter)
+    assert sum(shape.numel() for _, shape, _, _ in layout) == agent.optimizer.flat_parameters.parameter.numel()
+    stranger = nn.Parameter(torch.zeros(3))
+    wider = FlatParameters([*agent.parameters(), stranger])
+    with pytest.raises(ValueError, match="do not tile"):
+        agent._flat_layout(wider.parameter)
