@@ -51,8 +51,8 @@ Python: PPO CartPole's whole gradient step (256 samples, two threads) took 268-2
 rollout of 40 samples, one thread) from about 405 to 360 us of each rollout, and acting from 56
 to 34 us a step; measured figures are in ``docs/performance.md``.
 
-Compiling PPO's, A2C's or DQN's CartPole graphs took 10.6-11.7 s here with an empty inductor
-cache and 1.4-1.5 s with a warm one (``compile_seconds``), and every run compiles its graphs again
+Compiling PPO's, A2C's or DQN's CartPole graphs took 11.2-12.8 s here with an empty inductor
+cache and 1.2-1.5 s with a warm one (``compile_seconds``), and every run compiles its graphs again
 (with a warm cache, mostly tracing). Hence ``--compile`` is off by
 default: on the CPU it pays for runs long enough to earn its compile time back.
 """
