@@ -273,10 +273,11 @@ class Agent(nn.Module):
                             traced_update: Callable[..., None], state: dict[str, Tensor], lr: Tensor,
                             settings: tuple, max_grad_norm: float, loss_args: tuple) -> tuple[Any, ...]:
         """``gradient_step`` as one function of tensors for inductor (``TracedGraphs``): the
-        gradient of the loss (``loss_call``'s forward) with respect to the flat ``parameter``,
-        through the agent with its parameters as views of it (``layout``: ``_flat_layout``) and
-        its ``other_tensors`` (``_tensors_outside``), by ``torch.func.grad``; clipped; and the flat
-        optimiser's ``traced_update``. Returns the loss's other outputs."""
+        gradient of the loss (``loss_call``'s forward, with the agent's parameters as views of the
+        flat ``parameter`` (``layout``: ``_flat_layout``) and its ``other_tensors``
+        (``_tensors_outside``)) with respect to those views, by ``torch.func.grad``, joined as one
+        flat gradient; clipped; and the flat optimiser's ``traced_update``. Returns the loss's
+        other outputs."""
         def loss_of(views: dict[str, Tensor]) -> tuple[Tensor, tuple[Any, ...]]:
             loss, *outputs = torch.func.functional_call(loss_call, {**views, **other_tensors}, loss_args)
             return loss, tuple(outputs)
