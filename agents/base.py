@@ -236,10 +236,8 @@ class Agent(nn.Module):
         ``function`` is ``functional_call`` or ``whole_gradient_step``, which compute ``method``
         with the agent's parameters as views of the flat ``parameter`` (``layout``) and its
         ``other_tensors``. All of them are graph inputs, so a graph sees their values of each call."""
-        graphs = TracedGraphs(functools.partial(function, ModuleCall(self, method), self._flat_layout(parameter)),
-                              self.inductor_options())
-        other_tensors = self._tensors_outside(parameter)
-        return lambda *args: graphs(parameter, other_tensors, *args)
+        return TracedGraphs(functools.partial(function, ModuleCall(self, method), self._flat_layout(parameter)),
+                            self.inductor_options(), bound=(parameter, self._tensors_outside(parameter)))
 
     def _traces_graphs(self) -> bool:
         """Whether ``--compile`` compiles whole steps and acting as ``TracedGraphs``: on the CPU,
@@ -276,8 +274,8 @@ class Agent(nn.Module):
         gradient of the loss (``loss_call``'s forward, with the agent's parameters as views of the
         flat ``parameter`` (``layout``: ``_flat_layout``) and its ``other_tensors``
         (``_tensors_outside``)) with respect to those views, by ``torch.func.grad``, joined as one
-        flat gradient; clipped; and the flat optimiser's ``traced_update``. Returns the loss's
-        other outputs."""
+        flat gradient, and the flat optimiser's ``traced_update`` with it, scaled by clipping's
+        factor. Returns the loss's other outputs."""
         def loss_of(views: dict[str, Tensor]) -> tuple[Tensor, tuple[Any, ...]]:
             loss, *outputs = torch.func.functional_call(loss_call, {**views, **other_tensors}, loss_args)
             return loss, tuple(outputs)
@@ -287,9 +285,8 @@ class Agent(nn.Module):
         # parameter and sum them (14 us of each step of DQN's 256-256 Q-network).
         grads, outputs = torch.func.grad(loss_of, has_aux=True)(Agent._views(layout, parameter))
         grad = torch.cat([_in_storage_order(grads[name], stride) for name, _, stride, _ in layout])
-        if max_grad_norm > 0:
-            grad = grad * Agent.clip_scale(torch.linalg.vector_norm(grad), max_grad_norm)
-        traced_update(parameter, grad, state, lr, *settings)
+        scale = Agent.clip_scale(torch.linalg.vector_norm(grad), max_grad_norm) if max_grad_norm > 0 else None
+        traced_update(parameter, grad, scale, state, lr, *settings)
         return outputs
 
     @staticmethod

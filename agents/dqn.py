@@ -322,8 +322,10 @@ class DQN(Agent):
         if self.config.tau < 1.0:
             momentum_update_(self.q_target, self.q, 1.0 - self.config.tau)
             return
-        torch._foreach_copy_([*self.q_target.parameters(), *self.q_target.buffers()],
-                             [*self.q.parameters(), *self.q.buffers()])
+        if "_synced" not in self.__dict__:  # listed once: walking the modules cost more than the copy
+            self._synced = ([*self.q_target.parameters(), *self.q_target.buffers()],
+                            [*self.q.parameters(), *self.q.buffers()])
+        torch._foreach_copy_(*self._synced)
 
     def priority_beta(self) -> float:
         """Importance-sampling exponent, annealed linearly to 1 (Schaul et al. 2016, sec. 3.4)."""

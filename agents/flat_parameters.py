@@ -166,15 +166,20 @@ class FlatAdam(_OneFlatParameter, torch.optim.Adam):
         return (*group["betas"], group["eps"])
 
     @staticmethod
-    def traced_update(parameter: Tensor, grad: Tensor, state: dict[str, Tensor], lr: Tensor,
-                      beta1: float, beta2: float, eps: float) -> None:
-        """Adam's step (Kingma & Ba 2015, Algorithm 1) in ops ``torch.compile`` traces into a
-        graph: those of ``_elementwise_step``, with the step count and learning rate as tensors."""
+    def traced_update(parameter: Tensor, grad: Tensor, grad_scale: Tensor | None, state: dict[str, Tensor],
+                      lr: Tensor, beta1: float, beta2: float, eps: float) -> None:
+        """Adam's step (Kingma & Ba 2015, Algorithm 1) on ``grad`` times ``grad_scale`` (0-d, or
+        None for 1: gradient clipping's factor) in ops that a compiled graph traces: those of
+        ``_elementwise_step``, with the step count and learning rate as tensors."""
         step = state["step"].add_(1)
+        grad_scale, bias_correction2_sqrt, step_size = computed_once(
+            grad_scale, (1 - beta2 ** step).sqrt(), lr / (1 - beta1 ** step))
+        if grad_scale is not None:
+            grad = grad * grad_scale
         state["exp_avg"].lerp_(grad, 1 - beta1)
         state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denominator = (state["exp_avg_sq"].sqrt() / (1 - beta2 ** step).sqrt()).add_(eps)
-        parameter.sub_(state["exp_avg"] / denominator * (lr / (1 - beta1 ** step)))
+        denominator = (state["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(eps)
+        parameter.sub_(state["exp_avg"] / denominator * step_size)
 
     @staticmethod
     def _elementwise_step(group: dict, parameter: Tensor, state: dict, beta1: float, beta2: float) -> None:
@@ -219,12 +224,25 @@ class FlatRMSprop(_OneFlatParameter, torch.optim.RMSprop):
         return group["alpha"], group["eps"]
 
     @staticmethod
-    def traced_update(parameter: Tensor, grad: Tensor, state: dict[str, Tensor], lr: Tensor,
-                      alpha: float, eps: float) -> None:
-        """``step``'s arithmetic in ops ``torch.compile`` traces, the learning rate a tensor."""
+    def traced_update(parameter: Tensor, grad: Tensor, grad_scale: Tensor | None, state: dict[str, Tensor],
+                      lr: Tensor, alpha: float, eps: float) -> None:
+        """``step``'s arithmetic on ``grad`` times ``grad_scale`` (as ``FlatAdam.traced_update``)
+        in ops that a compiled graph traces, the learning rate a tensor."""
+        if grad_scale is not None:
+            grad = grad * computed_once(grad_scale)[0]
         state["step"].add_(1)
         square_avg = state["square_avg"].mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
         parameter.sub_(grad / square_avg.sqrt().add_(eps) * lr)
+
+
+def computed_once(*scalars: Tensor | None) -> tuple[Tensor | None, ...]:
+    """The 0-d tensors ``scalars`` (None stays None) as views of one tensor they are stacked in.
+    Inductor inlines a scalar's arithmetic into every loop that reads it, so in a compiled graph
+    an elementwise update would recompute it for every vector of its loop: Adam's two powers, its
+    square roots and the clipping factor's division took 128 us of such a step over DQN
+    CartPole's 67,586 parameters against 75 us with them stacked, which inductor computes once."""
+    stacked = iter(torch.stack([scalar for scalar in scalars if scalar is not None]).unbind())
+    return tuple(None if scalar is None else next(stacked) for scalar in scalars)
 
 
 def flat_optimizer(optimizer_class: Callable[..., torch.optim.Optimizer], parameters: Iterable[nn.Parameter],

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import operator
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,7 +34,7 @@ from replay import Batch
 from representation.linear import ONEDNN_AVAILABLE
 
 _TENSOR = object()  # where a tensor input stands in an argument's structure
-_BATCH_FIELDS = tuple(field.name for field in dataclasses.fields(Batch))
+_batch_fields = operator.attrgetter(*[field.name for field in dataclasses.fields(Batch)])
 
 
 class TracedGraphs:
@@ -41,15 +42,21 @@ class TracedGraphs:
     hashable constants; outputs: any nesting of tensors) compiled by inductor with ``options``
     (``torch._inductor.config`` settings) once per signature of its arguments, called without
     TorchDynamo. Calls run without autograd recording (a gradient inside ``fn`` comes from
-    ``torch.func.grad``)."""
+    ``torch.func.grad``).
+
+    ``bound``: arguments passed ahead of each call's own, as ``functools.partial`` would, whose
+    tensors must keep their shapes, strides and dtypes (an agent's parameters and buffers, which
+    change in place): they are left out of the signatures, which each call computes."""
 
     #: Graphs compiled so far in this process, by all instances, and the seconds that took.
     compiled: int = 0
     compile_seconds: float = 0.0
 
-    def __init__(self, fn: Callable[..., Any], options: dict[str, Any]):
+    def __init__(self, fn: Callable[..., Any], options: dict[str, Any], bound: tuple = ()):
         self.fn, self.options = fn, options
         self.graphs: dict[tuple, tuple[Callable[..., list], Any]] = {}
+        self.bound_tensors: list[Tensor] = []
+        self.bound_structure = _flatten(bound, self.bound_tensors)
 
     def __call__(self, *args: Any) -> Any:
         tensors: list[Tensor] = []
@@ -60,16 +67,19 @@ class TracedGraphs:
             entry = self.graphs[signature] = self._compile(structure, tensors)
         graph, output_spec = entry
         with torch.no_grad():
-            return tree_unflatten(graph(*tensors), output_spec)
+            return tree_unflatten(graph(*self.bound_tensors, *tensors), output_spec)
 
     def _compile(self, structure: tuple, tensors: list[Tensor]) -> tuple[Callable[..., list], Any]:
         from torch._inductor.compile_fx import compile_fx
 
         start, output_spec = time.perf_counter(), None
+        tensors = [*self.bound_tensors, *tensors]
+        split = len(self.bound_tensors)
 
         def flat_fn(*flat: Tensor) -> list[Tensor]:
             nonlocal output_spec
-            outputs, output_spec = tree_flatten(self.fn(*_unflatten(structure, iter(flat))))
+            bound = _unflatten(self.bound_structure, iter(flat[:split]))
+            outputs, output_spec = tree_flatten(self.fn(*bound, *_unflatten(structure, iter(flat[split:]))))
             return outputs
 
         with torch.no_grad():
@@ -127,8 +137,10 @@ def _flatten(value: Any, tensors: list[Tensor]) -> Any:
     if isinstance(value, Tensor):
         tensors.append(value)
         return _TENSOR
+    if value is None:
+        return None
     if isinstance(value, Batch):
-        return Batch, tuple([_flatten(getattr(value, name), tensors) for name in _BATCH_FIELDS])
+        return Batch, tuple([_flatten(field, tensors) for field in _batch_fields(value)])
     if isinstance(value, dict):
         return dict, tuple(value), tuple([_flatten(item, tensors) for item in value.values()])
     if isinstance(value, (tuple, list)):

@@ -111,7 +111,8 @@ def test_flat_optimizers_step_as_their_pytorch_class_bit_for_bit(flat_class, ref
     (FlatRMSprop, {"lr": 1e-2, "alpha": 0.99, "eps": 1e-5})])
 def test_the_traced_update_for_compiled_steps_steps_as_the_optimizer(flat_class, settings):
     """``traced_update`` (``--compile``'s whole gradient steps) computes the optimiser's step with
-    the step count and learning rate as tensors, to float rounding, and counts the steps alike."""
+    the step count, learning rate and gradient scale as tensors, to float rounding, and counts the
+    steps alike."""
     generator = torch.Generator().manual_seed(3)
     start = torch.randn(1_003, generator=generator)
     ours, theirs = nn.Parameter(start.clone()), nn.Parameter(start.clone())
@@ -119,12 +120,13 @@ def test_the_traced_update_for_compiled_steps_steps_as_the_optimizer(flat_class,
     _, parameter, state = traced.started_state()
     for step in range(6):
         gradient = torch.randn(start.shape, generator=generator) * 10 ** (step % 3 - 1)
+        scale = None if step % 2 else torch.tensor(0.25 + step)  # (clipping's factor, where it clips)
         lr = settings["lr"] * (1 - step / 10)
         reference.param_groups[0]["lr"] = lr
-        theirs.grad = gradient.clone()
+        theirs.grad = gradient.clone() if scale is None else gradient * scale
         reference.step()
         with torch.no_grad():
-            flat_class.traced_update(parameter, gradient, state, torch.tensor(lr), *traced.traced_settings())
+            flat_class.traced_update(parameter, gradient, scale, state, torch.tensor(lr), *traced.traced_settings())
         torch.testing.assert_close(ours.detach(), theirs.detach(), rtol=1e-5, atol=1e-6)  # (params ~1)
     for key, value in reference.state_dict()["state"][0].items():
         torch.testing.assert_close(state[key], value, rtol=1e-6, atol=1e-9, msg=key)

@@ -101,13 +101,19 @@ def test_the_whole_steps_gradient_is_autograds_in_the_flat_layout_channels_last_
     agent.loss(batch, clip)[0].backward()
     captured = {}
 
-    def capture(parameter, grad, state, lr):
-        captured["grad"] = grad
+    def capture(parameter, grad, grad_scale, state, lr):
+        captured["grad"], captured["grad_scale"] = grad, grad_scale
 
-    Agent.whole_gradient_step(ModuleCall(agent, type(agent).loss), agent._flat_layout(flat.parameter),
-                              flat.parameter.detach(), agent._tensors_outside(flat.parameter), capture, {},
-                              torch.tensor(1.0), (), 0.0, (batch, clip))
-    torch.testing.assert_close(captured["grad"], flat.grad, rtol=1e-5, atol=1e-7)
+    for max_grad_norm in (0.0, 0.5):
+        Agent.whole_gradient_step(ModuleCall(agent, type(agent).loss), agent._flat_layout(flat.parameter),
+                                  flat.parameter.detach(), agent._tensors_outside(flat.parameter), capture, {},
+                                  torch.tensor(1.0), (), max_grad_norm, (batch, clip))
+        torch.testing.assert_close(captured["grad"], flat.grad, rtol=1e-5, atol=1e-7)
+        if max_grad_norm == 0.0:  # no clipping
+            assert captured["grad_scale"] is None
+        else:  # clip_grad_norm_'s factor
+            assert 0.0 < captured["grad_scale"] < 1.0
+            torch.testing.assert_close(captured["grad_scale"], 0.5 / (flat.grad.norm() + 1e-6), rtol=1e-5, atol=0)
 
 
 def test_large_linear_products_in_a_graph_are_calls_of_onednn_with_their_gradients():
