@@ -53,22 +53,26 @@ class FrameStore:
         Where ``episode_start`` all K frames of ``obs`` are written first; elsewhere ``obs`` is
         the previous step's ``next_obs``, already stored. Then the newest frame of ``next_obs``.
         """
-        stacked = obs if self.stack > 1 else obs.unsqueeze(1)
-        newest_next = next_obs[:, -1] if self.stack > 1 else next_obs
         envs, of_envs = env_index(env_ids, self._envs)
         first = self.written[of_envs]
         # Envs not starting an episode write back what is already there: no masked scatter, no
         # host synchronisation, and nothing of the stream is disturbed. On the CPU reading the
         # mask costs nothing, and on most steps no episode starts: the write is skipped then.
         if self.frames.device.type != "cpu" or bool(episode_start.any()):
+            stacked = obs if self.stack > 1 else obs.unsqueeze(1)
             slots = (first[:, None] + self._offsets) % self.num_frames  # [B, K]
             env_column = envs[:, None]
             keep_mask = episode_start.view(-1, *([1] * (stacked.dim() - 1)))
             self.frames[slots, env_column] = torch.where(keep_mask, stacked.to(self.frames.dtype),
                                                          self.frames[slots, env_column])
-        obs_newest = torch.where(episode_start, first + (self.stack - 1), first - 1)
-        self.frames[(obs_newest + 1) % self.num_frames, envs] = newest_next.to(self.frames.dtype)
-        self.written[of_envs] = obs_newest + 2
+            # (where the newest frame of ``next_obs`` goes: after the K frames of ``obs`` or the last one stored)
+            next_position = torch.where(episode_start, first + self.stack, first)
+        else:
+            next_position = first
+        newest_next = next_obs[:, -1] if self.stack > 1 else next_obs
+        self.frames[next_position % self.num_frames, envs] = newest_next.to(self.frames.dtype)
+        obs_newest = next_position - 1  # (before ``written`` changes: ``next_position`` may be a view of it)
+        self.written[of_envs] = next_position + 1
         return obs_newest
 
     def stacks(self, envs: Tensor, newest: Tensor) -> Tensor:

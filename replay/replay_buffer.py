@@ -125,7 +125,7 @@ class ReplayBuffer:
         ended that env's next ``obs`` must equal it."""
         env_ids = None if env_ids is None else env_ids.to(self.device, torch.int64)
         envs, of_envs = env_index(env_ids, self._envs)
-        b = len(envs)
+        b = envs.shape[0]
         if obs.shape != (b, *self.frames.obs_shape) or next_obs.shape != obs.shape:
             raise ValueError(f"obs and next_obs must be shaped {[b, *self.frames.obs_shape]}, "
                              f"got {list(obs.shape)} and {list(next_obs.shape)}")
