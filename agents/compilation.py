@@ -21,7 +21,7 @@ whose guards cost about as much as the arithmetic of such a step:
   optimiser bookkeeping and no Python between the ops of a step;
 - the network calls and draws of every step or rollout (``Agent.trace_methods``): the on-policy
   agents' ``sampled_action`` and ``rollout_state_values`` (the critic on a rollout's
-  observations), DQN's ``epsilon_greedy``.
+  observations), DQN's ``epsilon_greedy`` and ``round_targets`` (a training round's targets).
 
 ``compile_methods`` replaces each with its compiled version on the instance: the agent calls the
 same name either way, and the ``state_dict`` (checkpoints, ``save/load``, resume) is the same with

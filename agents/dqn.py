@@ -278,6 +278,11 @@ class DQN(Agent):
         mixture = (probs[..., None] * next_dist).sum(-2)
         return project_distribution(mixture, batch.reward, batch.discount, batch.terminated, self.q_target.support)
 
+    def round_targets(self, sample: Batch, epsilon: Tensor) -> Tensor:
+        """``td_target`` of a whole training round's sample: the network call ``--compile``
+        traces (``td_target`` itself, which the loss may call, stays a method)."""
+        return self.td_target(sample, epsilon)
+
     def current_epsilon(self) -> Tensor:
         """Epsilon at the current step, as a tensor: compiled code reads it without recompiling."""
         return torch.full((), self.epsilon(self.step), device=self.device)
@@ -342,7 +347,7 @@ class DQN(Agent):
         if not cfg.prioritized:
             sample = self.buffer.sample(cfg.batch_size * cfg.gradient_steps)
             if cfg.gradient_steps > 1 and not (cfg.double or cfg.noisy):
-                sample = replace(sample, target=self.td_target(sample))
+                sample = replace(sample, target=self.round_targets(sample, self.current_epsilon()))
             yield from sample.chunk(cfg.gradient_steps, dim=self.sample_dim)
             return
         for _ in range(cfg.gradient_steps):
@@ -360,7 +365,7 @@ class DQN(Agent):
                                    self.device, frame_stack=frame_stack, n_step=cfg.n_step, gamma=cfg.gamma,
                                    prioritized=cfg.prioritized, alpha=cfg.priority_alpha,
                                    priority_eps=cfg.priority_eps)
-        self.trace_methods("epsilon_greedy")  # (greedy_action, which it calls, stays a method)
+        self.trace_methods("epsilon_greedy", "round_targets")  # (the methods they call stay methods)
 
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         self.step = step

@@ -134,9 +134,10 @@ def test_compiled_dqn_trains_like_eager_and_compiles_its_gradient_step_once(tmp_
     eager, compiled, graphs = train_pair(DQN, DQN_SETTINGS, tmp_path)
     torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
     assert_same_state(compiled, eager, atol=1e-5)
-    # 30 gradient steps of one batch size: one graph (loss, gradient, clipping, Adam); and
-    # epsilon-greedy acting (network call and both draws), whose actions matched the eager ones.
-    assert graphs == 2
+    # 30 gradient steps of one batch size: one graph (loss, gradient, clipping, Adam); a round's
+    # targets; and epsilon-greedy acting (network call and both draws), whose actions matched the
+    # eager ones.
+    assert graphs == 3
     compiled.step = 250  # epsilon is a tensor input: another value does not recompile
     batch = eager.buffer.sample(16)
     compiled_loss, compiled_priority, compiled_metrics = compiled.loss(batch, compiled.current_epsilon())
