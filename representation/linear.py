@@ -18,11 +18,23 @@ a 256 x 256 one's over 2,048 rows 1,142 against 1,340, and on one thread oneDNN 
 for every shape timed. So with several threads a weight below ``ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT``
 elements has its gradient computed by MKL.
 
+MKL's speed on that gradient depends on which side of the weight it takes as its product's rows.
+With the longer side, as ``F.linear``'s own backward does for a layer with fewer inputs than
+outputs (``grad^T @ x``), a 64 x 4 first layer's gradient over 2,048 rows took 178 us on one
+thread against 31 for ``(x^T @ grad)^T``, and DQN CartPole's 256 x 4 one over 64 rows 27
+against 9; a 2 x 64 last layer's went the other way, 23 against 157. Over weights of 1-256 by
+1-256 and 64-2,048 rows, on one and two threads, the shorter side as rows was up to 7x the faster
+and never more than 1.2x the slower, so MKL computes every weight gradient here that way round,
+and layers with fewer inputs than outputs take this module's autograd function instead of
+``F.linear``: always in compiled code, eagerly from ``TURNED_GRADIENT_MIN_MACS`` multiply-adds
+(below it the function's Python, some 40 us a forward and backward, costs more than it saves).
+
 The result is the same product up to rounding (the two sum in different orders). Which library
-computes a product depends only on its shape, its device and dtype and the thread count, so a
-seeded run computes the same numbers each time it runs. ``torch.func.grad`` differentiates the
-oneDNN route, and ``agents.traced_graphs`` compiles it into its graphs; TorchDynamo, ``vmap`` and
-CPU autocast see ``F.linear`` (inductor then chooses its own kernels).
+computes a product, and which way round, depends only on its shape, its device and dtype, the
+thread count and whether it is compiled, so a seeded run computes the same numbers each time it
+runs. ``torch.func.grad`` differentiates the autograd function, and ``agents.traced_graphs``
+compiles it into its graphs; TorchDynamo, ``vmap`` and CPU autocast see ``F.linear`` for oneDNN's
+products (inductor then chooses its own kernels), and ``vmap`` for every product.
 """
 from __future__ import annotations
 
@@ -30,8 +42,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from representation.tracing import under_compiler_trace
+
 ONEDNN_MIN_MACS_PER_THREAD = 2 ** 21
 ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT = 2 ** 16  # elements, on several threads
+TURNED_GRADIENT_MIN_MACS = 2 ** 19
 ONEDNN_AVAILABLE = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
@@ -64,46 +79,63 @@ def _inside_vmap(*tensors: Tensor) -> bool:
     return False
 
 
-class _OneDNNAffine(torch.autograd.Function):
-    """``rows @ weight^T + bias`` with the backward's two products routed the same way; the
-    backward is built of differentiable ops, so double backprop (TRPO's Fisher-vector products)
-    works through it. (forward and setup_context apart: the form ``torch.func.grad``, and so
-    the traced gradient steps of ``agents.traced_graphs``, can differentiate)"""
+class _Affine(torch.autograd.Function):
+    """``rows @ weight^T + bias`` by oneDNN (``onednn``) or ``F.linear``, with a backward whose
+    products are routed as ``affine`` and ``_weight_gradient`` route them; the backward is built
+    of differentiable ops, so double backprop (TRPO's Fisher-vector products) works through it.
+    (forward and setup_context apart: the form ``torch.func.grad``, and so the traced gradient
+    steps of ``agents.traced_graphs``, can differentiate)"""
 
     @staticmethod
-    def forward(rows: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        return _onednn_product(rows, weight, bias)
+    def forward(rows: Tensor, weight: Tensor, bias: Tensor | None, onednn: bool) -> Tensor:
+        return _onednn_product(rows, weight, bias) if onednn else F.linear(rows, weight, bias)
 
     @staticmethod
-    def setup_context(ctx, inputs: tuple[Tensor, Tensor, Tensor | None], output: Tensor) -> None:
-        rows, weight, bias = inputs
+    def setup_context(ctx, inputs: tuple[Tensor, Tensor, Tensor | None, bool], output: Tensor) -> None:
+        rows, weight, bias, _ = inputs
         ctx.save_for_backward(rows, weight)
         ctx.has_bias = bias is not None
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
         rows, weight = ctx.saved_tensors
         grad_rows = affine(grad, weight.t()) if ctx.needs_input_grad[0] else None  # grad @ weight
         grad_weight = _weight_gradient(grad, rows) if ctx.needs_input_grad[1] else None
         grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return grad_rows, grad_weight, grad_bias
+        return grad_rows, grad_weight, grad_bias, None
 
 
 def _weight_gradient(grad: Tensor, rows: Tensor) -> Tensor:
-    """``grad^T @ rows`` (``[out, in]``), by oneDNN only where it is the faster (module note)."""
-    if torch.get_num_threads() > 1 and grad.shape[1] * rows.shape[1] < ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT:
-        return grad.t() @ rows
-    return affine(grad.t(), rows.t())
+    """``grad^T @ rows`` (``[out, in]``): by oneDNN only where it is the faster, else by MKL with
+    the weight's shorter side as its product's rows (module note)."""
+    out_features, in_features = grad.shape[1], rows.shape[1]
+    small_on_threads = (torch.get_num_threads() > 1
+                        and out_features * in_features < ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT)
+    if not small_on_threads and goes_to_onednn(grad.t(), rows.t()):
+        return affine(grad.t(), rows.t())
+    return (rows.t() @ grad).t() if in_features < out_features else grad.t() @ rows
+
+
+def _turns_weight_gradient(x: Tensor, weight: Tensor) -> bool:
+    """Whether ``F.linear``'s backward, whose weight gradient is MKL's ``grad^T @ x`` with the
+    long side as its rows, gives way to ``_Affine``'s (module note): on the CPU, for a weight with
+    fewer inputs than outputs (a first layer), in a compiled trace or with enough rows to repay
+    the autograd function's Python."""
+    out_features, in_features = weight.shape
+    return (in_features < out_features and x.device.type == "cpu" and not _inside_vmap(x, weight)
+            and (x.numel() * out_features >= TURNED_GRADIENT_MIN_MACS or under_compiler_trace()))
 
 
 def affine(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``F.linear(x, weight, bias)`` (``x [..., in]``), through oneDNN where it is faster."""
-    if not goes_to_onednn(x, weight):
-        return F.linear(x, weight, bias)
-    rows = x.reshape(-1, x.shape[-1])
+    """``F.linear(x, weight, bias)`` (``x [..., in]``), through oneDNN where it is faster, its
+    weight's gradient computed the faster way round."""
+    onednn = goes_to_onednn(x, weight)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                               or (bias is not None and bias.requires_grad))
-    out = _OneDNNAffine.apply(rows, weight, bias) if needs_grad else _onednn_product(rows, weight, bias)
+    if not (onednn or (needs_grad and weight.requires_grad and _turns_weight_gradient(x, weight))):
+        return F.linear(x, weight, bias)
+    rows = x.reshape(-1, x.shape[-1])
+    out = _Affine.apply(rows, weight, bias, onednn) if needs_grad else _onednn_product(rows, weight, bias)
     return out.view(*x.shape[:-1], weight.shape[0])
 
 

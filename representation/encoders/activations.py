@@ -12,22 +12,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from representation.tracing import under_compiler_trace
+
 # Elements from which the sigmoid route pays on the CPU, timed on [B, 64] activations on two
 # threads: forward and backward 54 against 57 us at 32,768 elements and 105 against 171 at
 # 131,072 (the autograd function costs some 10 us a call); without gradients 16 against 21 us
 # at 16,384 and 58 against 139 at 131,072, even at 8,192.
 SIGMOID_ROUTE_MIN_ELEMENTS = 32_768
 SIGMOID_ROUTE_MIN_ELEMENTS_NO_GRAD = 16_384
-
-
-_FAKE_MODE = torch._C._TorchDispatchModeKey.FAKE
-
-
-def under_compiler_trace() -> bool:
-    """True under ``torch.compile`` and under a fake-tensor trace (``make_fx``, which
-    ``agents.traced_graphs`` runs for inductor). The fake mode is read off the dispatch-mode
-    stack in 0.1 us (``is_fake`` on the tensor takes 1 us, too much for every small layer call)."""
-    return torch.compiler.is_compiling() or torch._C._get_dispatch_mode(_FAKE_MODE) is not None
 
 
 def tanh_from_sigmoid(x: Tensor) -> Tensor:

@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from representation.linear import (ONEDNN_AVAILABLE, ONEDNN_MIN_MACS_PER_THREAD, ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT,
-                                   Linear, _onednn_product, affine, goes_to_onednn)
+                                   TURNED_GRADIENT_MIN_MACS, Linear, _onednn_product, affine, goes_to_onednn)
 
 pytestmark = pytest.mark.skipif(not ONEDNN_AVAILABLE, reason="this PyTorch build has no oneDNN")
 
@@ -58,7 +58,7 @@ def test_large_products_match_nn_linear_in_value_and_gradients(bias):
     x = torch.randn(3, 200, 256).requires_grad_()  # leading dims are batch: 600 rows
     x_ref = x.detach().clone().requires_grad_()
     y, y_ref = layer(x), reference(x_ref)
-    assert "OneDNN" in type(y.grad_fn.next_functions[0][0]).__name__  # under the view back to [3, 200, 192]
+    assert "_Affine" in type(y.grad_fn.next_functions[0][0]).__name__  # under the view back to [3, 200, 192]
     assert y.shape == y_ref.shape == (3, 200, 192)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
     upstream = torch.randn_like(y)
@@ -67,6 +67,45 @@ def test_large_products_match_nn_linear_in_value_and_gradients(bias):
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
     for name, parameter in layer.named_parameters():
         torch.testing.assert_close(parameter.grad, dict(reference.named_parameters())[name].grad, rtol=1e-5, atol=1e-4)
+
+
+def test_a_first_layers_weight_gradient_takes_its_short_side_as_the_products_rows():
+    """``F.linear``'s backward computes a weight's gradient as ``grad^T @ x``, which MKL computes
+    slowly where the weight has fewer inputs than outputs: from enough rows such a layer computes
+    ``(x^T @ grad)^T`` instead, the same sum up to rounding; fewer rows keep ``F.linear`` (its
+    autograd node costs less than the function's Python there), as does a last layer."""
+    for in_dim, out_dim, rows, turned in ((4, 64, TURNED_GRADIENT_MIN_MACS // (4 * 64), True),
+                                          (4, 64, TURNED_GRADIENT_MIN_MACS // (4 * 64) - 1, False),
+                                          (64, 4, TURNED_GRADIENT_MIN_MACS // (4 * 64), False)):
+        layer = _layer(in_dim, out_dim)
+        x, upstream = torch.randn(rows, in_dim), torch.randn(rows, out_dim)
+        y = layer(x)
+        nodes = [y.grad_fn, *[node for node, _ in y.grad_fn.next_functions]]  # (under a view)
+        assert any("_Affine" in type(node).__name__ for node in nodes) == turned
+        torch.testing.assert_close(y, F.linear(x, layer.weight, layer.bias), rtol=0, atol=0)
+        (y * upstream).sum().backward()
+        if turned:
+            assert torch.equal(layer.weight.grad, (x.t() @ upstream).t())
+        torch.testing.assert_close(layer.weight.grad, upstream.t() @ x, rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(layer.bias.grad, upstream.sum(0), rtol=1e-5, atol=1e-5)
+
+
+def test_in_a_traced_gradient_every_first_layer_takes_the_short_side():
+    """Under a compiler's trace the turn costs no Python: any first layer's weight gradient is the
+    product ``x^T @ grad``, shaped ``[in, out]``, which the graph then transposes."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    x, weight, bias, upstream = torch.randn(8, 4), torch.randn(64, 4), torch.randn(64), torch.randn(8, 64)
+    assert x.numel() * 64 < TURNED_GRADIENT_MIN_MACS  # eagerly this layer would keep F.linear
+
+    def weight_gradient(x, weight, bias, upstream):
+        return torch.func.grad(lambda w: (affine(x, w, bias) * upstream).sum())(weight)
+
+    graph = make_fx(weight_gradient, tracing_mode="fake")(x, weight, bias, upstream)
+    products = [node.meta["val"].shape for node in graph.graph.nodes
+                if node.op == "call_function" and node.target is torch.ops.aten.mm.default]
+    assert products == [(4, 64)]
+    torch.testing.assert_close(weight_gradient(x, weight, bias, upstream), upstream.t() @ x, rtol=1e-5, atol=1e-5)
 
 
 def test_second_derivatives_flow_through_the_backward():
