@@ -24,7 +24,7 @@ outputs (``grad^T @ x``), a 64 x 4 first layer's gradient over 2,048 rows took 1
 thread against 31 for ``(x^T @ grad)^T``, and DQN CartPole's 256 x 4 one over 64 rows 27
 against 9; a 2 x 64 last layer's went the other way, 23 against 157. Over weights of 1-256 by
 1-256 and 64-2,048 rows, on one and two threads, the shorter side as rows was up to 7x the faster
-and never more than 1.2x the slower, so MKL computes every weight gradient here that way round,
+and never more than 1.2x the slower. So ``_weight_gradient`` has MKL compute it that way round,
 and layers with fewer inputs than outputs take this module's autograd function instead of
 ``F.linear``: always in compiled code, eagerly from ``TURNED_GRADIENT_MIN_MACS`` multiply-adds
 (below it the function's Python, some 40 us a forward and backward, costs more than it saves).
