@@ -33,8 +33,8 @@ The result is the same product up to rounding (the two sum in different orders).
 computes a product, and which way round, depends only on its shape, its device and dtype, the
 thread count and whether it is compiled, so a seeded run computes the same numbers each time it
 runs. ``torch.func.grad`` differentiates the autograd function, and ``agents.traced_graphs``
-compiles it into its graphs; TorchDynamo, ``vmap`` and CPU autocast see ``F.linear`` for oneDNN's
-products (inductor then chooses its own kernels), and ``vmap`` for every product.
+compiles it into its graphs; TorchDynamo and ``vmap`` see ``F.linear`` (inductor then chooses its
+own kernels), as CPU autocast does for oneDNN's products.
 """
 from __future__ import annotations
 
@@ -59,11 +59,13 @@ def goes_to_onednn(x: Tensor, weight: Tensor) -> bool:
     """Whether ``x [..., in] @ weight^T [in, out]`` runs through oneDNN (see the module's note).
     Under TorchDynamo the answer is no: inductor lowers oneDNN's product only for frozen weights
     (``agents.traced_graphs``, which traces on fake tensors, compiles it as a call of the op).
-    The size comes first, as the small products of every env step end the test there."""
-    return (x.numel() * weight.shape[0] >= ONEDNN_MIN_MACS_PER_THREAD * torch.get_num_threads()
+    That comes first, as TorchDynamo cannot trace the thread count (it would break the graph and
+    run this test eagerly, where it says yes); then the size, which ends the test for the small
+    products of every env step."""
+    return (not torch.compiler.is_compiling()
+            and x.numel() * weight.shape[0] >= ONEDNN_MIN_MACS_PER_THREAD * torch.get_num_threads()
             and ONEDNN_AVAILABLE and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
-            and not _inside_vmap(x, weight))
+            and not torch.is_autocast_enabled("cpu") and not _inside_vmap(x, weight))
 
 
 def _inside_vmap(*tensors: Tensor) -> bool:
@@ -119,11 +121,13 @@ def _weight_gradient(grad: Tensor, rows: Tensor) -> Tensor:
 def _turns_weight_gradient(x: Tensor, weight: Tensor) -> bool:
     """Whether ``F.linear``'s backward, whose weight gradient is MKL's ``grad^T @ x`` with the
     long side as its rows, gives way to ``_Affine``'s (module note): on the CPU, for a weight with
-    fewer inputs than outputs (a first layer), in a compiled trace or with enough rows to repay
-    the autograd function's Python."""
+    fewer inputs than outputs (a first layer), in a fake-tensor trace (``agents.traced_graphs``)
+    or with enough rows to repay the autograd function's Python; not under TorchDynamo, which
+    leaves the products to inductor."""
     out_features, in_features = weight.shape
-    return (in_features < out_features and x.device.type == "cpu" and not _inside_vmap(x, weight)
-            and (x.numel() * out_features >= TURNED_GRADIENT_MIN_MACS or under_compiler_trace()))
+    return (in_features < out_features and x.device.type == "cpu" and not torch.compiler.is_compiling()
+            and (x.numel() * out_features >= TURNED_GRADIENT_MIN_MACS or under_compiler_trace())
+            and not _inside_vmap(x, weight))
 
 
 def affine(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

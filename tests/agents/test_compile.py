@@ -7,7 +7,7 @@ import torch
 import torch._dynamo
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
-from agents import A2C, DQN, PPO, REINFORCE, QLearning
+from agents import A2C, DQN, PPO, REINFORCE, SAC, QLearning
 from agents.compilation import resolve_compile_mode, uses_cuda_graphs
 from agents.traced_graphs import TracedGraphs
 from replay import Batch
@@ -166,6 +166,20 @@ def test_compiled_reinforce_compiles_its_loss_once_for_episodes_of_any_length(tm
     assert max(sizes) < 512  # below the sigmoid tanh's threshold: one code path, one graph
     assert compiled_versions(REINFORCE.loss) == 1
     assert_same_state(compiled, eager, atol=1e-5)
+
+
+def test_compiled_sac_trains_like_eager_with_products_large_enough_for_onednn(tmp_path):
+    """SAC's critic loss compiles through TorchDynamo, where its 256-unit layers' products, which
+    run through oneDNN eagerly, must stay ``F.linear`` (inductor cannot lower oneDNN's op for
+    weights that are inputs): one graph, and the same training to float rounding."""
+    settings = dict(steps=120, learning_starts=60, batch_size=64, eval_every=0, checkpoint_every=0, eval_episodes=1,
+                    log_every=60, encoder_options={"hidden_sizes": [256, 256], "activation": "relu"})
+    torch._dynamo.reset()
+    eager = SAC.from_env("Pendulum-v1", **settings).learn(run_dir=tmp_path / "eager", progress=False)
+    compiled = SAC.from_env("Pendulum-v1", compile=True, **settings).learn(run_dir=tmp_path / "compiled",
+                                                                         progress=False)
+    assert compiled_versions(SAC.critic_loss) == 1
+    assert_same_state(compiled, eager, atol=1e-4)
 
 
 def test_compiled_agents_save_and_load_with_and_without_compile(tmp_path):

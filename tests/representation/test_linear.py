@@ -108,6 +108,22 @@ def test_in_a_traced_gradient_every_first_layer_takes_the_short_side():
     torch.testing.assert_close(weight_gradient(x, weight, bias, upstream), upstream.t() @ x, rtol=1e-5, atol=1e-5)
 
 
+def test_torch_compile_traces_large_and_first_layers_whole_as_f_linear():
+    """Under TorchDynamo (``torch.compile``: SAC's and TRPO's compiled losses) neither oneDNN's
+    product, which inductor cannot lower for weights that are inputs, nor the thread count, which
+    Dynamo cannot trace, may appear: the layers compile as one graph, values and gradients those of
+    ``F.linear``."""
+    torch._dynamo.reset()
+    for in_dim, out_dim, rows in ((256, 256, 64), (4, 64, 2 * TURNED_GRADIENT_MIN_MACS // (4 * 64))):
+        layer = _layer(in_dim, out_dim)
+        assert goes_to_onednn(torch.randn(rows, in_dim), layer.weight) == (in_dim == 256)
+        compiled = torch.compile(lambda x: (layer(x).tanh() ** 2).sum(), fullgraph=True)
+        x = torch.randn(rows, in_dim)
+        (grad,) = torch.autograd.grad(compiled(x), layer.weight)
+        (expected,) = torch.autograd.grad((F.linear(x, layer.weight, layer.bias).tanh() ** 2).sum(), layer.weight)
+        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_second_derivatives_flow_through_the_backward():
     """TRPO's Fisher-vector products differentiate a gradient again: float32-close to the float64
     product, within a few times ``nn.Linear``'s own float32 error (about 2x over seeds 0-5, the
