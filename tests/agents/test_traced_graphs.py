@@ -69,6 +69,22 @@ def test_a_module_call_reads_the_parameters_it_is_given_each_call():
     assert len(traced.graphs) == 1
 
 
+def test_bound_arguments_come_first_and_each_call_reads_their_values():
+    """``bound`` tensors (an agent's parameters) are left out of each call's signature, not out of
+    the graph: it reads their values of the call."""
+    weight = torch.ones(3)
+    traced = TracedGraphs(lambda bound, x, scale: bound["w"] * x * scale, CPU, bound=({"w": weight},))
+    x = torch.arange(3.0)
+    torch.testing.assert_close(traced(x, 2.0), 2 * x)
+    with torch.no_grad():
+        weight.mul_(-3.0)  # in place, as optimisers step
+    torch.testing.assert_close(traced(x, 2.0), -6 * x)
+    assert len(traced.graphs) == 1
+    rows = torch.stack([x, x + 1])
+    torch.testing.assert_close(traced(rows, 2.0), -6 * rows)  # a call's own signature still counts
+    assert len(traced.graphs) == 2
+
+
 def test_a_function_reading_a_tensor_outside_its_arguments_is_refused_and_a_fresh_one_is_kept():
     for table in (torch.arange(3.0), torch.tensor(2.0)):
         with pytest.raises(ValueError, match="reads a tensor that is not among its arguments"):
