@@ -33,8 +33,8 @@ The result is the same product up to rounding (the two sum in different orders).
 computes a product, and which way round, depends only on its shape, its device and dtype, the
 thread count and whether it is compiled, so a seeded run computes the same numbers each time it
 runs. ``torch.func.grad`` differentiates the autograd function, and ``agents.traced_graphs``
-compiles it into its graphs; TorchDynamo and ``vmap`` see ``F.linear`` (inductor then chooses its
-own kernels), as CPU autocast does for oneDNN's products.
+compiles it into its graphs; TorchDynamo, ``vmap`` and CPU autocast see ``F.linear`` (inductor
+then chooses its own kernels).
 """
 from __future__ import annotations
 
@@ -123,11 +123,11 @@ def _turns_weight_gradient(x: Tensor, weight: Tensor) -> bool:
     long side as its rows, gives way to ``_Affine``'s (module note): on the CPU, for a weight with
     fewer inputs than outputs (a first layer), in a fake-tensor trace (``agents.traced_graphs``)
     or with enough rows to repay the autograd function's Python; not under TorchDynamo, which
-    leaves the products to inductor."""
+    leaves the products to inductor, nor under autocast, whose casts ``F.linear`` handles."""
     out_features, in_features = weight.shape
     return (in_features < out_features and x.device.type == "cpu" and not torch.compiler.is_compiling()
             and (x.numel() * out_features >= TURNED_GRADIENT_MIN_MACS or under_compiler_trace())
-            and not _inside_vmap(x, weight))
+            and not torch.is_autocast_enabled("cpu") and not _inside_vmap(x, weight))
 
 
 def affine(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

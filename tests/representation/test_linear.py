@@ -88,6 +88,9 @@ def test_a_first_layers_weight_gradient_takes_its_short_side_as_the_products_row
             assert torch.equal(layer.weight.grad, (x.t() @ upstream).t())
         torch.testing.assert_close(layer.weight.grad, upstream.t() @ x, rtol=1e-5, atol=1e-4)
         torch.testing.assert_close(layer.bias.grad, upstream.sum(0), rtol=1e-5, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast's casts are F.linear's to make
+        y = _layer(4, 64)(torch.randn(TURNED_GRADIENT_MIN_MACS // (4 * 64), 4))
+    assert y.dtype == torch.bfloat16 and "Addmm" in type(y.grad_fn).__name__
 
 
 def test_in_a_traced_gradient_every_first_layer_takes_the_short_side():
