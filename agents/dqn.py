@@ -279,8 +279,7 @@ class DQN(Agent):
         return project_distribution(mixture, batch.reward, batch.discount, batch.terminated, self.q_target.support)
 
     def round_targets(self, sample: Batch, epsilon: Tensor) -> Tensor:
-        """``td_target`` of a whole training round's sample: the network call ``--compile``
-        traces (``td_target`` itself, which the loss may call, stays a method)."""
+        """A training round's ``td_target``: the call ``--compile`` traces (the loss calls ``td_target``)."""
         return self.td_target(sample, epsilon)
 
     def current_epsilon(self) -> Tensor:
