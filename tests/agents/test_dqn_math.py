@@ -86,15 +86,16 @@ def test_polyak_target_update_moves_by_tau():
 
 def test_hard_target_update_copies_parameters_and_buffers():
     agent = DQN.from_env("CartPole-v1", tau=1.0, noisy=True, distributional=True)
-    with torch.no_grad():
-        for p in agent.q.parameters():
-            p.add_(1.0)
-    agent.q.head.reset_noise()  # NoisyNet's noise lives in buffers
-    agent.update_target()
-    online, target = agent.q.state_dict(), agent.q_target.state_dict()
-    assert online.keys() == target.keys()
-    for name in online:
-        assert torch.equal(online[name], target[name]), name
+    for sync in range(2):  # the second sync copies the values of its time (the tensors are listed once)
+        with torch.no_grad():
+            for p in agent.q.parameters():
+                p.add_(1.0 + sync)
+        agent.q.head.reset_noise()  # NoisyNet's noise lives in buffers
+        agent.update_target()
+        online, target = agent.q.state_dict(), agent.q_target.state_dict()
+        assert online.keys() == target.keys()
+        for name in online:
+            assert torch.equal(online[name], target[name]), name
 
 
 @pytest.mark.parametrize("n_step", [1, 3])
