@@ -9,12 +9,11 @@ import torch
 from torch import Tensor
 
 
-def to_device(array: np.ndarray, device: torch.device, dtype: torch.dtype | None = None) -> Tensor:
-    """A numpy array from an env as a tensor on ``device``: through pinned host memory and a
-    non-blocking copy when the device is a GPU, so the copy overlaps with host work."""
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    if dtype is not None:
-        tensor = tensor.to(dtype)
+def to_device(array: np.ndarray, device: torch.device, dtype: np.dtype | type | None = None) -> Tensor:
+    """A numpy array from an env as a tensor on ``device`` (cast to ``dtype`` on the host, where a
+    small array's cast costs a third of a tensor's): through pinned host memory and a non-blocking
+    copy when the device is a GPU, so the copy overlaps with host work."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=dtype))
     if device.type == "cpu":
         return tensor
     if device.type == "cuda":

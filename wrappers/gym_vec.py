@@ -55,7 +55,7 @@ class GymVecEnv(VecEnv):
             self.single_action_space = gym.spaces.Discrete(int(self.single_action_space.n))
         self._seed = seed
         self._action_dtype = self.single_action_space.dtype
-        self._obs_dtype = torch.float32 if self.single_observation_space.dtype == np.float64 else None
+        self._obs_dtype = np.float32 if self.single_observation_space.dtype == np.float64 else None
         # Pure-Python envs in this process can be snapshotted; async workers cannot.
         self.resumable = vectorization == "sync"
 
@@ -86,7 +86,7 @@ class GymVecEnv(VecEnv):
             final_obs = to_device(final, self.device, self._obs_dtype)
         else:
             final_obs = next_obs
-        return (next_obs, to_device(reward, self.device, torch.float32), to_device(terminated, self.device),
+        return (next_obs, to_device(reward, self.device, np.float32), to_device(terminated, self.device),
                 to_device(truncated, self.device), {"final_obs": final_obs})
 
     def render(self) -> list[np.ndarray] | None:

@@ -258,3 +258,37 @@ def test_a_discrete_action_space_that_does_not_start_at_0_is_indexed_from_0_for_
         assert _ShiftedActionCartPole.received == [5, 6]
     finally:
         gym.registry.pop("reprl-test/ShiftedActionCartPole-v0")
+
+
+class _Float64Walk(gym.Env):
+    """A float64 observation and reward that float32 rounds: 1/3 per step, ending after 3 steps."""
+    observation_space = gym.spaces.Box(-10.0, 10.0, (2,), np.float64)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, render_mode=None):
+        self.render_mode, self.t = render_mode, 0
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0, -1 / 3]), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.array([self.t / 3, -1 / 3]), 1 / 3 + self.t, self.t == 3, False, {}
+
+
+def test_float64_observations_and_rewards_arrive_as_float32_tensors():
+    gym.register("reprl-test/Float64Walk-v0", entry_point=_Float64Walk)
+    try:
+        env = make_env("reprl-test/Float64Walk-v0", 2)
+        obs = env.reset()
+        assert obs.dtype == torch.float32 and obs.tolist() == [[0.0, np.float32(-1 / 3)]] * 2
+        for t in (1, 2, 3):
+            obs, reward, _, _, info = env.step(torch.tensor([0, 1]))
+            assert reward.dtype == info["final_obs"].dtype == obs.dtype == torch.float32
+            assert reward.tolist() == [np.float32(1 / 3 + t)] * 2
+            assert info["final_obs"].tolist() == [[np.float32(t / 3), np.float32(-1 / 3)]] * 2
+        assert obs.tolist() == [[0.0, np.float32(-1 / 3)]] * 2  # the new episodes' first observations
+    finally:
+        gym.registry.pop("reprl-test/Float64Walk-v0")
