@@ -69,6 +69,24 @@ def test_large_products_match_nn_linear_in_value_and_gradients(bias):
         torch.testing.assert_close(parameter.grad, dict(reference.named_parameters())[name].grad, rtol=1e-5, atol=1e-4)
 
 
+def test_plain_autograd_and_torch_func_take_the_two_forms_of_the_function_with_the_same_bits():
+    """Plain autograd runs the ctx-first form, whose ``apply`` binds no signature; ``torch.func``'s
+    transforms (the traced gradient steps) the split form they need. The products are the same."""
+    layer = _layer(256, 256)
+    x = torch.randn(2 * ONEDNN_MIN_MACS_PER_THREAD * torch.get_num_threads() // (256 * 256), 256)
+    upstream = torch.randn(x.shape[0], 256)
+    y = layer(x)
+    assert type(y.grad_fn.next_functions[0][0]).__name__ == "_AffineEagerBackward"  # (under the view)
+    (y * upstream).sum().backward()
+
+    def loss(parameters):
+        return (torch.func.functional_call(layer, parameters, (x,)) * upstream).sum()
+
+    grads = torch.func.grad(loss)({name: parameter.detach() for name, parameter in layer.named_parameters()})
+    for name, parameter in layer.named_parameters():
+        assert torch.equal(parameter.grad, grads[name]), name
+
+
 def test_a_first_layers_weight_gradient_takes_its_short_side_as_the_products_rows():
     """``F.linear``'s backward computes a weight's gradient as ``grad^T @ x``, which MKL computes
     slowly where the weight has fewer inputs than outputs: from enough rows such a layer computes
