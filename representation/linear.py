@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from representation.function_forms import apply, ctx_first
 from representation.tracing import under_compiler_trace
 
 ONEDNN_MIN_MACS_PER_THREAD = 2 ** 21
@@ -107,17 +108,7 @@ class _Affine(torch.autograd.Function):
         return grad_rows, grad_weight, grad_bias, None
 
 
-class _AffineEager(torch.autograd.Function):
-    """``_Affine`` in the form that takes ``ctx`` first, for plain autograd: ``apply`` of the
-    split form binds its arguments through ``inspect.signature`` at every call (a 64 x 256 x 256
-    product's forward took 140 us against 111 here), a form ``torch.func``'s transforms need."""
-
-    @staticmethod
-    def forward(ctx, rows: Tensor, weight: Tensor, bias: Tensor | None, onednn: bool) -> Tensor:
-        _Affine.setup_context(ctx, (rows, weight, bias, onednn), None)
-        return _Affine.forward(rows, weight, bias, onednn)
-
-    backward = staticmethod(_Affine.backward)
+_AffineCtxFirst = ctx_first(_Affine)  # for plain autograd (representation.function_forms)
 
 
 def _weight_gradient(grad: Tensor, rows: Tensor) -> Tensor:
@@ -152,11 +143,8 @@ def affine(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if not (onednn or (needs_grad and weight.requires_grad and _turns_weight_gradient(x, weight))):
         return F.linear(x, weight, bias)
     rows = x.reshape(-1, x.shape[-1])
-    if needs_grad:
-        function = _Affine if torch._C._are_functorch_transforms_active() else _AffineEager
-        out = function.apply(rows, weight, bias, onednn)
-    else:
-        out = _onednn_product(rows, weight, bias)
+    out = (apply(_Affine, _AffineCtxFirst, rows, weight, bias, onednn) if needs_grad
+           else _onednn_product(rows, weight, bias))
     return out.view(*x.shape[:-1], weight.shape[0])
 
 

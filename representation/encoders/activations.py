@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from representation.function_forms import apply, ctx_first
 from representation.tracing import under_compiler_trace
 
 # Elements from which the sigmoid route pays on the CPU, timed on [B, 64] activations on two
@@ -46,6 +47,9 @@ class _TanhFromSigmoid(torch.autograd.Function):
         return torch.ops.aten.tanh_backward(grad, y)  # grad * (1 - y^2), as torch.tanh's own
 
 
+_TanhFromSigmoidCtxFirst = ctx_first(_TanhFromSigmoid)  # for plain autograd (representation.function_forms)
+
+
 class Tanh(nn.Module):
     """``nn.Tanh``, through the sigmoid on the CPU for activations of at least the module's
     threshold (``always_sigmoid``: at every size, so that a value never depends on its batch's
@@ -64,7 +68,7 @@ class Tanh(nn.Module):
         # its vectorised tanh (27 against 75 us on [2048, 64]).
         if not self.always_sigmoid and x.numel() < threshold and not under_compiler_trace():
             return torch.tanh(x)
-        return _TanhFromSigmoid.apply(x) if with_grad else tanh_from_sigmoid(x)
+        return apply(_TanhFromSigmoid, _TanhFromSigmoidCtxFirst, x) if with_grad else tanh_from_sigmoid(x)
 
     def extra_repr(self) -> str:
         return "always_sigmoid=True" if self.always_sigmoid else ""

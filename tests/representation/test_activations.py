@@ -82,11 +82,14 @@ def test_second_derivatives_through_the_sigmoid_match_tanh():
 
 
 def test_torch_func_grad_differentiates_the_sigmoid_route_as_autograd_does():
-    """The compiled whole gradient steps take their gradients with ``torch.func.grad``."""
+    """The compiled whole gradient steps take their gradients with ``torch.func.grad``, through the
+    function's split form; plain autograd through its ctx-first form (``function_forms``)."""
     x = torch.randn(SIGMOID_ROUTE_MIN_ELEMENTS, generator=torch.Generator().manual_seed(3)) * 2
     tanh = Tanh()
     leaf = x.clone().requires_grad_()
-    (expected,) = torch.autograd.grad(tanh(leaf).pow(3).sum(), leaf)
+    y = tanh(leaf)
+    assert type(y.grad_fn).__name__ == "_TanhFromSigmoidCtxFirstBackward"
+    (expected,) = torch.autograd.grad(y.pow(3).sum(), leaf)
     assert torch.equal(torch.func.grad(lambda v: tanh(v).pow(3).sum())(x), expected)
 
 
