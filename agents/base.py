@@ -337,7 +337,7 @@ class Agent(nn.Module):
         (loss.sum() if loss.dim() else loss).backward()  # a sum over seeds when K seeds are stacked
         if max_grad_norm > 0:
             self.clip_gradients(optimizer, max_grad_norm)
-        optimizer.step()
+        getattr(optimizer, "step_directly", optimizer.step)()  # (agents.flat_parameters)
         if batch is not None:
             self.auxiliary_after_step(batch, metrics)
         return metrics

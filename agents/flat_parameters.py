@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import torch
+import torch.optim.optimizer as torch_optimizer
 from torch import Tensor, nn
 
 
@@ -111,6 +112,23 @@ class _OneFlatParameter:
             state_dict = {"state": joined, "param_groups": [{**groups[0], "params": [0]}]}
         super().load_state_dict(state_dict)
 
+    def step(self, closure: None = None) -> None:
+        """One step: ``torch.optim``'s entry point, which it wraps in a profiler record and its step
+        hooks."""
+        self.apply_step()
+
+    def step_directly(self) -> None:
+        """``step`` without ``torch.optim``'s wrapper, unless a step hook is registered: the wrapper
+        took 35 us of a 76 us Adam step over DQN CartPole's 67,586 parameters here."""
+        if (self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks
+                or torch_optimizer._global_optimizer_pre_hooks or torch_optimizer._global_optimizer_post_hooks):
+            self.step()
+        else:
+            self.apply_step()
+
+    def apply_step(self) -> None:
+        raise NotImplementedError
+
     def group_parameter_state(self) -> tuple[dict, Tensor, dict]:
         group = self.param_groups[0]
         (parameter,) = group["params"]
@@ -138,7 +156,7 @@ class FlatAdam(_OneFlatParameter, torch.optim.Adam):
         super().__init__(params, **{**settings, "fused": fused, "foreach": not fused})
         self.check_one_parameter()
 
-    def step(self, closure: None = None) -> None:
+    def apply_step(self) -> None:
         group, parameter, state = self.started_state()
         beta1, beta2 = group["betas"]
         with torch.no_grad():
@@ -205,7 +223,7 @@ class FlatRMSprop(_OneFlatParameter, torch.optim.RMSprop):
         super().__init__(params, **settings)
         self.check_one_parameter()
 
-    def step(self, closure: None = None) -> None:
+    def apply_step(self) -> None:
         group, parameter, state = self.started_state()
         square_avg, grad, alpha = state["square_avg"], parameter.grad, group["alpha"]
         with torch.no_grad():

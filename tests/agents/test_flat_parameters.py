@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from agents.flat_parameters import FlatAdam, FlatParameters, FlatRMSprop, flat_optimizer
 
@@ -96,7 +97,8 @@ def test_flat_optimizers_step_as_their_pytorch_class_bit_for_bit(flat_class, ref
         ours.grad, theirs.grad = gradient.clone(), gradient.clone()
         for opt in (optimizer, reference):
             opt.param_groups[0]["lr"] = settings["lr"] * (1 - step / 10)  # annealed, as the agents do
-            opt.step()
+        optimizer.step() if step % 2 else optimizer.step_directly()  # (the agents' loops step directly)
+        reference.step()
         assert torch.equal(ours, theirs)
     mine, its = optimizer.state_dict(), reference.state_dict()
     assert mine["state"][0].keys() == its["state"][0].keys()
@@ -104,6 +106,22 @@ def test_flat_optimizers_step_as_their_pytorch_class_bit_for_bit(flat_class, ref
     fresh = flat_class([nn.Parameter(start.clone())], **settings)
     fresh.load_state_dict(its)  # a checkpoint of the PyTorch class resumes in the flat one
     assert torch.equal(fresh.state_dict()["state"][0]["step"], its["state"][0]["step"])
+
+
+def test_stepping_directly_still_runs_the_step_hooks_registered():
+    parameter = nn.Parameter(torch.ones(3))
+    optimizer = FlatAdam([parameter], lr=0.1)
+    calls = []
+    optimizer.register_step_pre_hook(lambda opt, args, kwargs: calls.append("pre"))
+    optimizer.register_step_post_hook(lambda opt, args, kwargs: calls.append("post"))
+    handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: calls.append("global post"))
+    try:
+        parameter.grad = torch.ones(3)
+        optimizer.step_directly()
+    finally:
+        handle.remove()
+    assert sorted(calls) == ["global post", "post", "pre"]
+    assert torch.allclose(parameter.detach(), torch.full((3,), 0.9))  # Adam's first step: lr * sign(grad)
 
 
 @pytest.mark.parametrize("flat_class, settings", [
