@@ -1,10 +1,11 @@
 """The ``Agent`` base: what every agent offers users and what the shared ``Runner`` calls."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,7 +17,7 @@ from agents.checkpoint import load_checkpoint, seed_everything
 from agents.compilation import compile_methods, inductor_options, resolve_compile_mode
 from representation.files import save_atomic
 from agents.config import AgentConfig, nothing_learned_warning
-from agents.traced_graphs import ModuleCall, TracedGraphs
+from agents.traced_graphs import ModuleCall, TracedGraphs, call_with_tensors
 from agents.spaces import space_from_dict, space_to_dict
 from replay import Batch, ReplayBuffer
 from wrappers.normalize import RunningMeanStd, normalized_observation
@@ -206,24 +207,29 @@ class Agent(nn.Module):
         self.aux = Auxiliary.from_config(self.config, encoder, self.observation_space, self.action_space, self.device)
         return self.aux.parameters_for_agent_optimizer() if self.aux is not None else []
 
-    def gradient_step(self, optimizer: torch.optim.Optimizer, batch: Batch, max_grad_norm: float,
-                      *loss_args: Any) -> tuple[Any, ...]:
-        """One step on ``self.loss(*loss_args)``, which returns the loss, then any other outputs,
-        the last its metrics: backward, clipping and ``optimizer``'s step (``optimizer_step``,
-        whose metrics join the loss's). Returns the loss's other outputs. Compiled, where
-        ``compiles_whole_steps`` and nothing else trains in the step (no auxiliary objective), the
-        four are one graph (``whole_gradient_step``)."""
+    def gradient_step(self, optimizer: torch.optim.Optimizer, batch: Batch | None, max_grad_norm: float,
+                      *loss_args: Any, loss: str = "loss", frozen: nn.Module | None = None) -> tuple[Any, ...]:
+        """One step of ``optimizer`` on the agent's method ``loss`` called with ``loss_args``, which
+        returns the loss, then any other outputs, the last its metrics: backward, clipping and the
+        step (``optimizer_step``, whose metrics join the loss's). Returns the loss's other outputs.
+        Compiled, where ``compiles_whole_steps`` and nothing else trains in the step (no auxiliary
+        objective), the four are one graph (``whole_gradient_step``).
+
+        ``frozen``: a module the loss runs through but must not train (SAC's critics under its
+        actor's loss). Eagerly its parameters stop recording gradients during the loss; a
+        compiled step differentiates the optimiser's parameters only, so it needs nothing."""
         settings = self._whole_step_settings(optimizer)
         if settings is None:
-            loss, *outputs = self.loss(*loss_args)
-            outputs[-1] = {**outputs[-1], **self.optimizer_step(optimizer, loss, batch, max_grad_norm)}
+            with _without_gradients(frozen):
+                loss_value, *outputs = getattr(self, loss)(*loss_args)
+            outputs[-1] = {**outputs[-1], **self.optimizer_step(optimizer, loss_value, batch, max_grad_norm)}
             return tuple(outputs)
         group, parameter, state = optimizer.started_state()
         lr = torch.full((), group["lr"], device=parameter.device)
         # The step compiled once per optimiser (in a dict, which keeps it out of the agent's modules).
         steps = self.__dict__.setdefault("_whole_steps", {})
         if id(optimizer) not in steps:
-            steps[id(optimizer)] = self.traced(self.whole_gradient_step, type(self).loss, parameter)
+            steps[id(optimizer)] = self.traced(self.whole_gradient_step, getattr(type(self), loss), parameter)
         return steps[id(optimizer)](type(optimizer).traced_update, state, lr, settings, max_grad_norm, loss_args)
 
     def inductor_options(self) -> dict[str, Any]:
@@ -244,14 +250,16 @@ class Agent(nn.Module):
         for agents that say ``compiles_whole_steps``."""
         return self.config.compile and self.compiles_whole_steps and self.device.type == "cpu"
 
-    def trace_methods(self, *names: str) -> None:
+    def trace_methods(self, *names: str, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Where ``--compile`` compiles whole gradient steps on the CPU, compiles the named methods
         (pure tensor functions of the agent: the network calls and draws of every step or rollout)
-        the same way, each one graph (``traced``); once per agent, at its first training. None of
+        the same way, each one graph (``traced``), with the parameters of ``optimizer`` (default:
+        ``self.optimizer``) as views of its flat one; once per agent, at its first training. None of
         them may call another: it would find the compiled version, not the method, on the agent."""
-        if not self._traces_graphs() or not hasattr(self.optimizer, "flat_parameters"):
+        optimizer = self.optimizer if optimizer is None else optimizer
+        if not self._traces_graphs() or not hasattr(optimizer, "flat_parameters"):
             return
-        flat_parameter = self.optimizer.param_groups[0]["params"][0]  # (agents.flat_parameters)
+        flat_parameter = optimizer.param_groups[0]["params"][0]  # (agents.flat_parameters)
         for name in names:
             if name not in self.__dict__:
                 traced = self.traced(self.functional_call, getattr(type(self), name), flat_parameter)
@@ -277,7 +285,7 @@ class Agent(nn.Module):
         flat gradient, and the flat optimiser's ``traced_update`` with it, scaled by clipping's
         factor. Returns the loss's other outputs."""
         def loss_of(views: dict[str, Tensor]) -> tuple[Tensor, tuple[Any, ...]]:
-            loss, *outputs = torch.func.functional_call(loss_call, {**views, **other_tensors}, loss_args)
+            loss, *outputs = call_with_tensors(loss_call, {**views, **other_tensors}, loss_args)
             return loss, tuple(outputs)
 
         # Differentiated with respect to the views, whose gradients are then joined in the flat
@@ -294,7 +302,7 @@ class Agent(nn.Module):
                         args: tuple) -> Any:
         """``module_call(*args)`` computed with the agent's parameters as views of the flat
         ``parameter`` (``layout``: ``_flat_layout``) and its ``other_tensors``."""
-        return torch.func.functional_call(module_call, {**Agent._views(layout, parameter), **other_tensors}, args)
+        return call_with_tensors(module_call, {**Agent._views(layout, parameter), **other_tensors}, args)
 
     @staticmethod
     def _views(layout: list, parameter: Tensor) -> dict[str, Tensor]:
@@ -417,6 +425,19 @@ def _in_storage_order(tensor: Tensor, stride: tuple[int, ...]) -> Tensor:
     (a channels-last weight's as NHWC)."""
     order = sorted(range(tensor.dim()), key=lambda dim: -stride[dim])
     return tensor.permute(order).reshape(-1)
+
+
+@contextlib.contextmanager
+def _without_gradients(module: nn.Module | None) -> Iterator[None]:
+    """``module``'s trainable parameters record no gradients inside the block."""
+    parameters = [] if module is None else [p for p in module.parameters() if p.requires_grad]
+    for p in parameters:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in parameters:
+            p.requires_grad_(True)
 
 
 def _call_with_arguments(traced: Callable[[tuple], Any], *args: Any) -> Any:

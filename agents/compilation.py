@@ -11,7 +11,7 @@ clipping range or epsilon, comes in as a tensor: a Python float would recompile 
 - ``acting_methods``, the network calls of every environment step, compiled by ``torch.compile``
   only where the mode captures them as CUDA graphs.
 
-Agents that say ``compiles_whole_steps`` (PPO, A2C, DQN) compile more on the CPU, where a small
+Agents that say ``compiles_whole_steps`` (PPO, A2C, DQN, SAC) compile more on the CPU, where a small
 network's step is bound by per-call costs, and without TorchDynamo (``agents.traced_graphs``),
 whose guards cost about as much as the arithmetic of such a step:
 
@@ -21,7 +21,8 @@ whose guards cost about as much as the arithmetic of such a step:
   optimiser bookkeeping and no Python between the ops of a step;
 - the network calls and draws of every step or rollout (``Agent.trace_methods``): the on-policy
   agents' ``sampled_action`` and ``rollout_state_values`` (the critic on a rollout's
-  observations), DQN's ``epsilon_greedy`` and ``round_targets`` (a training round's targets).
+  observations), DQN's ``epsilon_greedy`` and ``round_targets`` (a training round's targets),
+  SAC's ``policy_action`` and ``policy_entropy`` (the sample its temperature is tuned by).
 
 ``compile_methods`` replaces each with its compiled version on the instance: the agent calls the
 same name either way, and the ``state_dict`` (checkpoints, ``save/load``, resume) is the same with

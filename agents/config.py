@@ -94,7 +94,7 @@ class AgentConfig:
     capture_video: bool = option(False, "save the evaluation episodes as GIF files under RUN_DIR/videos (torch-native "
                                  "runs are then evaluated on gymnasium's envs, which draw frames)")
     torch_threads: int = option(0, "torch intra-op threads (0: torch's default)")
-    compile: bool = option(False, "compile the agent's losses with inductor (PPO, A2C and DQN on the CPU: whole "
+    compile: bool = option(False, "compile the agent's losses with inductor (PPO, A2C, DQN and SAC on the CPU: whole "
                            "gradient steps and acting; with CUDA graphs: the per-step network "
                            "calls); compiling takes seconds at the start (see agents/compilation.py)")
     compile_mode: str = option("auto", "torch.compile mode; auto: reduce-overhead (CUDA graphs) on CUDA, default "

@@ -19,7 +19,8 @@ MLPs took 14 us against fused Adam's 22.
 Backward accumulates into the gradient views in place, so gradients are zeroed, never set to
 None: a parameter that no loss reaches keeps a zero gradient, which the optimiser then steps with
 its running moments where it would otherwise skip the parameter. Every parameter of the agents
-that use this (PPO, A2C, DQN) takes part in every loss.
+that use this (PPO, A2C, DQN, and SAC's actor, critics and temperature) takes part in every
+loss of its optimiser.
 """
 from __future__ import annotations
 

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 
 from agents.base import Agent
 from agents.config import AgentConfig, option, replay_first_update
+from agents.flat_parameters import FlatAdam, flat_optimizer
 from agents.networks import TanhGaussianHead, build_encoder, mlp
 from envs import is_atari
 from replay import Batch
@@ -95,9 +96,10 @@ class SAC(Agent):
     steps_envs_asynchronously = True
     config_class = SACConfig
     config: SACConfig
-    # The critics' loss; the actor's loss runs through the critics with their gradients switched
-    # off between the two steps, so it stays eager.
+    # The critics' loss, compiled by TorchDynamo where whole steps are not (a GPU); the actor's loss
+    # runs through the critics with their gradients switched off, which TorchDynamo would break on.
     compiled_methods = ("critic_loss",)
+    compiles_whole_steps = True
     # rl-baselines3-zoo hyperparams/sac.yml: Pendulum-v1 (learning_rate 1e-3, 2e4 steps) on SB3's
     # defaults, MlpPolicy 256-256 ReLU (here one 256 layer in the encoder and one in each head).
     presets = {
@@ -146,10 +148,10 @@ class SAC(Agent):
         self.log_alpha = nn.Parameter(torch.tensor(math.log(config.alpha), device=self.device),
                                       requires_grad=config.autotune)  # log-space keeps alpha > 0
         fused = self.device.type in ("cpu", "cuda")
-        self.actor_optimizer = torch.optim.Adam(self.actor_parameters(), lr=config.learning_rate, fused=fused)
+        self.actor_optimizer = flat_optimizer(FlatAdam, self.actor_parameters(), lr=config.learning_rate, fused=fused)
         critic_params = [p for p in self.critic.parameters() if p.requires_grad] + self.attach_auxiliary(self.encoder)
-        self.critic_optimizer = torch.optim.Adam(critic_params, lr=config.learning_rate, fused=fused)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.learning_rate, fused=fused)
+        self.critic_optimizer = flat_optimizer(FlatAdam, critic_params, lr=config.learning_rate, fused=fused)
+        self.alpha_optimizer = flat_optimizer(FlatAdam, [self.log_alpha], lr=config.learning_rate, fused=fused)
         self.buffer: ReplayBuffer | None = None
         self._since_train = 0
         self._updates = 0
@@ -166,20 +168,29 @@ class SAC(Agent):
             return self.actor_encoder(obs)
         return self.critic.encoder(obs).detach()
 
-    def policy(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
-        """Continuous: ``(action in [-1, 1]^d, log pi)``; discrete: ``(probabilities, log-probabilities)``."""
+    def policy(self, obs: Tensor, deterministic: bool = False, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Continuous: ``(action in [-1, 1]^d, log pi)``, reparameterised with ``noise`` (default:
+        fresh ``policy_noise``); discrete: ``(probabilities, log-probabilities)``."""
         features = self.actor_trunk(self.actor_features(obs))
         if self.num_actions:
             log_probs = F.log_softmax(self.actor_head(features), dim=-1)
             return log_probs.exp(), log_probs
         if deterministic:
             return self.actor_head.sample(features, deterministic=True)
-        return self.actor_head.sample(features, self.policy_noise(features.shape[:-1]))
+        return self.actor_head.sample(features, self.policy_noise(features.shape[:-1]) if noise is None else noise)
 
-    def policy_noise(self, batch_shape: torch.Size) -> Tensor | None:
-        """Standard normal draws ``[*batch_shape, d]`` for the reparameterised action; None lets the
-        policy head draw them."""
-        return None
+    def policy_noise(self, batch_shape: torch.Size) -> Tensor:
+        """Standard normal draws ``[*batch_shape, d]`` for the reparameterised action."""
+        return torch.randn((*batch_shape, self.action_dim), device=self.device)
+
+    def policy_entropy(self, obs: Tensor, noise: Tensor | None) -> Tensor:
+        """The entropy the temperature is tuned by: ``-log pi(a|s)`` of the action ``noise`` gives
+        (continuous), the exact ``-sum_a pi(a|s) log pi(a|s)`` (discrete)."""
+        with torch.no_grad():
+            if self.num_actions:
+                probs, log_probs = self.policy(obs)
+                return -(probs * log_probs).sum(-1)
+            return -self.policy(obs, noise=noise)[1]
 
     def sample_categorical(self, probs: Tensor) -> Tensor:
         """One action index drawn from each row of ``probs``."""
@@ -214,51 +225,40 @@ class SAC(Agent):
 
     # ---------------------------------------------------------------------- learning
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One gradient step of temperature, critics and actor. Every mean runs over the last
-        dimension, so a ``[K, B]`` batch (K seeds stacked, ``agents.multi_seed_sac``, with
-        ``alpha`` of shape ``[K, 1]``) gives K separate losses."""
+        """One gradient step of temperature, critics and actor, in that order, each through
+        ``gradient_step`` (with ``--compile`` on the CPU one graph each), then the target critics'
+        step when due. Every mean runs over the last dimension, so a ``[K, B]`` batch (K seeds
+        stacked, ``agents.multi_seed_sac``, with ``alpha`` of shape ``[K, 1]``) gives K separate
+        losses."""
         batch = self.auxiliary_view(batch)
         cfg = self.config
-        metrics: dict[str, Tensor] = {}
-        if self.num_actions:
-            probs, log_probs = self.policy(batch.obs)
-            entropy = -(probs * log_probs).sum(-1)
-        else:
-            action, log_prob = self.policy(batch.obs)
-            entropy = -log_prob
-        if cfg.autotune:  # eq. 18
-            alpha_loss = -(self.log_alpha * (self.target_entropy - entropy).detach()).mean(-1)
-            self.optimizer_step(self.alpha_optimizer, alpha_loss, None, 0.0)
-            metrics["losses/alpha_loss"] = alpha_loss.detach()
+        # The actor's action noise on s, drawn once: the temperature and the actor see one sample.
+        noise = None if self.num_actions else self.policy_noise(batch.reward.shape)
+        entropy = self.policy_entropy(batch.obs, noise)
+        metrics: dict[str, Tensor] = {"losses/entropy": entropy.mean(-1)}
+        if cfg.autotune:
+            metrics.update(*self.gradient_step(self.alpha_optimizer, None, 0.0, entropy, loss="temperature_loss"))
         alpha = self.alpha
-        critic_loss, q1 = self.critic_loss(batch, alpha)
         # Auxiliary objectives (DBC, ...) shape the critics' encoder, so they ride on the critic step.
-        metrics.update(self.optimizer_step(self.critic_optimizer, critic_loss, batch, cfg.max_grad_norm))
-
-        if self.num_actions:
-            with torch.no_grad():
-                q = torch.min(*self.critic(batch.obs))
-            actor_loss = (probs * (alpha.unsqueeze(-1) * log_probs - q)).sum(-1).mean(-1)
-        else:
-            critic_params = self.critic_optimizer.param_groups[0]["params"]
-            for p in critic_params:  # the actor's gradient flows through the critics, not into them
-                p.requires_grad_(False)
-            actor_loss = (alpha * log_prob - torch.min(*self.critic(batch.obs, action))).mean(-1)
-            for p in critic_params:
-                p.requires_grad_(True)
-        self.optimizer_step(self.actor_optimizer, actor_loss, None, cfg.max_grad_norm)
-
+        metrics.update(*self.gradient_step(self.critic_optimizer, batch, cfg.max_grad_norm, batch, alpha,
+                                           loss="critic_loss"))
+        metrics.update(*self.gradient_step(self.actor_optimizer, None, cfg.max_grad_norm, batch, alpha, noise,
+                                           loss="actor_loss", frozen=self.critic))
         self._updates += 1
         if self._updates % cfg.target_update_interval == 0:
             self.update_target()
-        metrics.update({"losses/critic_loss": critic_loss.detach(), "losses/actor_loss": actor_loss.detach(),
-                        "losses/q_values": q1.mean(-1), "losses/entropy": entropy.detach().mean(-1),
-                        "losses/alpha": alpha})
+        metrics["losses/alpha"] = alpha
         return metrics
 
-    def critic_loss(self, batch: Batch, alpha: Tensor) -> tuple[Tensor, Tensor]:
+    def temperature_loss(self, entropy: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Eq. 18: ``-log alpha (H_target - H)``, which raises ``alpha`` while the entropy ``H`` is
+        below the target and lowers it above."""
+        loss = -(self.log_alpha * (self.target_entropy - entropy)).mean(-1)
+        return loss, {"losses/alpha_loss": loss.detach()}
+
+    def critic_loss(self, batch: Batch, alpha: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Both critics' soft Bellman residual (Haarnoja et al. 2018, eq. 5, with the soft value of
-        eq. 3 at the next state) and Q1 of the batch, detached."""
+        eq. 3 at the next state)."""
         with torch.no_grad():
             if self.num_actions:
                 next_probs, next_log_probs = self.policy(batch.next_obs)
@@ -273,7 +273,22 @@ class SAC(Agent):
             q1, q2 = (q.gather(-1, index).squeeze(-1) for q in self.critic(batch.obs))
         else:
             q1, q2 = self.critic(batch.obs, batch.action)
-        return 0.5 * ((q1 - target).square().mean(-1) + (q2 - target).square().mean(-1)), q1.detach()
+        loss = 0.5 * ((q1 - target).square().mean(-1) + (q2 - target).square().mean(-1))
+        return loss, {"losses/critic_loss": loss.detach(), "losses/q_values": q1.detach().mean(-1)}
+
+    def actor_loss(self, batch: Batch, alpha: Tensor, noise: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Eq. 7 reparameterised with ``noise``, ``alpha log pi(a|s) - min_j Q_j(s, a)``, through the
+        critics just stepped (which it must not train: ``frozen`` in ``update``); discrete, the exact
+        expectation over ``pi(.|s)`` (Christodoulou 2019)."""
+        if self.num_actions:
+            probs, log_probs = self.policy(batch.obs)
+            with torch.no_grad():
+                q = torch.min(*self.critic(batch.obs))
+            loss = (probs * (alpha.unsqueeze(-1) * log_probs - q)).sum(-1).mean(-1)
+        else:
+            action, log_prob = self.policy(batch.obs, noise=noise)
+            loss = (alpha * log_prob - torch.min(*self.critic(batch.obs, action))).mean(-1)
+        return loss, {"losses/actor_loss": loss.detach()}
 
     @torch.no_grad()
     def update_target(self) -> None:
@@ -285,11 +300,12 @@ class SAC(Agent):
         frame_stack = self.observation_space.shape[0] if is_atari(cfg.env) else 1
         self.buffer = ReplayBuffer(cfg.buffer_size, num_envs, self.observation_space, self.action_space,
                                    self.device, frame_stack=frame_stack, n_step=cfg.n_step, gamma=cfg.gamma)
+        self.trace_methods("policy_action", "policy_entropy", optimizer=self.actor_optimizer)
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         if step >= self.config.learning_starts:
-            action = self.policy_action(obs, explore=True)
+            action = self.policy_action(obs, True)
         else:
             action = self.random_actions(obs.shape[0])
         return action, self.to_env_action(action), {}

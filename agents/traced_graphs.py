@@ -102,27 +102,37 @@ def _onednn_products_as_calls() -> Iterator[None]:
     """While a graph compiles, inductor compiles oneDNN's linear product (``representation.linear``
     routes large products to it) as a call of the op. Its own lowering serves inductor's freezing
     pass, which packs constant weights, and refuses weights that are graph inputs, as the agents'
-    parameters are here."""
+    parameters are here. So does the lowering of the product with a sum added (``.binary``),
+    which inductor's pattern matcher makes of a product whose only use is a sum (the gradients
+    that SAC's twin critics send to their shared encoder): that one becomes the product's call
+    and the sum again."""
     from torch._inductor import lowering
 
     if not ONEDNN_AVAILABLE:  # (a PyTorch build without oneDNN: no such op, nothing routed to it)
         yield
         return
-    op = torch.ops.mkldnn._linear_pointwise.default
-    own = lowering.lowerings.get(op)
-    lowering.lowerings[op] = lowering.fallback_handler(op, add_to_fallback_set=False)
+    product, with_sum = torch.ops.mkldnn._linear_pointwise.default, torch.ops.mkldnn._linear_pointwise.binary
+    call = lowering.fallback_handler(product, add_to_fallback_set=False)
+    sums = {"add": lowering.lowerings[torch.ops.aten.add.Tensor], "sub": lowering.lowerings[torch.ops.aten.sub.Tensor]}
+
+    def product_then_sum(x, other, weight, bias, attr):
+        return sums[attr](call(x, weight, bias, "none", [], ""), other)
+
+    own = {op: lowering.lowerings.get(op) for op in (product, with_sum)}
+    lowering.lowerings[product], lowering.lowerings[with_sum] = call, product_then_sum
     try:
         yield
     finally:
-        if own is None:
-            del lowering.lowerings[op]
-        else:
-            lowering.lowerings[op] = own
+        for op, own_lowering in own.items():
+            if own_lowering is None:
+                del lowering.lowerings[op]
+            else:
+                lowering.lowerings[op] = own_lowering
 
 
 class ModuleCall(nn.Module):
-    """``method(module, *args)`` as a module's forward, for ``torch.func.functional_call``, which
-    calls it with the module's parameters and buffers replaced by given tensors."""
+    """``method(module, *args)`` as a module's forward, for ``call_with_tensors``, which calls it
+    with the module's parameters and buffers replaced by given tensors."""
 
     def __init__(self, module: nn.Module, method: Callable[..., Any]):
         super().__init__()
@@ -130,6 +140,16 @@ class ModuleCall(nn.Module):
 
     def forward(self, *args: Any) -> Any:
         return self.method(self.module, *args)
+
+
+def call_with_tensors(module: nn.Module, tensors: dict[str, Tensor], args: tuple) -> Any:
+    """``torch.func.functional_call(module, tensors, args)``, putting the module's own tensors back
+    in the reverse order of their replacement. A submodule registered under two names (SAC's
+    encoder is also its critics') is replaced under both; ``torch.func.functional_call`` puts
+    them back in the same order as it replaced them, so the second name's "original", the
+    replacement the first one put there, stays in the module for good."""
+    with torch.nn.utils.stateless._reparametrize_module(module, tensors, tie_weights=True, stack_weights=True):
+        return module(*args)
 
 
 def _flatten(value: Any, tensors: list[Tensor]) -> Any:

@@ -80,6 +80,23 @@ def test_discrete_critic_loss_matches_a_loop():
     assert metrics["losses/critic_loss"].item() == pytest.approx(sum(terms) / 6, rel=1e-5)
 
 
+@pytest.mark.parametrize("compile", [False, True])
+def test_the_actor_step_trains_the_actor_alone_through_the_critics(compile):
+    """The actor's loss runs through the critics, which its step must not train (nor leave
+    gradients in), eagerly and as one compiled graph."""
+    agent = SAC.from_env("Pendulum-v1", compile=compile, **SMALL)
+    batch = random_batch(agent)
+    critic_before = [p.clone() for p in agent.critic.parameters()]
+    actor_before = [p.clone() for p in agent.actor_parameters()]
+    (metrics,) = agent.gradient_step(agent.actor_optimizer, None, 0.0, batch, agent.alpha, agent.policy_noise((64,)),
+                                     loss="actor_loss", frozen=agent.critic)
+    assert torch.isfinite(metrics["losses/actor_loss"])
+    assert all(torch.equal(a, b) for a, b in zip(critic_before, agent.critic.parameters()))
+    assert not agent.critic_optimizer.flat_parameters.grad.any()
+    assert all(p.requires_grad for p in agent.critic.parameters())
+    assert not any(torch.equal(a, b) for a, b in zip(actor_before, agent.actor_parameters()))
+
+
 def test_actions_are_scaled_to_the_box_and_the_encoder_is_the_critics():
     agent = SAC.from_env("Pendulum-v1", **SMALL)
     agent.setup_training(3)

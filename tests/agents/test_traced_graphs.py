@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from agents.compilation import inductor_options
-from agents.traced_graphs import ModuleCall, TracedGraphs
+from agents.traced_graphs import ModuleCall, TracedGraphs, call_with_tensors
 from replay import Batch
 
 CPU = inductor_options("default", torch.device("cpu"))
@@ -67,6 +67,20 @@ def test_a_module_call_reads_the_parameters_it_is_given_each_call():
         layer.weight.mul_(-2.0)  # in place, as optimisers step
     torch.testing.assert_close(traced(parameters, x), layer(x).detach())
     assert len(traced.graphs) == 1
+
+
+def test_a_submodule_registered_under_two_names_gets_its_own_parameters_back():
+    """As SAC's encoder, which is also its critics': the given tensors replace it under both
+    names during the call, and the module's own parameters are back afterwards."""
+    encoder = nn.Linear(3, 2)
+    owner = nn.Module()
+    owner.encoder, owner.critic = encoder, nn.Sequential(encoder, nn.ReLU())
+    own = dict(owner.named_parameters())
+    zeros = {f"module.{name}": torch.zeros_like(p) for name, p in own.items()}
+    out = call_with_tensors(ModuleCall(owner, lambda module, x: module.critic(x)), zeros, (torch.randn(4, 3),))
+    torch.testing.assert_close(out, torch.zeros(4, 2))
+    assert list(own) == ["encoder.weight", "encoder.bias"]
+    assert owner.critic[0].weight is own["encoder.weight"] and owner.encoder.bias is own["encoder.bias"]
 
 
 def test_bound_arguments_come_first_and_each_call_reads_their_values():
