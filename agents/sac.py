@@ -3,14 +3,14 @@ off-policy maximum-entropy RL with twin Q critics, Polyak-averaged target critic
 automatically tuned temperature; discrete actions as in Christodoulou (2019), "Soft Actor-Critic
 for Discrete Action Settings".
 
-Per gradient step, on a replay batch:
+Per gradient step, on a replay batch, with the temperature ``alpha`` of the step before:
 
-* temperature (eq. 18): ``J(alpha) = E[-log alpha * (log pi(a|s) + H_target)]``, which raises
-  ``alpha`` while the policy's entropy is below ``H_target`` and lowers it above;
 * critics (eq. 5, 6, twin minimum of Fujimoto et al. 2018):
   ``y = r + discount (1 - terminated) (min_j Q'_j(s', a') - alpha log pi(a'|s'))``, ``a' ~ pi(s')``,
   loss ``sum_j (Q_j(s, a) - y)^2 / 2``;
 * actor (eq. 7, reparameterised): ``E[alpha log pi(a|s) - min_j Q_j(s, a)]``;
+* temperature (eq. 18): ``J(alpha) = E[-log alpha * (log pi(a|s) + H_target)]`` on the actor's
+  sample, which raises ``alpha`` while the policy's entropy is below ``H_target`` and lowers it above;
 * targets: ``theta' <- tau theta + (1 - tau) theta'`` after each step.
 
 For discrete actions the critics output one value per action and the expectations over ``a``
@@ -168,29 +168,20 @@ class SAC(Agent):
             return self.actor_encoder(obs)
         return self.critic.encoder(obs).detach()
 
-    def policy(self, obs: Tensor, deterministic: bool = False, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Continuous: ``(action in [-1, 1]^d, log pi)``, reparameterised with ``noise`` (default:
-        fresh ``policy_noise``); discrete: ``(probabilities, log-probabilities)``."""
+    def policy(self, obs: Tensor, deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        """Continuous: ``(action in [-1, 1]^d, log pi)``; discrete: ``(probabilities, log-probabilities)``."""
         features = self.actor_trunk(self.actor_features(obs))
         if self.num_actions:
             log_probs = F.log_softmax(self.actor_head(features), dim=-1)
             return log_probs.exp(), log_probs
         if deterministic:
             return self.actor_head.sample(features, deterministic=True)
-        return self.actor_head.sample(features, self.policy_noise(features.shape[:-1]) if noise is None else noise)
+        return self.actor_head.sample(features, self.policy_noise(features.shape[:-1]))
 
-    def policy_noise(self, batch_shape: torch.Size) -> Tensor:
-        """Standard normal draws ``[*batch_shape, d]`` for the reparameterised action."""
-        return torch.randn((*batch_shape, self.action_dim), device=self.device)
-
-    def policy_entropy(self, obs: Tensor, noise: Tensor | None) -> Tensor:
-        """The entropy the temperature is tuned by: ``-log pi(a|s)`` of the action ``noise`` gives
-        (continuous), the exact ``-sum_a pi(a|s) log pi(a|s)`` (discrete)."""
-        with torch.no_grad():
-            if self.num_actions:
-                probs, log_probs = self.policy(obs)
-                return -(probs * log_probs).sum(-1)
-            return -self.policy(obs, noise=noise)[1]
+    def policy_noise(self, batch_shape: torch.Size) -> Tensor | None:
+        """Standard normal draws ``[*batch_shape, d]`` for the reparameterised action; None lets the
+        policy head draw them."""
+        return None
 
     def sample_categorical(self, probs: Tensor) -> Tensor:
         """One action index drawn from each row of ``probs``."""
@@ -225,29 +216,27 @@ class SAC(Agent):
 
     # ---------------------------------------------------------------------- learning
     def update(self, batch: Batch) -> dict[str, Tensor]:
-        """One gradient step of temperature, critics and actor, in that order, each through
-        ``gradient_step`` (with ``--compile`` on the CPU one graph each), then the target critics'
-        step when due. Every mean runs over the last dimension, so a ``[K, B]`` batch (K seeds
-        stacked, ``agents.multi_seed_sac``, with ``alpha`` of shape ``[K, 1]``) gives K separate
-        losses."""
+        """One gradient step of critics, actor and temperature, each through ``gradient_step``
+        (with ``--compile`` on the CPU one graph each), then the target critics' step when due. All
+        three use the temperature from before this update, and the temperature steps on the entropy
+        of the actor's own sample, as in Stable-Baselines3's SAC: one actor pass serves both. Every
+        mean runs over the last dimension, so a ``[K, B]`` batch (K seeds stacked,
+        ``agents.multi_seed_sac``, with ``alpha`` of shape ``[K, 1]``) gives K separate losses."""
         batch = self.auxiliary_view(batch)
         cfg = self.config
-        # The actor's action noise on s, drawn once: the temperature and the actor see one sample.
-        noise = None if self.num_actions else self.policy_noise(batch.reward.shape)
-        entropy = self.policy_entropy(batch.obs, noise)
-        metrics: dict[str, Tensor] = {"losses/entropy": entropy.mean(-1)}
-        if cfg.autotune:
-            metrics.update(*self.gradient_step(self.alpha_optimizer, None, 0.0, entropy, loss="temperature_loss"))
         alpha = self.alpha
+        metrics: dict[str, Tensor] = {"losses/alpha": alpha}
         # Auxiliary objectives (DBC, ...) shape the critics' encoder, so they ride on the critic step.
         metrics.update(*self.gradient_step(self.critic_optimizer, batch, cfg.max_grad_norm, batch, alpha,
                                            loss="critic_loss"))
-        metrics.update(*self.gradient_step(self.actor_optimizer, None, cfg.max_grad_norm, batch, alpha, noise,
-                                           loss="actor_loss", frozen=self.critic))
+        entropy, actor_metrics = self.gradient_step(self.actor_optimizer, None, cfg.max_grad_norm, batch, alpha,
+                                                    loss="actor_loss", frozen=self.critic)
+        metrics.update(actor_metrics)
+        if cfg.autotune:
+            metrics.update(*self.gradient_step(self.alpha_optimizer, None, 0.0, entropy, loss="temperature_loss"))
         self._updates += 1
         if self._updates % cfg.target_update_interval == 0:
             self.update_target()
-        metrics["losses/alpha"] = alpha
         return metrics
 
     def temperature_loss(self, entropy: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
@@ -276,19 +265,23 @@ class SAC(Agent):
         loss = 0.5 * ((q1 - target).square().mean(-1) + (q2 - target).square().mean(-1))
         return loss, {"losses/critic_loss": loss.detach(), "losses/q_values": q1.detach().mean(-1)}
 
-    def actor_loss(self, batch: Batch, alpha: Tensor, noise: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-        """Eq. 7 reparameterised with ``noise``, ``alpha log pi(a|s) - min_j Q_j(s, a)``, through the
-        critics just stepped (which it must not train: ``frozen`` in ``update``); discrete, the exact
-        expectation over ``pi(.|s)`` (Christodoulou 2019)."""
+    def actor_loss(self, batch: Batch, alpha: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Eq. 7, reparameterised: ``alpha log pi(a|s) - min_j Q_j(s, a)``, through the critics just
+        stepped (which it must not train: ``frozen`` in ``update``); discrete, the exact
+        expectation over ``pi(.|s)`` (Christodoulou 2019). Also the policy's entropy at ``s``
+        (continuous: ``-log pi`` of the sampled action), detached, for the temperature's step."""
         if self.num_actions:
             probs, log_probs = self.policy(batch.obs)
             with torch.no_grad():
                 q = torch.min(*self.critic(batch.obs))
             loss = (probs * (alpha.unsqueeze(-1) * log_probs - q)).sum(-1).mean(-1)
+            entropy = -(probs * log_probs).sum(-1)
         else:
-            action, log_prob = self.policy(batch.obs, noise=noise)
+            action, log_prob = self.policy(batch.obs)
             loss = (alpha * log_prob - torch.min(*self.critic(batch.obs, action))).mean(-1)
-        return loss, {"losses/actor_loss": loss.detach()}
+            entropy = -log_prob
+        entropy = entropy.detach()
+        return loss, entropy, {"losses/actor_loss": loss.detach(), "losses/entropy": entropy.mean(-1)}
 
     @torch.no_grad()
     def update_target(self) -> None:
@@ -300,7 +293,7 @@ class SAC(Agent):
         frame_stack = self.observation_space.shape[0] if is_atari(cfg.env) else 1
         self.buffer = ReplayBuffer(cfg.buffer_size, num_envs, self.observation_space, self.action_space,
                                    self.device, frame_stack=frame_stack, n_step=cfg.n_step, gamma=cfg.gamma)
-        self.trace_methods("policy_action", "policy_entropy", optimizer=self.actor_optimizer)
+        self.trace_methods("policy_action", optimizer=self.actor_optimizer)
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:

@@ -170,21 +170,21 @@ def test_compiled_reinforce_compiles_its_loss_once_for_episodes_of_any_length(tm
 
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
 def test_compiled_sac_trains_like_eager_with_products_large_enough_for_onednn(tmp_path, env_id):
-    """SAC's three steps (temperature, critics, actor through the critics it must not train) and
+    """SAC's three steps (critics, actor through the critics it must not train, temperature) and
     its acting compile whole, its 256-unit layers' products through oneDNN as they run eagerly
     (including the sum of both critics' gradients into their shared encoder, which inductor
-    would fuse into one op), and train as eagerly, continuous and discrete: for 20 updates, as
-    rounding differences grow tenfold in about 12 of them (Adam steps each weight by about the
-    learning rate whatever its gradient's size)."""
-    settings = dict(steps=80, learning_starts=60, batch_size=64, eval_every=0, checkpoint_every=0, eval_episodes=1,
+    would fuse into one op), and train as eagerly, continuous and discrete: for 8 updates, as
+    rounding differences then grow by orders of magnitude within a few more (Adam steps each
+    weight by about the learning rate whatever its gradient's size, so a gradient near zero that
+    rounds to either sign moves its weight apart)."""
+    settings = dict(steps=68, learning_starts=60, batch_size=64, eval_every=0, checkpoint_every=0, eval_episodes=1,
                     log_every=60, encoder_options={"hidden_sizes": [256, 256], "activation": "relu"})
     eager, compiled, graphs = train_pair(SAC, settings, tmp_path, env_id)
     # the same draws: the actions differ by the weights' rounding alone
     torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=1e-3, rtol=0)
     assert_same_state(compiled, eager, atol=1e-4)
-    # the three gradient steps, the temperature's entropy pass, acting while training and greedy
-    # acting in the final evaluation
-    assert graphs == 6
+    # the three gradient steps, acting while training and greedy acting in the final evaluation
+    assert graphs == 5
 
 
 def test_compiled_agents_save_and_load_with_and_without_compile(tmp_path):

@@ -88,9 +88,9 @@ def test_the_actor_step_trains_the_actor_alone_through_the_critics(compile):
     batch = random_batch(agent)
     critic_before = [p.clone() for p in agent.critic.parameters()]
     actor_before = [p.clone() for p in agent.actor_parameters()]
-    (metrics,) = agent.gradient_step(agent.actor_optimizer, None, 0.0, batch, agent.alpha, agent.policy_noise((64,)),
-                                     loss="actor_loss", frozen=agent.critic)
-    assert torch.isfinite(metrics["losses/actor_loss"])
+    entropy, metrics = agent.gradient_step(agent.actor_optimizer, None, 0.0, batch, agent.alpha, loss="actor_loss",
+                                           frozen=agent.critic)
+    assert torch.isfinite(metrics["losses/actor_loss"]) and entropy.shape == (64,) and not entropy.requires_grad
     assert all(torch.equal(a, b) for a, b in zip(critic_before, agent.critic.parameters()))
     assert not agent.critic_optimizer.flat_parameters.grad.any()
     assert all(p.requires_grad for p in agent.critic.parameters())
