@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -35,6 +37,23 @@ OTHER = ["atari_rollout", "dqn_pong_async", "replay_memory", "per_sample", "torc
          "ddpm_frames_allocator"]
 ALL = LEARNING + POLICY_GRADIENT + OPTION_COST + OTHER
 ON_ANY_DEVICE = LEARNING + ["torch_env", "ppo_torch_cartpole", *MULTI_SEED]
+
+
+def other_runnable_threads(samples: int = 11, interval_s: float = 0.05) -> int | None:
+    """How many threads besides this one were ready to run, the median of ``samples`` reads of
+    Linux's ``/proc/stat`` over about half a second; None where there is no such file. OpenMP's
+    threads spin while they wait for each other, so beside other busy threads they lose their time
+    slices: a case on several torch threads then runs many times slower (docs/performance.md)."""
+    counts = []
+    for _ in range(samples):
+        try:
+            with open("/proc/stat") as stat:
+                running = next(line for line in stat if line.startswith("procs_running"))
+        except (OSError, StopIteration):
+            return None
+        counts.append(int(running.split()[1]) - 1)
+        time.sleep(interval_s)
+    return int(statistics.median(counts))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,8 +91,13 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as error:
             parser.error(str(error))
 
+    others = other_runnable_threads()
+    if others:
+        print(f"warning: {others} other thread(s) keep a core busy here: cases on several torch threads can run many "
+              "times slower beside them (docs/performance.md); rows say \"other_threads_before\"", file=sys.stderr)
+
     def emit(row: dict) -> None:
-        print(json.dumps(row), flush=True)
+        print(json.dumps({**row, "other_threads_before": others}), flush=True)
 
     learning = [c for c in cases if c in LEARNING]
     # The ceiling is eager CPU networks plus the env: a CPU figure only.

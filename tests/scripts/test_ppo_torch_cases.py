@@ -12,7 +12,8 @@ from bench_cases import learning_cases, ppo_torch_cases  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-ROW_KEYS = ["case", "num_envs", "steps", "device", "torch_threads", "reprl_sps", "sb3_sps", "ratio", "compile"]
+ROW_KEYS = ["case", "num_envs", "steps", "device", "torch_threads", "reprl_sps", "sb3_sps", "ratio", "compile",
+            "other_threads_before"]
 
 
 def fake_sides(monkeypatch) -> list[tuple]:
