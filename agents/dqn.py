@@ -27,14 +27,14 @@ from agents.base import Agent
 from agents.c51 import project_distribution
 from agents.config import AgentConfig, option, replay_first_update
 from agents.exploration import linear_schedule
-from agents.flat_parameters import FlatAdam, flat_optimizer
+from agents.flat_parameters import FlatAdam, flat_optimizer, pack_parameters
 from agents.networks import FeatureStandardizer, build_encoder
 from agents.q_heads import QHead
 from envs import is_atari
 from replay import Batch
 from replay.replay_buffer import ReplayBuffer
 from representation.encoders import encode
-from representation.ssl.heads import momentum_update_
+from representation.ssl.heads import momentum_pair, momentum_step_
 
 
 @dataclass
@@ -186,6 +186,8 @@ class DQN(Agent):
         self.q_target.requires_grad_(False)
         trainable = [p for p in self.q.parameters() if p.requires_grad] + self.attach_auxiliary(self.q.encoder)
         self.optimizer = flat_optimizer(FlatAdam, trainable, lr=config.learning_rate, eps=config.adam_eps)
+        # The target network in one tensor tiled like the flat parameters: Polyak's step is one pass.
+        pack_parameters(list(self.q_target.parameters()))
         self.buffer: ReplayBuffer | None = None
         self.step = 0
         self._since_train = 0
@@ -324,7 +326,9 @@ class DQN(Agent):
         """tau = 1: the target becomes a copy (parameters and buffers, one fused copy: the Nature
         DQN's periodic sync); tau < 1: Polyak averaging of the parameters."""
         if self.config.tau < 1.0:
-            momentum_update_(self.q_target, self.q, 1.0 - self.config.tau)
+            if "_polyak_pair" not in self.__dict__:  # listed once, as below
+                self._polyak_pair = momentum_pair(self.q_target, self.q)
+            momentum_step_(*self._polyak_pair, 1.0 - self.config.tau)
             return
         if "_synced" not in self.__dict__:  # listed once: walking the modules cost more than the copy
             self._synced = ([*self.q_target.parameters(), *self.q_target.buffers()],

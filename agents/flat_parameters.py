@@ -31,34 +31,41 @@ import torch.optim.optimizer as torch_optimizer
 from torch import Tensor, nn
 
 
+def pack_parameters(parameters: list[nn.Parameter]) -> Tensor:
+    """Copies ``parameters`` (distinct, in order) into one new contiguous tensor, makes each a view
+    of its slice (keeping its strides: channels-last conv weights stay channels-last) and returns
+    the tensor. A target network packed like its online network's flat parameters takes its
+    Polyak step in one pass over each (``representation.ssl.heads.momentum_update_``)."""
+    if not parameters:
+        raise ValueError("flat parameters need at least one parameter")
+    first = parameters[0]
+    for p in parameters:
+        if p.device != first.device or p.dtype != first.dtype:
+            raise ValueError("flat parameters must share one device and dtype")
+        if not (p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last)):
+            raise ValueError(f"a parameter of shape {tuple(p.shape)} and strides {p.stride()} is not dense")
+    data = torch.empty(sum(p.numel() for p in parameters), device=first.device, dtype=first.dtype)
+    offset = 0
+    with torch.no_grad():
+        for p in parameters:
+            view = data.as_strided(p.shape, p.stride(), offset)
+            view.copy_(p)
+            p.data = view
+            offset += p.numel()
+    return data
+
+
 class FlatParameters:
     """``parameters`` re-homed as views of one flat ``data`` tensor, their gradients as views of
     one flat ``grad`` tensor; ``parameter`` is the flat tensor as one parameter for an optimiser."""
 
     def __init__(self, parameters: Iterable[nn.Parameter]):
         self.parameters = list(dict.fromkeys(parameters))  # each once, in order
-        if not self.parameters:
-            raise ValueError("flat parameters need at least one parameter")
-        first = self.parameters[0]
-        for p in self.parameters:
-            if p.device != first.device or p.dtype != first.dtype:
-                raise ValueError("flat parameters must share one device and dtype")
-            if not (p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last)):
-                raise ValueError(f"a parameter of shape {tuple(p.shape)} and strides {p.stride()} is not dense")
-        total = sum(p.numel() for p in self.parameters)
-        self.data = torch.empty(total, device=first.device, dtype=first.dtype)
+        self.data = pack_parameters(self.parameters)
         self.grad = torch.zeros_like(self.data)
-        self.gradients: list[Tensor] = []
-        offset = 0
-        with torch.no_grad():
-            for p in self.parameters:
-                view = self.data.as_strided(p.shape, p.stride(), offset)
-                view.copy_(p)
-                p.data = view
-                gradient = self.grad.as_strided(p.shape, p.stride(), offset)
-                p.grad = gradient
-                self.gradients.append(gradient)
-                offset += p.numel()
+        self.gradients = [self.grad.as_strided(p.shape, p.stride(), p.storage_offset()) for p in self.parameters]
+        for p, gradient in zip(self.parameters, self.gradients):
+            p.grad = gradient
         self.parameter = nn.Parameter(self.data)
         self.parameter.grad = self.grad
 

@@ -35,12 +35,12 @@ from torch import Tensor, nn
 
 from agents.base import Agent
 from agents.config import AgentConfig, option, replay_first_update
-from agents.flat_parameters import FlatAdam, flat_optimizer
+from agents.flat_parameters import FlatAdam, flat_optimizer, pack_parameters
 from agents.networks import TanhGaussianHead, build_encoder, mlp
 from envs import is_atari
 from replay import Batch
 from replay.replay_buffer import ReplayBuffer
-from representation.ssl.heads import momentum_update_
+from representation.ssl.heads import momentum_pair, momentum_step_
 
 
 @dataclass
@@ -151,6 +151,8 @@ class SAC(Agent):
         self.actor_optimizer = flat_optimizer(FlatAdam, self.actor_parameters(), lr=config.learning_rate, fused=fused)
         critic_params = [p for p in self.critic.parameters() if p.requires_grad] + self.attach_auxiliary(self.encoder)
         self.critic_optimizer = flat_optimizer(FlatAdam, critic_params, lr=config.learning_rate, fused=fused)
+        # The target critics in one tensor tiled like the critics' flat one: Polyak's step is one pass.
+        pack_parameters(list(self.critic_target.parameters()))
         self.alpha_optimizer = flat_optimizer(FlatAdam, [self.log_alpha], lr=config.learning_rate, fused=fused)
         self.buffer: ReplayBuffer | None = None
         self._since_train = 0
@@ -283,9 +285,10 @@ class SAC(Agent):
         entropy = entropy.detach()
         return loss, entropy, {"losses/actor_loss": loss.detach(), "losses/entropy": entropy.mean(-1)}
 
-    @torch.no_grad()
     def update_target(self) -> None:
-        momentum_update_(self.critic_target, self.critic, 1.0 - self.config.tau)
+        if "_polyak_pair" not in self.__dict__:  # listed once: walking the modules cost more than the step
+            self._polyak_pair = momentum_pair(self.critic_target, self.critic)
+        momentum_step_(*self._polyak_pair, 1.0 - self.config.tau)
 
     # ------------------------------------------------------------------- runner hooks
     def setup_training(self, num_envs: int) -> None:

@@ -1,12 +1,15 @@
 """One flat tensor for an optimiser's parameters: same values, same layouts, the same steps."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from agents.flat_parameters import FlatAdam, FlatParameters, FlatRMSprop, flat_optimizer
+from agents.flat_parameters import FlatAdam, FlatParameters, FlatRMSprop, flat_optimizer, pack_parameters
+from representation.ssl import heads
 
 
 def network() -> nn.Module:
@@ -220,3 +223,32 @@ def test_a_flat_optimizer_refuses_state_of_other_shapes():
     optimizer = flat_optimizer(FlatAdam, joined.parameters(), lr=1e-2)
     with pytest.raises(ValueError, match="for a parameter of shape"):
         optimizer.load_state_dict(other.state_dict())
+
+
+def test_a_packed_target_takes_the_same_polyak_step_as_one_tensor_at_a_time():
+    online, target = network(), network()
+    with torch.no_grad():
+        for p in target.parameters():
+            p.mul_(-0.5).add_(0.25)  # a target apart from the online network
+    loose = copy.deepcopy(target)  # its parameters stay separate tensors
+    flat_optimizer(FlatAdam, online.parameters(), lr=1e-3)
+    packed = pack_parameters(list(target.parameters()))
+    assert all(p.untyped_storage().data_ptr() == packed.untyped_storage().data_ptr() for p in target.parameters())
+    assert [p.stride() for p in target.parameters()] == [p.stride() for p in loose.parameters()]
+    assert heads._dense_span(list(target.parameters())) is not None  # the one-pass path is taken
+    heads.momentum_update_(target, online, 0.995)
+    heads.momentum_update_(loose, online, 0.995)  # per tensor: loose parameters tile nothing
+    assert heads._dense_span(list(loose.parameters())) is None
+    for packed_p, loose_p, online_p in zip(target.parameters(), loose.parameters(), online.parameters()):
+        assert torch.equal(packed_p, loose_p) and not torch.equal(packed_p, online_p)
+
+
+def test_parameters_tile_a_span_only_in_order_and_without_gaps():
+    data = torch.arange(10.0)
+    a, b, c = data[0:4].view(2, 2), data[4:7], data[7:10]
+    assert torch.equal(heads._dense_span([a, b, c]), data)
+    assert torch.equal(heads._dense_span([b, c]), data[4:])
+    assert heads._dense_span([a, c]) is None  # a gap
+    assert heads._dense_span([b, a]) is None  # out of order
+    assert heads._dense_span([a, torch.arange(3.0)]) is None  # another storage
+    assert heads._dense_span([data[0:6].view(2, 3).t()]) is None  # not dense in that order

@@ -10,6 +10,7 @@ from gymnasium import spaces
 from agents.networks import TanhGaussianHead
 from agents.sac import SAC, SACConfig
 from replay import Batch
+from representation.ssl import heads
 
 SMALL = dict(head_width=32, encoder_options={"hidden_sizes": [32], "activation": "relu"})
 
@@ -95,6 +96,19 @@ def test_the_actor_step_trains_the_actor_alone_through_the_critics(compile):
     assert not agent.critic_optimizer.flat_parameters.grad.any()
     assert all(p.requires_grad for p in agent.critic.parameters())
     assert not any(torch.equal(a, b) for a, b in zip(actor_before, agent.actor_parameters()))
+
+
+def test_the_target_critics_take_their_polyak_step_in_one_pass_over_one_tensor():
+    agent = SAC.from_env("Pendulum-v1", tau=0.01, **SMALL)
+    with torch.no_grad():
+        for p in agent.critic.parameters():
+            p.add_(torch.randn_like(p))
+    targets = list(agent.critic_target.parameters())
+    assert heads._dense_span(targets) is not None and heads._dense_span(list(agent.critic.parameters())) is not None
+    expected = [0.99 * t + 0.01 * o for t, o in zip(targets, agent.critic.parameters())]
+    agent.update_target()
+    for target, reference in zip(agent.critic_target.parameters(), expected):
+        torch.testing.assert_close(target, reference, rtol=0, atol=1e-6)
 
 
 def test_actions_are_scaled_to_the_box_and_the_encoder_is_the_critics():
