@@ -22,8 +22,13 @@ def n_step_window(reward: Tensor, terminated: Tensor, truncated: Tensor, gamma: 
     never sums rewards of the next episode; a truncated window still bootstraps (terminated = 0)
     from the true final observation, with ``discount = gamma^m``.
     """
-    done = terminated | truncated
     n = reward.shape[1]
+    if n == 1:  # nothing to collapse: the values of the general case below, bit for bit, in fewer ops
+        first = reward[:, 0]
+        return NStepWindow(reward=first.float(), terminated=terminated[:, 0].float(),
+                           discount=torch.full_like(first, gamma, dtype=torch.float32),
+                           length=torch.ones_like(first, dtype=torch.int64))
+    done = terminated | truncated
     alive = torch.cumprod((~done).to(reward.dtype), dim=1)
     included = torch.cat([torch.ones_like(alive[:, :1]), alive[:, :-1]], dim=1)  # step k is summed
     powers = gamma ** torch.arange(n, dtype=torch.float64, device=reward.device)

@@ -176,6 +176,17 @@ def test_n_step_window_against_hand_made_windows():
     torch.testing.assert_close(out.discount, torch.tensor([0.125, 0.25, 0.25, 0.5]))
 
 
+def test_one_step_windows_hold_the_values_the_general_case_gives_bit_for_bit():
+    reward = torch.randn(6, 2, generator=torch.Generator().manual_seed(0))
+    terminated = torch.tensor([[True, False], [False, False]] * 3)
+    truncated = ~terminated  # every first step ends its episode, so a 2-step window keeps only it
+    general = n_step_window(reward, terminated, truncated, 0.99)
+    one_step = n_step_window(reward[:, :1], terminated[:, :1], truncated[:, :1], 0.99)
+    for ours, theirs in zip(one_step, general):
+        assert ours.dtype == theirs.dtype and torch.equal(ours, theirs)
+    assert one_step.terminated.tolist() == [1.0, 0.0] * 3 and torch.equal(one_step.reward, reward[:, 0])
+
+
 def test_memory_of_a_million_atari_transitions():
     atari = gym.spaces.Box(0, 255, (4, 84, 84), dtype="uint8")
     nbytes = ReplayBuffer.estimate_nbytes(1_000_000, atari, ACTIONS, frame_stack=4)
