@@ -28,8 +28,8 @@ from agents.c51 import project_distribution
 from agents.config import AgentConfig, option, replay_first_update
 from agents.exploration import linear_schedule
 from agents.flat_parameters import FlatAdam, flat_optimizer, pack_parameters
-from agents.networks import FeatureStandardizer, build_encoder
-from agents.q_heads import QHead
+from agents.networks import build_encoder
+from agents.q_heads import QNetwork
 from envs import is_atari
 from replay import Batch
 from replay.replay_buffer import ReplayBuffer
@@ -87,33 +87,6 @@ class DQNConfig(AgentConfig):
 
     def first_update(self) -> tuple[int, str]:
         return replay_first_update(self)
-
-
-class QNetwork(nn.Module):
-    """Encoder plus ``QHead`` (with ``standardize_features``, a ``FeatureStandardizer`` between
-    them); ``q_values`` is the expectation over atoms when distributional."""
-
-    batch_shape_agnostic = True  # every leading dimension is batch (``agents.seed_stack``)
-
-    def __init__(self, encoder: nn.Module, num_actions: int, config: DQNConfig):
-        super().__init__()
-        self.encoder = encoder
-        self.standardize = FeatureStandardizer(encoder.out_dim) if config.standardize_features else nn.Identity()
-        self.head = QHead(encoder.out_dim, num_actions, dueling=config.dueling,
-                          aggregation=config.dueling_aggregation, noisy=config.noisy, sigma0=config.noisy_sigma0,
-                          atoms=config.atoms if config.distributional else 1, hidden=config.head_hidden)
-        self.register_buffer("support", torch.linspace(config.v_min, config.v_max, config.atoms))
-
-    def forward(self, obs: Tensor, noise: bool = True, encoded: bool = False) -> Tensor:
-        """Q-values ``[..., A]``, or logits ``[..., A, atoms]`` when distributional; ``encoded``:
-        ``obs`` are already the encoder's features."""
-        return self.head(self.standardize(obs if encoded else self.encoder(obs)), noise)
-
-    def q_values(self, obs: Tensor, noise: bool = True, encoded: bool = False) -> Tensor:
-        out = self(obs, noise, encoded)
-        # (the support's own last dimension lines up with the atoms: K stacked copies' supports
-        # are [K, 1, atoms], against logits [K, B, A, atoms])
-        return out if self.head.atoms == 1 else (out.softmax(-1) * self.support.unsqueeze(-2)).sum(-1)
 
 
 class DQN(Agent):

@@ -7,9 +7,9 @@ import torch
 from gymnasium import spaces
 from torch import Tensor, nn
 
-from agents.dqn import DQN, DQNConfig, QNetwork
+from agents.dqn import DQN, DQNConfig
 from agents.multi_seed import MultiSeed
-from agents.q_heads import NoisyLinear
+from agents.q_heads import NoisyLinear, QNetwork
 from agents.seed_stack import SeedStack
 from replay.grouped_replay_buffer import GroupedReplayBuffer
 

@@ -4,15 +4,21 @@ One head covers DQN's variants: ``dueling`` splits it into value and advantage s
 (Wang et al. 2016, eq. 9 with the mean, eq. 8 with the max), ``noisy`` swaps its linear layers
 for factorised Gaussian NoisyNet layers (Fortunato et al. 2018, eq. 10-11) and ``atoms > 1``
 makes it output a categorical return distribution per action (Bellemare et al. 2017).
+``QNetwork`` is DQN's whole network: an encoder and one such head.
 """
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
+from agents.networks import FeatureStandardizer
 from representation.linear import Linear, affine
+
+if TYPE_CHECKING:
+    from agents.dqn import DQNConfig
 
 
 class NoisyLinear(nn.Module):
@@ -94,3 +100,30 @@ class QHead(nn.Module):
         for module in self.modules():
             if isinstance(module, NoisyLinear):
                 module.reset_noise(generator)
+
+
+class QNetwork(nn.Module):
+    """Encoder plus ``QHead`` (with ``standardize_features``, a ``FeatureStandardizer`` between
+    them); ``q_values`` is the expectation over atoms when distributional."""
+
+    batch_shape_agnostic = True  # every leading dimension is batch (``agents.seed_stack``)
+
+    def __init__(self, encoder: nn.Module, num_actions: int, config: DQNConfig):
+        super().__init__()
+        self.encoder = encoder
+        self.standardize = FeatureStandardizer(encoder.out_dim) if config.standardize_features else nn.Identity()
+        self.head = QHead(encoder.out_dim, num_actions, dueling=config.dueling,
+                          aggregation=config.dueling_aggregation, noisy=config.noisy, sigma0=config.noisy_sigma0,
+                          atoms=config.atoms if config.distributional else 1, hidden=config.head_hidden)
+        self.register_buffer("support", torch.linspace(config.v_min, config.v_max, config.atoms))
+
+    def forward(self, obs: Tensor, noise: bool = True, encoded: bool = False) -> Tensor:
+        """Q-values ``[..., A]``, or logits ``[..., A, atoms]`` when distributional; ``encoded``:
+        ``obs`` are already the encoder's features."""
+        return self.head(self.standardize(obs if encoded else self.encoder(obs)), noise)
+
+    def q_values(self, obs: Tensor, noise: bool = True, encoded: bool = False) -> Tensor:
+        out = self(obs, noise, encoded)
+        # (the support's own last dimension lines up with the atoms: K stacked copies' supports
+        # are [K, 1, atoms], against logits [K, B, A, atoms])
+        return out if self.head.atoms == 1 else (out.softmax(-1) * self.support.unsqueeze(-2)).sum(-1)
