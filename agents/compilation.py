@@ -138,6 +138,17 @@ def compile_methods(agent: Agent) -> None:
         setattr(agent, name, compile_function(getattr(agent, name), mode, device))
 
 
+def compile_env_step(env: Any, mode: str) -> None:
+    """``--compile`` on the CPU: a torch-native env's step arithmetic as one graph as well
+    (``TorchClassicControlEnv.trace_step``, compiled like the agents' whole steps by
+    ``TracedGraphs``); other envs, and envs on a GPU, step as they are."""
+    trace_step = getattr(env, "trace_step", None)  # (wrappers pass it on from the env they wrap)
+    if trace_step is None or env.device.type != "cpu":
+        return
+    options = inductor_options(resolve_compile_mode(mode, env.device), env.device)
+    trace_step(lambda advance, bound: TracedGraphs(advance, options, bound=bound))
+
+
 def compile_seconds() -> float:
     """Seconds ``torch.compile`` and ``TracedGraphs`` have spent compiling in this process."""
     return torch._dynamo.utils.calculate_time_spent().get("total_wall_time", 0.0) + TracedGraphs.compile_seconds

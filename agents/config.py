@@ -95,8 +95,8 @@ class AgentConfig:
                                  "runs are then evaluated on gymnasium's envs, which draw frames)")
     torch_threads: int = option(0, "torch intra-op threads (0: torch's default)")
     compile: bool = option(False, "compile the agent's losses with inductor (PPO, A2C, DQN and SAC on the CPU: whole "
-                           "gradient steps and acting; with CUDA graphs: the per-step network "
-                           "calls); compiling takes seconds at the start (see agents/compilation.py)")
+                           "gradient steps and acting, and a torch-native env's step; with CUDA graphs: the "
+                           "per-step network calls); compiling takes seconds at the start (see agents/compilation.py)")
     compile_mode: str = option("auto", "torch.compile mode; auto: reduce-overhead (CUDA graphs) on CUDA, default "
                                "elsewhere", choices=COMPILE_MODES)
 

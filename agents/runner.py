@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from agents.checkpoint import rng_state, seed_everything, set_rng_state
+from agents.compilation import compile_env_step
 from agents.denormals import denormals_flushed
 from agents.evaluation import evaluate, make_eval_env
 from agents.host_allocator import keep_freed_host_memory
@@ -150,6 +151,8 @@ class Runner:
                 (seed_dir / JOINT_RUN).write_text(
                     json.dumps({"run_dir": os.path.relpath(self.run_dir, seed_dir)}) + "\n")
         env = make_train_env(cfg, seeds)
+        if cfg.compile:
+            compile_env_step(env, cfg.compile_mode)
         if self.resume is None:
             self._continue_normalization(env)
         agent.use_normalization(normalization_stats(env))

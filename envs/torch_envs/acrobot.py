@@ -28,7 +28,6 @@ LINK_MOI = 1.0
 GRAVITY = 9.8
 MAX_VEL_1 = 4 * math.pi
 MAX_VEL_2 = 9 * math.pi
-AVAILABLE_TORQUE = (-1.0, 0.0, 1.0)
 
 
 def wrap_angle(x: Tensor, low: float = -math.pi, high: float = math.pi) -> Tensor:
@@ -53,7 +52,6 @@ class TorchAcrobot(TorchClassicControlEnv):
         self.single_observation_space = spaces.Box(low=-high, high=high, dtype=np.float32)
         self.single_action_space = spaces.Discrete(3)
         super().__init__(num_envs, **options)
-        self._torques = torch.tensor(AVAILABLE_TORQUE, dtype=torch.float64, device=self.device)
 
     def _sample_initial_state(self, out: Tensor, generator: torch.Generator) -> None:
         draw = torch.empty(out.shape, dtype=torch.float64, device=out.device)
@@ -83,7 +81,7 @@ class TorchAcrobot(TorchClassicControlEnv):
         # Integrated in float64 whatever ``dtype``: the stages square velocities of up to 9 pi,
         # and a float32 step drifts up to 2e-4 from gymnasium's float64 one.
         s = state.to(torch.float64)
-        torque = self._torques[action]
+        torque = action.to(torch.float64) - 1.0  # gymnasium's AVAIL_TORQUE[action]: -1, 0, +1
         half = DT / 2.0
         k1 = self._derivatives(s, torque)
         k2 = self._derivatives(s + half * k1, torque)

@@ -8,7 +8,8 @@ gymnasium's wrappers do around it: the ``TimeLimit`` truncation, same-step autor
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -82,6 +83,8 @@ class TorchClassicControlEnv(VecEnv):
         self._episode_return = torch.zeros(num_envs, dtype=dtype, device=self.device)
         self._episode_length = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         self._has_reset = False
+        self._advance_step: Callable[[Tensor], tuple[Tensor, ...]] = functools.partial(
+            self._advance, *self._step_tensors())
 
     # ----- what a subclass provides -------------------------------------------------------
 
@@ -119,15 +122,8 @@ class TorchClassicControlEnv(VecEnv):
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
         if not self._has_reset:
             raise ValueError("call reset() before step()")
-        action = self._check_action(action)
-        reward, terminated = self._transition(self._state, action)
-        self._elapsed_steps += 1
-        # gymnasium's TimeLimit sets truncated on the last step even when the env terminated too.
-        truncated = self._elapsed_steps >= self.max_episode_steps
-        done = terminated | truncated
-        self._episode_return += reward
-        self._episode_length += 1
-        final_obs = self._observe(self._state)
+        reward, terminated, truncated, done, final_obs, episode_return, episode_length = self._advance_step(
+            self._check_action(action))
         if self.draw_resets_for_all:
             # Every env draws a reset state, the ended ones keep it: no host sync, and the
             # generator's stream does not depend on which episodes ended.
@@ -143,16 +139,41 @@ class TorchClassicControlEnv(VecEnv):
             self._state[:, ended] = fresh
             obs = final_obs.clone()
             obs[ended] = self._observe(fresh)
-        info = {
-            "final_obs": final_obs,
-            "episode_done": done,
-            "episode_return": torch.where(done, self._episode_return, 0.0),
-            "episode_length": torch.where(done, self._episode_length, 0),
-        }
-        self._elapsed_steps.masked_fill_(done, 0)
-        self._episode_return.masked_fill_(done, 0.0)
-        self._episode_length.masked_fill_(done, 0)
+        info = {"final_obs": final_obs, "episode_done": done, "episode_return": episode_return,
+                "episode_length": episode_length}
         return obs, reward, terminated, truncated, info
+
+    def _step_tensors(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The tensors a step updates in place, as ``_advance`` takes them."""
+        return self._state, self._elapsed_steps, self._episode_return, self._episode_length
+
+    def _advance(self, state: Tensor, elapsed_steps: Tensor, episode_return: Tensor, episode_length: Tensor,
+                 action: Tensor) -> tuple[Tensor, ...]:
+        """A step's arithmetic up to the reset draws: the transition, the ``TimeLimit`` count and
+        the episode statistics, updated in place (the statistics and the count restart where an
+        episode ended). Returns the reward, terminated, truncated, their union ``done``, the
+        observation before any reset and the finished episodes' returns and lengths (0 elsewhere).
+        A pure tensor function of its arguments, which ``trace_step`` compiles as one graph."""
+        reward, terminated = self._transition(state, action)
+        elapsed_steps += 1
+        # gymnasium's TimeLimit sets truncated on the last step even when the env terminated too.
+        truncated = elapsed_steps >= self.max_episode_steps
+        done = terminated | truncated
+        episode_return += reward
+        episode_length += 1
+        finished_return, finished_length = torch.where(done, episode_return, 0.0), torch.where(done, episode_length, 0)
+        elapsed_steps.masked_fill_(done, 0)
+        episode_return.masked_fill_(done, 0.0)
+        episode_length.masked_fill_(done, 0)
+        return reward, terminated, truncated, done, self._observe(state), finished_return, finished_length
+
+    def trace_step(self, compile_graph: Callable[[Callable[..., Any], tuple[Tensor, ...]], Callable[..., Any]]) -> None:
+        """Runs every later step's arithmetic (``_advance``: all but the reset draws, whose count
+        depends on how many episodes ended) as the function ``compile_graph(_advance, bound)``
+        returns, called with each step's action after the tensors ``bound``: one compiled graph
+        (``agents.traced_graphs.TracedGraphs``, which ``--compile`` uses on the CPU) in place of
+        about forty small ops."""
+        self._advance_step = compile_graph(self._advance, self._step_tensors())
 
     def _draw_initial_states(self, out: Tensor, envs: Tensor | None = None) -> None:
         """Fills the columns of ``out`` with reset states for all envs, or for the sorted env
