@@ -24,6 +24,9 @@ whose guards cost about as much as the arithmetic of such a step:
   observations), DQN's ``epsilon_greedy`` and ``round_targets`` (a training round's targets),
   SAC's ``policy_action`` and ``policy_entropy`` (the sample its temperature is tuned by).
 
+Whatever the agent, the ``Runner`` compiles a torch-native env's step the same way on the CPU,
+all of it but the reset draws (``compile_env_step``).
+
 ``compile_methods`` replaces each with its compiled version on the instance: the agent calls the
 same name either way, and the ``state_dict`` (checkpoints, ``save/load``, resume) is the same with
 and without compilation. Which kernels compute a call never depends on the calls before it:
