@@ -147,12 +147,23 @@ class PPO(OnPolicyRollouts, Agent):
         """The update's minibatches, epoch after epoch, advantages standardised within each
         (``norm_adv``); one minibatch is the same whole rollout every epoch, standardised once."""
         cfg = self.config
+        rollout = self.buffer.whole_rollout()
         if cfg.num_minibatches == 1:
-            return itertools.repeat(self.standardized(self.buffer.whole_rollout()), cfg.update_epochs)
-        return map(self.standardized, self.buffer.minibatches(cfg.num_minibatches, epochs=cfg.update_epochs))
+            return itertools.repeat(self.standardized(rollout), cfg.update_epochs)
+        return (self.minibatch(rollout, rows)
+                for rows in self.buffer.minibatch_rows(cfg.num_minibatches, epochs=cfg.update_epochs))
+
+    def minibatch(self, rollout: Batch, rows: Tensor) -> Batch:
+        """The rows ``rows`` of ``rollout``, standardised: with ``--compile`` one graph in place of a
+        gather per field and the standardisation's reductions (``setup_training``)."""
+        return self.standardized(rollout.take(rows))
 
     def standardized(self, batch: Batch) -> Batch:
         return replace(batch, advantage=self.normalized_advantage(batch.advantage))
+
+    def setup_training(self, num_envs: int) -> None:
+        super().setup_training(num_envs)
+        self.trace_methods("minibatch")
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         cfg = self.config

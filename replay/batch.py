@@ -4,7 +4,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
+import torch
 from torch import Tensor
+from torch.utils._pytree import register_dataclass
 
 
 @dataclass(frozen=True)
@@ -51,5 +53,18 @@ class Batch:
         return replace(self, **{f.name: function(getattr(self, f.name)) for f in fields(self)
                                 if getattr(self, f.name) is not None})
 
+    def take(self, rows: Tensor) -> "Batch":
+        """The rows ``rows`` along the batch dimension: ``[B]`` indices into a batch of ``[M, ...]``
+        fields, or ``[K, B]`` indices into one of ``[K, M, ...]`` fields (K groups, such as the seeds
+        of ``agents.multi_seed``), row k of ``rows`` indexing group k."""
+        if rows.dim() == 1:
+            return self.map(lambda tensor: tensor.index_select(0, rows))
+        groups = torch.arange(rows.shape[0], device=rows.device).unsqueeze(1)
+        return self.map(lambda tensor: tensor[groups, rows])
+
     def to(self, device) -> "Batch":
         return self.map(lambda tensor: tensor.to(device))
+
+
+# A function that returns a Batch returns a tree of tensors to torch (compiled graphs, tree_map).
+register_dataclass(Batch)

@@ -43,20 +43,18 @@ class GroupedRolloutBuffer(RolloutBuffer):
         """All steps as one ``[K, T * n]`` batch, row k holding group k's steps in storage order."""
         return Batch(**{name: self._by_group(tensor) for name, tensor in self.fields().items()})
 
-    def minibatches(self, num_minibatches: int, epochs: int,
-                    generator: torch.Generator | None = None) -> Iterator[Batch]:
+    def minibatch_rows(self, num_minibatches: int, epochs: int,
+                       generator: torch.Generator | None = None) -> Iterator[Tensor | None]:
+        """``[K, B]`` rows of ``whole_rollout``'s ``[K, T * n]`` batch, each group's own."""
         if generator is not None:
             raise ValueError("a grouped buffer shuffles with its groups' own generators")
-        grouped = self.whole_rollout()
         per_group = self.num_steps * self.num_envs // self.num_groups
         if not 1 <= num_minibatches <= per_group or epochs < 1:
             raise ValueError(f"need 1 <= num_minibatches <= {per_group} and epochs >= 1, got "
                              f"{num_minibatches}, {epochs}")
         if num_minibatches == 1:  # as the ungrouped buffer: the whole rollout, no draw
-            yield from [grouped] * epochs
+            yield from [None] * epochs
             return
-        rows = torch.arange(self.num_groups, device=self.device).unsqueeze(1)
         for _ in range(epochs):
             order = torch.stack([torch.randperm(per_group, generator=g, device=g.device) for g in self.generators])
-            for part in order.to(self.device).tensor_split(num_minibatches, dim=1):
-                yield grouped.map(lambda tensor: tensor[rows, part])
+            yield from order.to(self.device).tensor_split(num_minibatches, dim=1)

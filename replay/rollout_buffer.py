@@ -119,18 +119,24 @@ class RolloutBuffer:
         cut into ``num_minibatches`` nearly equal minibatches; one minibatch is the whole rollout
         in storage order each time (a mean over all of it needs no shuffle; no random draw)."""
         flat = self.whole_rollout()
+        for rows in self.minibatch_rows(num_minibatches, epochs, generator):
+            yield flat if rows is None else flat.take(rows)
+
+    def minibatch_rows(self, num_minibatches: int, epochs: int,
+                       generator: torch.Generator | None = None) -> Iterator[Tensor | None]:
+        """The rows of ``whole_rollout`` each of ``minibatches`` takes (``Batch.take``), None for
+        the whole rollout."""
         total = self.num_steps * self.num_envs
         if not 1 <= num_minibatches <= total or epochs < 1:
             raise ValueError(f"need 1 <= num_minibatches <= {total} and epochs >= 1, got "
                              f"{num_minibatches}, {epochs}")
         if num_minibatches == 1:
-            yield from [flat] * epochs
+            yield from [None] * epochs
             return
         for _ in range(epochs):
             order = torch.randperm(total, generator=generator,
                                    device=generator.device if generator is not None else "cpu")
-            for part in order.to(self.device).tensor_split(num_minibatches):
-                yield flat.map(lambda tensor: tensor.index_select(0, part))
+            yield from order.to(self.device).tensor_split(num_minibatches)
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"step": self.step, "finished": self.finished,
