@@ -84,6 +84,10 @@ class MultiSeedOnPolicy(MultiSeed):
     def state_value(self, obs: Tensor) -> Tensor:
         return self.net.value(self._by_seed(obs)).flatten()
 
+    def row_values(self, obs: Tensor, rows: Tensor) -> Tensor:
+        """V of the rows ``rows`` of ``obs``, every seed's network on its own rows of all of them."""
+        return self.state_value(obs).index_select(0, rows)
+
     def rollout_state_values(self, obs: Tensor) -> Tensor:
         """``[T, K*n, ...]`` -> ``[T, K*n]``, network k on its seed's ``T*n`` observations."""
         steps = obs.shape[0]

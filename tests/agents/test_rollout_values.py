@@ -73,3 +73,21 @@ def test_multi_seed_rollout_values_give_each_seed_its_own_critic_on_its_envs():
         for k, seed_agent in enumerate(agent.seed_agents()):
             envs = slice(2 * k, 2 * k + 2)
             torch.testing.assert_close(values[:, envs], seed_agent.net.value(obs[:, envs]))
+
+
+@pytest.mark.parametrize("num_seeds", [1, 3])
+def test_final_values_come_from_the_critic_on_the_truncated_rows_alone(num_seeds):
+    """On the CPU only the truncated envs' final observations go through the critic: their
+    values are those of the whole batch's pass, every other row NaN (GAE never reads it), and a
+    step without truncations stores no values at all."""
+    template = PPO.from_env("CartPole-v1", num_envs=2, num_steps=T, backend="torch")
+    agent = template if num_seeds == 1 else build_multi_seed(
+        PPO, template.config, template.observation_space, template.action_space, [3, 7, 11])
+    next_obs = torch.randn(2 * num_seeds, 4, generator=torch.Generator().manual_seed(2))
+    truncated = torch.zeros(2 * num_seeds, dtype=torch.bool)
+    assert agent.final_values(next_obs, truncated) is None
+    truncated[[1, -1]] = True
+    with torch.no_grad():
+        values, every_row = agent.final_values(next_obs, truncated), agent.state_value(next_obs)
+    torch.testing.assert_close(values[truncated], every_row[truncated])
+    assert values[~truncated].isnan().all()
