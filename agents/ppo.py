@@ -92,11 +92,12 @@ class PPO(OnPolicyRollouts, Agent):
         self.optimizer = flat_optimizer(FlatAdam, trainable, lr=config.learning_rate, eps=config.adam_eps)
 
     def update(self, batch: Batch, clip_coef: float | Tensor | None = None,
-               diagnostics: bool = True) -> dict[str, Tensor]:
-        """One step on ``batch`` (its advantages standardised, as ``minibatches`` gives them); every
-        mean runs over the last dimension, so batches of ``[K, B]`` (K seeds stepped together,
-        ``agents.multi_seed``) give K separate losses. Without ``diagnostics`` the step returns
-        no loss terms (only the rollout's last step and ``target_kl``'s checks read them)."""
+               diagnostics: bool = True, rows: Tensor | None = None) -> dict[str, Tensor]:
+        """One step on ``batch`` (its advantages standardised), or on its rows ``rows``
+        (``minibatch``), as ``minibatches`` gives them; every mean runs over the last dimension,
+        so batches of ``[K, B]`` (K seeds stepped together, ``agents.multi_seed``) give K separate
+        losses. Without ``diagnostics`` the step returns no loss terms (only the rollout's last
+        step and ``target_kl``'s checks read them)."""
         cfg = self.config
         clip_coef = cfg.clip_coef if clip_coef is None else clip_coef
         if not isinstance(clip_coef, Tensor):
@@ -104,14 +105,21 @@ class PPO(OnPolicyRollouts, Agent):
         # Compiled, the logged terms fuse into the loss's kernels, and a loss without them would be
         # a second graph to compile.
         diagnostics = diagnostics or cfg.compile
-        (metrics,) = self.gradient_step(self.optimizer, batch, cfg.max_grad_norm, batch, clip_coef, diagnostics)
+        if rows is not None and self._whole_step_settings(self.optimizer) is None:
+            # (a step of separate calls, whose auxiliary objective reads the minibatch too)
+            batch, rows = self.minibatch(batch, rows), None
+        (metrics,) = self.gradient_step(self.optimizer, batch, cfg.max_grad_norm, batch, clip_coef, diagnostics, rows)
         return metrics
 
-    def loss(self, batch: Batch, clip_coef: Tensor, diagnostics: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss(self, batch: Batch, clip_coef: Tensor, diagnostics: bool = True,
+             rows: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss to minimise and, with ``diagnostics``, its detached terms (``clip_coef`` a
-        tensor, as it may be annealed). Without an entropy bonus the entropy is computed for
-        the diagnostics alone."""
+        tensor, as it may be annealed), on ``batch`` or on its rows ``rows`` (``minibatch``: in a
+        compiled whole step, the gather and the standardisation join the step's graph). Without
+        an entropy bonus the entropy is computed for the diagnostics alone."""
         cfg = self.config
+        if rows is not None:
+            batch = self.minibatch(batch, rows)
         log_prob, entropy, value = self.net.evaluate_actions(batch.obs, batch.action,
                                                              with_entropy=bool(cfg.ent_coef) or diagnostics)
         log_ratio = log_prob - batch.log_prob
@@ -143,27 +151,23 @@ class PPO(OnPolicyRollouts, Agent):
                       "losses/entropy": entropy.detach().mean(-1), "losses/approx_kl": approx_kl,
                       "losses/clipfrac": clip_fraction}
 
-    def minibatches(self) -> Iterator[Batch]:
-        """The update's minibatches, epoch after epoch, advantages standardised within each
-        (``norm_adv``); one minibatch is the same whole rollout every epoch, standardised once."""
+    def minibatches(self) -> Iterator[tuple[Batch, Tensor | None]]:
+        """The update's minibatches, epoch after epoch, as ``(batch, rows)``: the rows ``rows`` of
+        the whole rollout ``batch``, which ``update`` takes and standardises (``minibatch``),
+        advantages standardised within each (``norm_adv``); one minibatch is the same whole
+        rollout every epoch, standardised once (``rows`` None)."""
         cfg = self.config
         rollout = self.buffer.whole_rollout()
         if cfg.num_minibatches == 1:
-            return itertools.repeat(self.standardized(rollout), cfg.update_epochs)
-        return (self.minibatch(rollout, rows)
-                for rows in self.buffer.minibatch_rows(cfg.num_minibatches, epochs=cfg.update_epochs))
+            return itertools.repeat((self.standardized(rollout), None), cfg.update_epochs)
+        return ((rollout, rows) for rows in self.buffer.minibatch_rows(cfg.num_minibatches, epochs=cfg.update_epochs))
 
     def minibatch(self, rollout: Batch, rows: Tensor) -> Batch:
-        """The rows ``rows`` of ``rollout``, standardised: with ``--compile`` one graph in place of a
-        gather per field and the standardisation's reductions (``setup_training``)."""
+        """The rows ``rows`` of ``rollout``, standardised."""
         return self.standardized(rollout.take(rows))
 
     def standardized(self, batch: Batch) -> Batch:
         return replace(batch, advantage=self.normalized_advantage(batch.advantage))
-
-    def setup_training(self, num_envs: int) -> None:
-        super().setup_training(num_envs)
-        self.trace_methods("minibatch")
 
     def train_on_rollout(self) -> dict[str, Tensor]:
         cfg = self.config
@@ -172,9 +176,10 @@ class PPO(OnPolicyRollouts, Agent):
                                device=self.device)
         metrics: dict[str, Tensor] = {}
         last_step = cfg.update_epochs * cfg.num_minibatches - 1
-        for step, batch in enumerate(self.minibatches()):
+        for step, (batch, rows) in enumerate(self.minibatches()):
             epoch_ends = (step + 1) % cfg.num_minibatches == 0
-            metrics = self.update(batch, clip_coef, diagnostics=step == last_step or (epoch_ends and cfg.target_kl > 0))
+            metrics = self.update(batch, clip_coef, diagnostics=step == last_step or (epoch_ends and cfg.target_kl > 0),
+                                  rows=rows)
             if epoch_ends and cfg.target_kl and float(metrics["losses/approx_kl"]) > cfg.target_kl:
                 break  # early stopping on the approximate KL, as in OpenAI Baselines' PPO
         return metrics

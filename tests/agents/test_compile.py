@@ -84,10 +84,10 @@ def test_compiled_ppo_trains_like_eager_and_compiles_its_gradient_step_once_per_
     torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
     torch.testing.assert_close(compiled.buffer.log_prob, eager.buffer.log_prob, atol=1e-5, rtol=0)
     assert_same_state(compiled, eager, atol=1e-5)
-    # 18 updates at two batch sizes and three clipping ranges: each a whole gradient step (loss,
-    # gradient, clipping, Adam) and the minibatch's gather and standardisation compiled once for
+    # 18 updates at two batch sizes and three clipping ranges: each a whole gradient step (the
+    # minibatch's gather and standardisation, loss, gradient, clipping, Adam) compiled once for
     # each size (8 and 7); acting on 3 envs and the critic on a rollout's observations once each.
-    assert graphs == 6
+    assert graphs == 4
     # The compiled loss computes the eager one's values.
     batch = last_rollout(eager)
     eager_loss, eager_metrics = PPO.loss(compiled, batch, torch.tensor(0.1))
@@ -103,7 +103,7 @@ def test_compiled_ppo_steps_a_gaussian_policy_and_its_log_std_like_eager(tmp_pat
     eager, compiled, graphs = train_pair(PPO, settings, tmp_path, env_id="Pendulum-v1")
     assert not torch.equal(compiled.net.policy.log_std, torch.zeros(1))  # it trained
     assert_same_state(compiled, eager, atol=1e-5)
-    assert graphs == 4  # the gradient step, the minibatch, acting with Gaussian draws, the rollout's values
+    assert graphs == 3  # the gradient step, acting with Gaussian draws, the rollout's values
 
 
 def test_compiled_ppo_on_large_batches_trains_like_eager_with_onednn_products_and_the_sigmoid_tanh(tmp_path):
@@ -116,7 +116,7 @@ def test_compiled_ppo_on_large_batches_trains_like_eager_with_onednn_products_an
     eager, compiled, graphs = train_pair(PPO, settings, tmp_path)
     torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
     assert_same_state(compiled, eager, atol=1e-5)
-    assert graphs == 5  # the gradient step, the minibatch, acting, the rollout's values and the torch env's step
+    assert graphs == 4  # the gradient step, acting, the rollout's values and the torch env's step
 
 
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
@@ -208,12 +208,11 @@ def test_compiled_agents_save_and_load_with_and_without_compile(tmp_path):
     for loss in losses[1:]:
         torch.testing.assert_close(loss, losses[0], atol=1e-6, rtol=0)
     # Agents built from a file or anew reuse the graph TorchDynamo compiled for the first one's
-    # loss (called here on one batch size); each compiles its own gradient steps, minibatches and
-    # acting.
+    # loss (called here on one batch size); each compiles its own gradient steps and acting.
     assert compiled_versions(PPO.loss) == 1
     traced_before = TracedGraphs.compiled
     recompiled.learn(run_dir=tmp_path / "again", progress=False)
-    assert TracedGraphs.compiled - traced_before == 6
+    assert TracedGraphs.compiled - traced_before == 4
 
 
 def test_a_compiled_run_resumed_from_its_checkpoint_ends_where_an_unbroken_one_ends(tmp_path):

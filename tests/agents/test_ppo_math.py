@@ -62,7 +62,7 @@ def test_minibatches_standardise_advantages_within_each_minibatch():
     agent = PPO.from_env("CartPole-v1", num_steps=8, num_minibatches=4, update_epochs=3)
     _filled_rollout(agent)
     raw = agent.buffer.advantages.flatten()
-    batches = list(agent.minibatches())
+    batches = [agent.minibatch(rollout, rows) for rollout, rows in agent.minibatches()]
     assert len(batches) == 12
     for batch in batches:
         assert torch.allclose(batch.advantage.mean(), torch.zeros(()), atol=1e-6)
@@ -71,11 +71,11 @@ def test_minibatches_standardise_advantages_within_each_minibatch():
     assert sorted(epoch[:, 0].tolist()) == sorted(agent.buffer.obs.flatten(0, 1)[:, 0].tolist())
 
     agent.config.num_minibatches = 1  # the whole rollout in storage order, standardised once
-    whole = list(agent.minibatches())
+    whole = [batch for batch, rows in agent.minibatches() if rows is None]
     assert len(whole) == 3 and all(b is whole[0] for b in whole)
     torch.testing.assert_close(whole[0].advantage, (raw - raw.mean()) / (raw.std() + 1e-8), rtol=0, atol=0)
     agent.config.norm_adv = False
-    assert torch.equal(next(iter(agent.minibatches())).advantage, raw)
+    assert torch.equal(next(iter(agent.minibatches()))[0].advantage, raw)
 
 
 def test_a_step_without_diagnostics_is_the_same_step():
