@@ -215,8 +215,9 @@ def test_compiled_agents_save_and_load_with_and_without_compile(tmp_path):
     assert TracedGraphs.compiled - traced_before == 4
 
 
-def test_a_compiled_run_resumed_from_its_checkpoint_ends_where_an_unbroken_one_ends(tmp_path):
-    settings = {**PPO_SETTINGS, "steps": 180, "checkpoint_every": 60, "compile": True}
+@pytest.mark.parametrize("backend", ["gymnasium", "torch"])  # (the torch env's step compiled too)
+def test_a_compiled_run_resumed_from_its_checkpoint_ends_where_an_unbroken_one_ends(tmp_path, backend):
+    settings = {**PPO_SETTINGS, "steps": 180, "checkpoint_every": 60, "compile": True, "backend": backend}
     unbroken = PPO.from_env("CartPole-v1", **settings).learn(run_dir=tmp_path / "unbroken", progress=False)
     payload = crash_and_checkpoint(PPO.from_env("CartPole-v1", **settings), 120, tmp_path / "crashed")
     assert payload["runner"]["step"] == 120
