@@ -6,7 +6,6 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import Tensor
-from torch.utils._pytree import register_dataclass
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,3 @@ class Batch:
 
     def to(self, device) -> "Batch":
         return self.map(lambda tensor: tensor.to(device))
-
-
-# A function that returns a Batch returns a tree of tensors to torch (compiled graphs, tree_map).
-register_dataclass(Batch)
