@@ -7,7 +7,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from representation.linear import (ONEDNN_AVAILABLE, ONEDNN_MIN_MACS_PER_THREAD, ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT,
-                                   TURNED_GRADIENT_MIN_MACS, Linear, _onednn_product, affine, goes_to_onednn)
+                                   TURNED_GRADIENT_MIN_MACS, FUSED_MAX_OUT_FEATURES, Linear, _onednn_product, affine,
+                                   goes_to_onednn)
 
 pytestmark = pytest.mark.skipif(not ONEDNN_AVAILABLE, reason="this PyTorch build has no oneDNN")
 
@@ -127,6 +128,31 @@ def test_in_a_traced_gradient_every_first_layer_takes_the_short_side():
                 if node.op == "call_function" and node.target is torch.ops.aten.mm.default]
     assert products == [(4, 64)]
     torch.testing.assert_close(weight_gradient(x, weight, bias, upstream), upstream.t() @ x, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("out_dim", [1, FUSED_MAX_OUT_FEATURES, FUSED_MAX_OUT_FEATURES + 1])
+def test_in_a_traced_gradient_a_layer_with_few_outputs_is_arithmetic_not_a_product(out_dim):
+    """Under a compiler's trace a head with at most ``FUSED_MAX_OUT_FEATURES`` outputs is row sums
+    (no product in the graph, forward or backward; values and gradients those of ``F.linear``);
+    one more output and it is a product again. Eagerly it is ``F.linear`` at any size."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(32, 64), torch.randn(out_dim, 64), torch.randn(out_dim)
+    upstream = torch.randn(32, out_dim)
+
+    def gradients(x, weight, bias, upstream):
+        return torch.func.grad(lambda *p: (affine(*p) * upstream).sum(), argnums=(0, 1, 2))(x, weight, bias)
+
+    graph = make_fx(gradients, tracing_mode="fake")(x, weight, bias, upstream)
+    products = [node for node in graph.graph.nodes if node.op == "call_function" and node.target in
+                (torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default)]
+    assert (not products) == (out_dim <= FUSED_MAX_OUT_FEATURES)
+    expected = torch.func.grad(lambda *p: (F.linear(*p) * upstream).sum(), argnums=(0, 1, 2))(x, weight, bias)
+    for got, want in zip(graph(x, weight, bias, upstream), expected):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    eager = affine(x.requires_grad_(), weight, bias)
+    assert "Addmm" in type(eager.grad_fn).__name__
 
 
 def test_torch_compile_traces_large_and_first_layers_whole_as_f_linear():
