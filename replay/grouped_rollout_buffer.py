@@ -1,8 +1,6 @@
 """A rollout of K seed groups of envs whose minibatches keep the groups apart: ``[K, B]`` batches."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import gymnasium as gym
 import torch
 from torch import Tensor
@@ -43,18 +41,13 @@ class GroupedRolloutBuffer(RolloutBuffer):
         """All steps as one ``[K, T * n]`` batch, row k holding group k's steps in storage order."""
         return Batch(**{name: self._by_group(tensor) for name, tensor in self.fields().items()})
 
-    def minibatch_rows(self, num_minibatches: int, epochs: int,
-                       generator: torch.Generator | None = None) -> Iterator[Tensor | None]:
-        """``[K, B]`` rows of ``whole_rollout``'s ``[K, T * n]`` batch, each group's own."""
+    def _rows_per_shuffle(self) -> int:
+        return self.num_steps * self.num_envs // self.num_groups
+
+    def _shuffled_rows(self, generator: torch.Generator | None) -> Tensor:
+        """``[K, T * n]``: each group's rows of ``whole_rollout``'s ``[K, T * n]`` batch in an order
+        drawn by the group's own generator (a ``[K, B]`` minibatch keeps the groups apart)."""
         if generator is not None:
             raise ValueError("a grouped buffer shuffles with its groups' own generators")
-        per_group = self.num_steps * self.num_envs // self.num_groups
-        if not 1 <= num_minibatches <= per_group or epochs < 1:
-            raise ValueError(f"need 1 <= num_minibatches <= {per_group} and epochs >= 1, got "
-                             f"{num_minibatches}, {epochs}")
-        if num_minibatches == 1:  # as the ungrouped buffer: the whole rollout, no draw
-            yield from [None] * epochs
-            return
-        for _ in range(epochs):
-            order = torch.stack([torch.randperm(per_group, generator=g, device=g.device) for g in self.generators])
-            yield from order.to(self.device).tensor_split(num_minibatches, dim=1)
+        return torch.stack([torch.randperm(self._rows_per_shuffle(), generator=g, device=g.device)
+                            for g in self.generators])

@@ -126,17 +126,24 @@ class RolloutBuffer:
                        generator: torch.Generator | None = None) -> Iterator[Tensor | None]:
         """The rows of ``whole_rollout`` each of ``minibatches`` takes (``Batch.take``), None for
         the whole rollout."""
-        total = self.num_steps * self.num_envs
-        if not 1 <= num_minibatches <= total or epochs < 1:
-            raise ValueError(f"need 1 <= num_minibatches <= {total} and epochs >= 1, got "
+        rows = self._rows_per_shuffle()
+        if not 1 <= num_minibatches <= rows or epochs < 1:
+            raise ValueError(f"need 1 <= num_minibatches <= {rows} and epochs >= 1, got "
                              f"{num_minibatches}, {epochs}")
         if num_minibatches == 1:
             yield from [None] * epochs
             return
         for _ in range(epochs):
-            order = torch.randperm(total, generator=generator,
-                                   device=generator.device if generator is not None else "cpu")
-            yield from order.to(self.device).tensor_split(num_minibatches)
+            yield from self._shuffled_rows(generator).to(self.device).tensor_split(num_minibatches, dim=-1)
+
+    def _rows_per_shuffle(self) -> int:
+        """How many rows one epoch's order holds (per group, for a grouped buffer)."""
+        return self.num_steps * self.num_envs
+
+    def _shuffled_rows(self, generator: torch.Generator | None) -> Tensor:
+        """One epoch's random order of ``whole_rollout``'s ``T * N`` rows."""
+        return torch.randperm(self._rows_per_shuffle(), generator=generator,
+                              device=generator.device if generator is not None else "cpu")
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"step": self.step, "finished": self.finished,
