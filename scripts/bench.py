@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="train reprl's side of the learning cases and ppo_torch_cartpole with --compile "
                              "(rows say \"compile\")")
     parser.add_argument("--repeats", type=parse_int, default=1,
-                        help="time the two sides this many times in alternation in the learning, policy-gradient "
-                             "and multi-seed cases; rows give medians and each pair's ratio (default: 1)")
+                        help="time the two sides this many times in alternation in the learning, policy-gradient, "
+                             "PPO-torch and multi-seed cases; rows give medians and each pair's ratio (default: 1)")
     parser.add_argument("--device", default="cpu",
                         help=f"torch device of reprl's side (cpu, cuda, cuda:1); other than cpu only for: "
                              f"{', '.join(ON_ANY_DEVICE)} (default: cpu)")
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if "ppo_torch_cartpole" in cases:
         from bench_cases import ppo_torch_cases
 
-        for row in ppo_torch_cases.run(args.quick, device, compile=args.compile):
+        for row in ppo_torch_cases.run(args.quick, device, compile=args.compile, repeats=args.repeats):
             emit({**row, "compile": args.compile})
     for case in (c for c in MULTI_SEED if c in cases):
         from bench_cases import multiseed_cases

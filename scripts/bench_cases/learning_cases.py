@@ -4,7 +4,8 @@ Both sides train the same agent on the same env with the same env count, batch s
 schedule, network and torch threads; neither evaluates nor checkpoints while timed. On a GPU
 (``device``) SB3 trains CNN policies there too and MLP policies on the CPU, as SB3 advises. With
 ``compile`` reprl's agents run with ``--compile``: ``reprl_sps`` then includes compiling, which
-the row also reports on its own (``compile_s``) and subtracted (``reprl_steady_sps``).
+the row also reports on its own (``compile_s``) and subtracted (``reprl_steady_sps``, and its
+ratio to SB3's, ``steady_ratio``: the median over the pairs with ``repeats``).
 """
 from __future__ import annotations
 
@@ -122,8 +123,10 @@ def run(names: list[str], quick: bool = False, ceiling: Callable[[str, float, in
         if repeats > 1:
             row.update(repeats=repeats, pair_ratios=None if None in pair_ratios else [round(r, 3) for r in pair_ratios])
         if compile:
+            steady_ratios = [None if b is None else a / b for a, b in zip(steady, theirs)]
             row.update(compile_s=round(statistics.median(compile_s), 1),
-                       reprl_steady_sps=round(statistics.median(steady), 1))
+                       reprl_steady_sps=round(statistics.median(steady), 1),
+                       steady_ratio=None if None in steady_ratios else round(statistics.median(steady_ratios), 3))
         if ceiling is not None:
             row.update(ceiling(name, row["reprl_sps"], steps))
         yield row

@@ -45,14 +45,17 @@ def budget(num_envs: int, rollouts: int, num_steps: int = PPO_TORCH_CARTPOLE["nu
     return rollouts * num_envs * num_steps
 
 
-def run(quick: bool = False, device: torch.device = torch.device("cpu"), compile: bool = False) -> Iterator[dict]:
+def run(quick: bool = False, device: torch.device = torch.device("cpu"), compile: bool = False,
+        repeats: int = 1) -> Iterator[dict]:
     """One row per env count: ``num_envs``, ``steps``, ``reprl_sps``, ``sb3_sps`` and their ``ratio``
-    (reprl's PPO compiled with ``compile``)."""
+    (reprl's PPO compiled with ``compile``; each side timed ``repeats`` times in alternation, as
+    ``learning_cases.run`` does)."""
     rollouts_per_count = QUICK_ROLLOUTS if quick else GPU_ROLLOUTS if device.type == "cuda" else ROLLOUTS
     for num_envs, rollouts in rollouts_per_count.items():
         hp = {**PPO_TORCH_CARTPOLE, "num_envs": num_envs}
         case = {CASE: (PPO, "ppo", ENV_ID, hp, budget(num_envs, rollouts))}
         sb3 = None if num_envs <= SB3_MAX_ENVS else lambda *_: None  # a row of reprl alone
         # quick=False: the budgets above are already the quick ones in quick mode.
-        for row in learning_cases.run([CASE], quick=False, cases=case, sb3=sb3, compile=compile, device=device):
+        for row in learning_cases.run([CASE], quick=False, cases=case, sb3=sb3, compile=compile, device=device,
+                                     repeats=repeats):
             yield {"case": CASE, "num_envs": num_envs, **row}

@@ -108,3 +108,33 @@ def test_compile_trains_reprls_side_compiled_and_reports_its_compile_time(monkey
 
     assert all(c[4]["compile"] for c in calls[0::2]) and not any("compile" in c[4] for c in calls[1::2])
     assert all(row["compile_s"] == 0.0 and row["reprl_steady_sps"] == row["reprl_sps"] for row in rows)
+
+
+def test_repeats_alternate_the_sides_and_give_the_median_ratios_with_and_without_compiling(monkeypatch):
+    """``--repeats 3``: reprl and SB3 alternate three times per env count; the row gives the
+    median speeds, every pair's ratio, their median, and the median of the pairs' ratios once
+    reprl's compiling (here half of each of its runs) is taken out."""
+    calls, compiled = [], [0.0]
+    speeds, sb3_speeds = iter([10.0, 20.0, 30.0] * 5), iter([4.0, 4.0, 8.0] * 5)
+
+    def fake_reprl(agent_cls, env_id, steps, hp):
+        calls.append("reprl")
+        speed = next(speeds) * hp["num_envs"]
+        compiled[0] += 0.5 * steps / speed
+        return speed
+
+    def fake_sb3(kind, env_id, steps, hp):
+        calls.append("sb3")
+        return next(sb3_speeds) * hp["num_envs"]
+
+    monkeypatch.setattr(learning_cases, "reprl_sps", fake_reprl)
+    monkeypatch.setattr(learning_cases, "sb3_sps", fake_sb3)
+    monkeypatch.setattr(learning_cases, "compile_seconds", lambda: compiled[0])
+    rows = list(ppo_torch_cases.run(compile=True, repeats=3))
+
+    assert calls == ["reprl", "sb3"] * 3 * 5
+    for row in rows:
+        n = row["num_envs"]
+        assert (row["reprl_sps"], row["sb3_sps"]) == (20.0 * n, 4.0 * n)
+        assert row["repeats"] == 3 and row["pair_ratios"] == [2.5, 5.0, 3.75] and row["ratio"] == 3.75
+        assert row["reprl_steady_sps"] == 40.0 * n and row["steady_ratio"] == 7.5
