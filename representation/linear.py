@@ -149,7 +149,8 @@ def _turns_weight_gradient(x: Tensor, weight: Tensor) -> bool:
 def affine(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear(x, weight, bias)`` (``x [..., in]``), through oneDNN where it is faster, its
     weight's gradient computed the faster way round; a few outputs in compiled code as row sums."""
-    if weight.shape[0] <= FUSED_MAX_OUT_FEATURES and x.device.type == "cpu" and under_compiler_trace():
+    if (weight.shape[0] <= FUSED_MAX_OUT_FEATURES and x.device.type == "cpu" and under_compiler_trace()
+            and not torch.is_autocast_enabled("cpu")):  # (autocast casts for F.linear)
         return _row_sums(x, weight, bias)
     onednn = goes_to_onednn(x, weight)
     needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad

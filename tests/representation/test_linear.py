@@ -155,6 +155,17 @@ def test_in_a_traced_gradient_a_layer_with_few_outputs_is_arithmetic_not_a_produ
     assert "Addmm" in type(eager.grad_fn).__name__
 
 
+def test_under_cpu_autocast_a_traced_head_casts_as_f_linear_does():
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    def head(x, weight, bias):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return affine(x, weight, bias)
+
+    x, weight, bias = torch.randn(8, 64), torch.randn(FUSED_MAX_OUT_FEATURES, 64), torch.randn(FUSED_MAX_OUT_FEATURES)
+    assert make_fx(head, tracing_mode="fake")(x, weight, bias)(x, weight, bias).dtype == torch.bfloat16
+
+
 def test_torch_compile_traces_large_and_first_layers_whole_as_f_linear():
     """Under TorchDynamo (``torch.compile``: SAC's and TRPO's compiled losses) neither oneDNN's
     product, which inductor cannot lower for weights that are inputs, nor the thread count, which
