@@ -90,6 +90,15 @@ CASES: dict[str, tuple[type, str, str, dict[str, Any], int]] = {
 }
 
 
+def _pair_ratios(ours: list[float], theirs: list[float | None]) -> list[float | None]:
+    """reprl's steps/s over SB3's, pair by pair (None where SB3 had no side)."""
+    return [None if b is None else a / b for a, b in zip(ours, theirs)]
+
+
+def _median_ratio(ratios: list[float | None]) -> float | None:
+    return None if None in ratios else round(statistics.median(ratios), 3)
+
+
 def run(names: list[str], quick: bool = False, ceiling: Callable[[str, float, int], dict] | None = None,
         cases: dict | None = None, sb3: Callable[[str, str, int, dict], float | None] | None = None,
         compile: bool = False, device: torch.device = torch.device("cpu"), repeats: int = 1) -> Iterator[dict]:
@@ -115,18 +124,17 @@ def run(names: list[str], quick: bool = False, ceiling: Callable[[str, float, in
                 theirs.append(sb3(kind, env_id, steps, hp))
             except ImportError:
                 theirs.append(None)
-        pair_ratios = [None if b is None else a / b for a, b in zip(ours, theirs)]
+        pair_ratios = _pair_ratios(ours, theirs)
         row = {"case": name, "steps": steps, "device": str(device), "torch_threads": hp["torch_threads"],
                "reprl_sps": round(statistics.median(ours), 1),
                "sb3_sps": None if None in theirs else round(statistics.median(theirs), 1),
-               "ratio": None if None in pair_ratios else round(statistics.median(pair_ratios), 3)}
+               "ratio": _median_ratio(pair_ratios)}
         if repeats > 1:
             row.update(repeats=repeats, pair_ratios=None if None in pair_ratios else [round(r, 3) for r in pair_ratios])
         if compile:
-            steady_ratios = [None if b is None else a / b for a, b in zip(steady, theirs)]
             row.update(compile_s=round(statistics.median(compile_s), 1),
                        reprl_steady_sps=round(statistics.median(steady), 1),
-                       steady_ratio=None if None in steady_ratios else round(statistics.median(steady_ratios), 3))
+                       steady_ratio=_median_ratio(_pair_ratios(steady, theirs)))
         if ceiling is not None:
             row.update(ceiling(name, row["reprl_sps"], steps))
         yield row
