@@ -14,7 +14,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from agents.checkpoint import load_checkpoint, seed_everything
-from agents.compilation import compile_methods, inductor_options, resolve_compile_mode
+from agents.compilation import compile_methods, resolve_compile_mode, traced_graph_options
 from representation.files import save_atomic
 from agents.config import AgentConfig, nothing_learned_warning
 from agents.traced_graphs import ModuleCall, TracedGraphs, call_with_tensors
@@ -50,6 +50,9 @@ class Agent(nn.Module):
     loss_batch_size_varies: ClassVar[bool] = False
     #: Whether ``--compile`` compiles ``gradient_step`` whole: loss, gradient, clipping, optimiser step.
     compiles_whole_steps: ClassVar[bool] = False
+    #: ... on a GPU too, where such a run is shown to learn what the eager one does
+    #: (``tests/agents/test_cuda_path.py``); elsewhere a GPU compiles the losses alone.
+    compiles_whole_steps_on_gpu: ClassVar[bool] = False
     #: Whether ``observe`` takes the transitions of some envs at a time (``env_ids``) and
     #: ``rollout_action`` returns no extras: what an asynchronous env (``--env-batch-size``) needs.
     steps_envs_asynchronously: ClassVar[bool] = False
@@ -233,8 +236,8 @@ class Agent(nn.Module):
         return steps[id(optimizer)](type(optimizer).traced_update, state, lr, settings, max_grad_norm, loss_args)
 
     def inductor_options(self) -> dict[str, Any]:
-        """The inductor settings of the agent's compiled graphs (``--compile-mode``, device)."""
-        return inductor_options(resolve_compile_mode(self.config.compile_mode, self.device), self.device)
+        """The inductor settings of the agent's traced graphs (``--compile-mode``, device)."""
+        return traced_graph_options(resolve_compile_mode(self.config.compile_mode, self.device), self.device)
 
     def traced(self, function: Callable[..., Any], method: Callable[..., Any], parameter: Tensor) -> Callable[..., Any]:
         """``function(ModuleCall(self, method), layout, parameter, other_tensors, *args)`` as a
@@ -245,10 +248,11 @@ class Agent(nn.Module):
         return TracedGraphs(functools.partial(function, ModuleCall(self, method), self._flat_layout(parameter)),
                             self.inductor_options(), bound=(parameter, self._tensors_outside(parameter)))
 
-    def _traces_graphs(self) -> bool:
-        """Whether ``--compile`` compiles whole steps and acting as ``TracedGraphs``: on the CPU,
-        for agents that say ``compiles_whole_steps``."""
-        return self.config.compile and self.compiles_whole_steps and self.device.type == "cpu"
+    def traces_graphs(self) -> bool:
+        """Whether ``--compile`` compiles whole steps and acting as ``TracedGraphs``: for agents
+        that say ``compiles_whole_steps`` (and, on a GPU, ``compiles_whole_steps_on_gpu``)."""
+        return (self.config.compile and self.compiles_whole_steps
+                and (self.device.type == "cpu" or self.compiles_whole_steps_on_gpu))
 
     def trace_methods(self, *names: str, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Where ``--compile`` compiles whole gradient steps on the CPU, compiles the named methods
@@ -257,7 +261,7 @@ class Agent(nn.Module):
         ``self.optimizer``) as views of its flat one; once per agent, at its first training. None of
         them may call another: it would find the compiled version, not the method, on the agent."""
         optimizer = self.optimizer if optimizer is None else optimizer
-        if not self._traces_graphs() or not hasattr(optimizer, "flat_parameters"):
+        if not self.traces_graphs() or not hasattr(optimizer, "flat_parameters"):
             return
         flat_parameter = optimizer.param_groups[0]["params"][0]  # (agents.flat_parameters)
         for name in names:
@@ -266,10 +270,8 @@ class Agent(nn.Module):
                 setattr(self, name, functools.partial(_call_with_arguments, traced))
 
     def _whole_step_settings(self, optimizer: torch.optim.Optimizer) -> tuple | None:
-        """The optimiser's constants for ``whole_gradient_step``, None where the step runs eagerly.
-        On a GPU the loss alone is compiled, as CUDA graphs: a whole step also updates the
-        optimiser's state in place, which inductor's CUDA graphs treat otherwise, untried there."""
-        if not self._traces_graphs() or self.aux is not None:
+        """The optimiser's constants for ``whole_gradient_step``, None where the step runs eagerly."""
+        if not self.traces_graphs() or self.aux is not None:
             return None
         traced_settings = getattr(optimizer, "traced_settings", None)  # (agents.flat_parameters)
         return traced_settings() if traced_settings is not None else None

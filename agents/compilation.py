@@ -13,7 +13,8 @@ clipping range or epsilon, comes in as a tensor: a Python float would recompile 
 
 Agents that say ``compiles_whole_steps`` (PPO, A2C, DQN, SAC) compile more on the CPU, where a small
 network's step is bound by per-call costs, and without TorchDynamo (``agents.traced_graphs``),
-whose guards cost about as much as the arithmetic of such a step:
+whose guards cost about as much as the arithmetic of such a step; so does PPO on a GPU
+(``compiles_whole_steps_on_gpu``), where the graphs' Triton kernels replace a few hundred launches:
 
 - ``Agent.whole_gradient_step``: the loss, its gradient by ``torch.func.grad`` with respect to the
   parameters (views of one flat tensor, ``agents.flat_parameters``) joined as one flat gradient,
@@ -22,10 +23,12 @@ whose guards cost about as much as the arithmetic of such a step:
 - the network calls and draws of every step or rollout (``Agent.trace_methods``): the on-policy
   agents' ``sampled_action`` and ``rollout_state_values`` (the critic on a rollout's
   observations), DQN's ``epsilon_greedy`` and ``round_targets`` (a training round's targets),
-  SAC's ``policy_action`` and ``policy_entropy`` (the sample its temperature is tuned by).
+  SAC's ``policy_action`` and ``policy_entropy`` (the sample its temperature is tuned by). A graph
+  holds one draw at most: inductor orders independent ops as it likes, and PyTorch 2.11 drew
+  two of them in the other order, so a method that needs two takes them as arguments.
 
-Whatever the agent, the ``Runner`` compiles a torch-native env's step the same way on the CPU,
-all of it but the reset draws (``compile_env_step``).
+Whatever the agent, the ``Runner`` compiles a torch-native env's step the same way, on any
+device, all of it but the reset draws (``compile_env_step``).
 
 ``compile_methods`` replaces each with its compiled version on the instance: the agent calls the
 same name either way, and the ``state_dict`` (checkpoints, ``save/load``, resume) is the same with
@@ -104,6 +107,13 @@ def inductor_options(mode: str, device: torch.device) -> dict[str, Any]:
     return options
 
 
+def traced_graph_options(mode: str, device: torch.device) -> dict[str, Any]:
+    """The inductor settings of ``TracedGraphs`` compiled in ``mode`` for ``device``: those of
+    ``inductor_options`` without CUDA graphs, which inductor records only for graphs that
+    TorchDynamo captured (it needs to know which inputs keep their memory from call to call)."""
+    return {**inductor_options(mode, device), "triton.cudagraphs": False}
+
+
 def compile_function(fn: Callable[..., Any], mode: str, device: torch.device,
                      symbolic_sizes: bool = False) -> Callable[..., Any]:
     """``fn`` compiled by inductor in ``mode`` for tensors on ``device``: once per input shape,
@@ -137,18 +147,19 @@ def compile_methods(agent: Agent) -> None:
     mode = resolve_compile_mode(config.compile_mode, device)
     for name in agent.compiled_methods:
         setattr(agent, name, compile_function(getattr(agent, name), mode, device, agent.loss_batch_size_varies))
-    for name in agent.acting_methods if uses_cuda_graphs(mode, device) else ():
+    # (An agent that traces its whole steps traces its acting too: Agent.trace_methods.)
+    for name in agent.acting_methods if uses_cuda_graphs(mode, device) and not agent.traces_graphs() else ():
         setattr(agent, name, compile_function(getattr(agent, name), mode, device))
 
 
 def compile_env_step(env: Any, mode: str) -> None:
-    """``--compile`` on the CPU: a torch-native env's step arithmetic as one graph as well
+    """``--compile``: a torch-native env's step arithmetic as one graph as well
     (``TorchClassicControlEnv.trace_step``, compiled like the agents' whole steps by
-    ``TracedGraphs``); other envs, and envs on a GPU, step as they are."""
+    ``TracedGraphs``); other envs step as they are."""
     trace_step = getattr(env, "trace_step", None)  # (wrappers pass it on from the env they wrap)
-    if trace_step is None or env.device.type != "cpu":
+    if trace_step is None:
         return
-    options = inductor_options(resolve_compile_mode(mode, env.device), env.device)
+    options = traced_graph_options(resolve_compile_mode(mode, env.device), env.device)
     trace_step(lambda advance, bound: TracedGraphs(advance, options, bound=bound))
 
 

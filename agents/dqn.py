@@ -188,14 +188,16 @@ class DQN(Agent):
         eps = self.epsilon(self.step) if epsilon is None else epsilon
         if not explore or eps <= 0.0:
             return self.greedy_action(obs, explore)
-        return self.epsilon_greedy(obs, torch.full((), eps, device=self.device))
+        count = obs.shape[0]
+        return self.epsilon_greedy(obs, torch.full((), eps, device=self.device), self.random_actions(count),
+                                   self.uniforms(count))
 
-    def epsilon_greedy(self, obs: Tensor, epsilon: Tensor) -> Tensor:
-        """Per row of ``obs``, a uniformly random action with probability ``epsilon``, else the
-        greedy one: the network call and the draws of every exploring step."""
-        greedy = self.greedy_action(obs, True)
-        random_actions = self.random_actions(len(greedy))
-        return torch.where(self.uniforms(len(greedy)) < epsilon, random_actions, greedy)
+    def epsilon_greedy(self, obs: Tensor, epsilon: Tensor, random_actions: Tensor, uniforms: Tensor) -> Tensor:
+        """Per row of ``obs``, the row's ``random_actions`` where its ``uniforms`` < ``epsilon``,
+        else the greedy action: the network call of every exploring step. The draws come in as
+        arguments, drawn eagerly in this order: in a compiled graph inductor orders independent
+        draws as it likes (PyTorch 2.11 drew the uniforms first), which would change the numbers."""
+        return torch.where(uniforms < epsilon, random_actions, self.greedy_action(obs, True))
 
     def reset_noise(self, network: nn.Module) -> None:
         """Fresh NoisyNet noise for ``network`` (``q`` or ``q_target``)."""

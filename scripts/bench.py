@@ -6,6 +6,7 @@ hyperparameters, env counts and torch threads in reprl and Stable-Baselines3 (``
 network-plus-env ceiling (``bench_cases/ceiling.py``). ``--repeats 3`` times the two sides of those
 cases (and of the multi-seed ones) three times in alternation, for figures a drift of the machine's speed
 moves less. ``--quick`` runs every case briefly (a smoke test, not a measurement).
+``ppo_torch_warm`` times reprl's PPO against itself: warm rollouts, eager against ``--compile``.
 
 ``--device cuda`` puts reprl's side of the learning, torch-env, PPO-torch and multi-seed cases on
 a GPU (rows say ``"device"``). SB3 then trains its CNN policies on the GPU too and its MLP
@@ -33,10 +34,10 @@ LEARNING = list(learning_cases.CASES)
 POLICY_GRADIENT = list(pg_cases.CASES)
 OPTION_COST = list(option_cost_cases.CASES)
 MULTI_SEED = ["multiseed", "multiseed_trpo", "multiseed_dqn", "multiseed_rainbow", "multiseed_sac"]
-OTHER = ["atari_rollout", "dqn_pong_async", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole", *MULTI_SEED,
-         "ddpm_frames_allocator"]
+OTHER = ["atari_rollout", "dqn_pong_async", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole", "ppo_torch_warm",
+         *MULTI_SEED, "ddpm_frames_allocator"]
 ALL = LEARNING + POLICY_GRADIENT + OPTION_COST + OTHER
-ON_ANY_DEVICE = LEARNING + ["torch_env", "ppo_torch_cartpole", *MULTI_SEED]
+ON_ANY_DEVICE = LEARNING + ["torch_env", "ppo_torch_cartpole", "ppo_torch_warm", *MULTI_SEED]
 
 
 def other_runnable_threads(samples: int = 11, interval_s: float = 0.05) -> int | None:
@@ -137,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
 
         for row in ppo_torch_cases.run(args.quick, device, compile=args.compile, repeats=args.repeats):
             emit({**row, "compile": args.compile})
+    if "ppo_torch_warm" in cases:
+        from bench_cases import warm_rollout_cases
+
+        for row in warm_rollout_cases.run(args.quick, device):
+            emit(row)
     for case in (c for c in MULTI_SEED if c in cases):
         from bench_cases import multiseed_cases
 

@@ -11,6 +11,7 @@ import torch
 from agents import A2C, DQN, PPO, SAC, TRPO
 from agents.runner import _EpisodeTally, make_train_env
 from replay.sum_tree import SumTree
+from test_compile import assert_same_state, train_pair
 from test_resume import crash_and_checkpoint, resume
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -34,6 +35,17 @@ def test_agents_train_and_resume_on_the_gpu(agent_cls, env_id, options, tmp_path
     assert resumed.device.type == "cuda"
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["steps"] >= 2048 and np.isfinite(summary["eval_return_mean"])
+
+
+def test_compiled_ppo_traces_its_whole_steps_on_the_gpu_and_trains_like_eager(tmp_path):
+    """``--compile`` on a GPU (``compiles_whole_steps_on_gpu``): PPO's whole gradient step, its
+    acting, its rollout's values and the torch env's step are inductor graphs of Triton kernels
+    (``agents.traced_graphs``), and the run learns what the eager one does, to the round-off of
+    other kernels."""
+    options = dict(num_envs=256, num_steps=8, num_minibatches=4, update_epochs=2, steps=4096)
+    eager, compiled, graphs = train_pair(PPO, {**SHORT, **options}, tmp_path)
+    assert graphs == 4
+    assert_same_state(compiled, eager, atol=1e-4)
 
 
 @pytest.mark.parametrize("agent_cls,options", [
