@@ -51,7 +51,8 @@ class Agent(nn.Module):
     #: Whether ``--compile`` compiles ``gradient_step`` whole: loss, gradient, clipping, optimiser step.
     compiles_whole_steps: ClassVar[bool] = False
     #: ... on a GPU too, where such a run is shown to learn what the eager one does
-    #: (``tests/agents/test_cuda_path.py``); elsewhere a GPU compiles the losses alone.
+    #: (``tests/agents/test_cuda_path.py``: PPO and DQN); A2C and SAC, not yet tried on a GPU,
+    #: compile their losses alone there.
     compiles_whole_steps_on_gpu: ClassVar[bool] = False
     #: Whether ``observe`` takes the transitions of some envs at a time (``env_ids``) and
     #: ``rollout_action`` returns no extras: what an asynchronous env (``--env-batch-size``) needs.

@@ -13,7 +13,7 @@ clipping range or epsilon, comes in as a tensor: a Python float would recompile 
 
 Agents that say ``compiles_whole_steps`` (PPO, A2C, DQN, SAC) compile more on the CPU, where a small
 network's step is bound by per-call costs, and without TorchDynamo (``agents.traced_graphs``),
-whose guards cost about as much as the arithmetic of such a step; so does PPO on a GPU
+whose guards cost about as much as the arithmetic of such a step; so do PPO and DQN on a GPU
 (``compiles_whole_steps_on_gpu``), where the graphs' Triton kernels replace a few hundred launches:
 
 - ``Agent.whole_gradient_step``: the loss, its gradient by ``torch.func.grad`` with respect to the

@@ -94,10 +94,10 @@ class AgentConfig:
     capture_video: bool = option(False, "save the evaluation episodes as GIF files under RUN_DIR/videos (torch-native "
                                  "runs are then evaluated on gymnasium's envs, which draw frames)")
     torch_threads: int = option(0, "torch intra-op threads (0: torch's default)")
-    compile: bool = option(False, "compile the agent's losses with inductor (PPO on any device, A2C, DQN and SAC on "
-                           "the CPU: whole gradient steps and acting; a torch-native env's step; with CUDA graphs: "
-                           "the other agents' per-step network calls); compiling takes seconds at the start (see "
-                           "agents/compilation.py)")
+    compile: bool = option(False, "compile the agent's losses with inductor (PPO and DQN on any device, A2C and SAC "
+                           "on the CPU: whole gradient steps and acting; a torch-native env's step; with CUDA "
+                           "graphs: the other agents' per-step network calls); compiling takes seconds at the "
+                           "start (see agents/compilation.py)")
     compile_mode: str = option("auto", "torch.compile mode; auto: reduce-overhead (CUDA graphs where TorchDynamo "
                                "captures the graph) on CUDA, default elsewhere", choices=COMPILE_MODES)
 

@@ -40,9 +40,8 @@ class PPO(OnPolicyRollouts, Agent):
     config: PPOConfig
     compiled_methods = ("loss",)
     compiles_whole_steps = True
-    # On an H200 a compiled PPO run matched its eager one to 1e-4 and ran 1.5-1.9 times as fast from
-    # 1,024 to 16,384 envs (README, "On a GPU"). A compiled DQN run there left its eager one within a
-    # few exploring steps, cause not established; A2C and SAC were not tried there.
+    # On an H200 a compiled run matched its eager one to 1e-4 and ran 1.5-1.9 times as fast from
+    # 1,024 to 16,384 envs (README, "On a GPU").
     compiles_whole_steps_on_gpu = True
     # rl-baselines3-zoo's tuned values for classic control and Pendulum, CleanRL's
     # ppo_atari.py for Atari (Schulman et al. 2017, Table 5), SB3's MuJoCo defaults for Box.
