@@ -256,7 +256,7 @@ class Agent(nn.Module):
                 and (self.device.type == "cpu" or self.compiles_whole_steps_on_gpu))
 
     def trace_methods(self, *names: str, optimizer: torch.optim.Optimizer | None = None) -> None:
-        """Where ``--compile`` compiles whole gradient steps on the CPU, compiles the named methods
+        """Where ``--compile`` compiles whole gradient steps (``traces_graphs``), compiles the named methods
         (pure tensor functions of the agent: the network calls and draws of every step or rollout)
         the same way, each one graph (``traced``), with the parameters of ``optimizer`` (default:
         ``self.optimizer``) as views of its flat one; once per agent, at its first training. None of
