@@ -135,8 +135,8 @@ def test_compiled_dqn_trains_like_eager_and_compiles_its_gradient_step_once(tmp_
     torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
     assert_same_state(compiled, eager, atol=1e-5)
     # 30 gradient steps of one batch size: one graph (loss, gradient, clipping, Adam); a round's
-    # targets; and epsilon-greedy acting (network call and both draws), whose actions matched the
-    # eager ones.
+    # targets; and epsilon-greedy acting (the network call and the pick between its draws), whose
+    # actions matched the eager ones.
     assert graphs == 3
     compiled.step = 250  # epsilon is a tensor input: another value does not recompile
     batch = eager.buffer.sample(16)
@@ -147,6 +147,23 @@ def test_compiled_dqn_trains_like_eager_and_compiles_its_gradient_step_once(tmp_
     torch.testing.assert_close(compiled_metrics["losses/q_values"], eager_metrics["losses/q_values"], atol=1e-5,
                                rtol=0)
     assert compiled_versions(DQN.loss) == 1
+
+
+def test_compiled_dqn_draws_its_exploring_actions_before_the_graph(tmp_path):
+    """Inductor orders a graph's independent ops as it likes, and PyTorch 2.11 drew epsilon-greedy's
+    uniforms before its random actions: the draws come in as arguments, so the compiled step
+    gives the same actions whatever the generator's state."""
+    agent = DQN.from_env("CartPole-v1", compile=True, **DQN_SETTINGS).learn(run_dir=tmp_path, progress=False)
+    assert "epsilon_greedy" in agent.__dict__  # the traced graph, not the method
+    obs, epsilon = torch.randn(32, 4), torch.tensor(0.5)
+    random_actions, uniforms = agent.random_actions(32), agent.uniforms(32)
+    torch.manual_seed(0)
+    first = agent.epsilon_greedy(obs, epsilon, random_actions, uniforms)
+    torch.manual_seed(1)
+    assert torch.equal(agent.epsilon_greedy(obs, epsilon, random_actions, uniforms), first)
+    greedy = agent.greedy_action(obs, True)
+    assert torch.equal(first, torch.where(uniforms < 0.5, random_actions, greedy))
+    assert (first != greedy).any() and (first == greedy).any()  # some rows explored, some did not
 
 
 def test_compiled_reinforce_compiles_its_loss_once_for_episodes_of_any_length(tmp_path):
