@@ -6,9 +6,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from representation.linear import (ONEDNN_AVAILABLE, ONEDNN_MIN_MACS_PER_THREAD, ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT,
-                                   TURNED_GRADIENT_MIN_MACS, FUSED_MAX_OUT_FEATURES, Linear, _onednn_product, affine,
-                                   goes_to_onednn)
+from representation.linear import (FUSED_MAX_IN_FEATURES, FUSED_MAX_OUT_FEATURES, ONEDNN_AVAILABLE,
+                                   ONEDNN_MIN_MACS_PER_THREAD, ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT,
+                                   TURNED_GRADIENT_MIN_MACS, Linear, _onednn_product, affine, goes_to_onednn)
 
 pytestmark = pytest.mark.skipif(not ONEDNN_AVAILABLE, reason="this PyTorch build has no oneDNN")
 
@@ -153,6 +153,37 @@ def test_in_a_traced_gradient_a_layer_with_few_outputs_is_arithmetic_not_a_produ
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     eager = affine(x.requires_grad_(), weight, bias)
     assert "Addmm" in type(eager.grad_fn).__name__
+
+
+@pytest.mark.parametrize("in_dim", [1, FUSED_MAX_IN_FEATURES, FUSED_MAX_IN_FEATURES + 1])
+def test_in_a_traced_step_a_layer_with_few_inputs_sums_them_against_its_weight_laid_out_by_input(in_dim):
+    """Under a compiler's trace a layer with at most ``FUSED_MAX_IN_FEATURES`` inputs computes its
+    forward as a sum over them, with its weight concatenated column by column into ``[in, out]``,
+    and no forward product; its backward keeps the weight gradient's product. One more input and
+    the forward is a product again. Values and gradients are ``F.linear``'s, with or without grad."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    torch.manual_seed(0)
+    x, weight, bias, upstream = torch.randn(32, in_dim), torch.randn(64, in_dim), torch.randn(64), torch.randn(32, 64)
+
+    def step(x, weight, bias, upstream):
+        grads = torch.func.grad(lambda w, b: (affine(x, w, b).tanh() * upstream).sum(), argnums=(0, 1))(weight, bias)
+        with torch.no_grad():
+            return affine(x, weight, bias), *grads
+
+    graph = make_fx(step, tracing_mode="fake")(x, weight, bias, upstream)
+    ops = [node.target for node in graph.graph.nodes if node.op == "call_function"]
+    summed = in_dim <= FUSED_MAX_IN_FEATURES
+    assert (torch.ops.aten.addmm.default not in ops) == summed
+    assert (torch.ops.aten.cat.default in ops) == summed
+    assert torch.ops.aten.mm.default in ops  # the weight gradient, either way
+
+    def expected(x, weight, bias, upstream):
+        grads = torch.func.grad(lambda w, b: (F.linear(x, w, b).tanh() * upstream).sum(), argnums=(0, 1))(weight, bias)
+        return F.linear(x, weight, bias), *grads
+
+    for got, want in zip(graph(x, weight, bias, upstream), expected(x, weight, bias, upstream)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_under_cpu_autocast_a_traced_head_casts_as_f_linear_does():
