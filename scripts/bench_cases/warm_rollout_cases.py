@@ -7,7 +7,8 @@ Here an eager and a compiled agent (``ppo_torch_cartpole``'s settings) each play
 ``WARMUP`` rollouts first, then ``ROUNDS`` rollouts each, in alternation. A rollout's env steps
 (acting, stepping, storing: what the ``Runner`` does each step, without its logging) and the
 update that ends it are timed apart, the device synchronised at each boundary; a row gives their
-medians and ``ratio``, the compiled agent's steps per second over the eager one's.
+medians and ``ratio``, the compiled agent's steps per second over the eager one's. The process keeps
+the host memory it frees, as the ``Runner``'s training processes do (``agents.host_allocator``).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import torch
 
 from agents import PPO
 from agents.compilation import compile_env_step
+from agents.host_allocator import keep_freed_host_memory
 from agents.runner import make_train_env
 from bench_cases.ppo_torch_cases import ENV_ID, PPO_TORCH_CARTPOLE
 
@@ -65,6 +67,7 @@ def run(quick: bool = False, device: torch.device = torch.device("cpu")) -> Iter
     """One row per env count: the medians of each side's rollout and update milliseconds, its
     steps per second and the ``ratio`` compiled over eager."""
     torch.set_num_threads(PPO_TORCH_CARTPOLE["torch_threads"])
+    keep_freed_host_memory()
     warmup, rounds = (QUICK_WARMUP, QUICK_ROUNDS) if quick else (WARMUP, ROUNDS)
     for num_envs in QUICK_SIZES if quick else SIZES[device.type]:
         sides = {"eager": WarmRollouts(num_envs, device, False), "compiled": WarmRollouts(num_envs, device, True)}
