@@ -345,6 +345,7 @@ class DQN(Agent):
                                    prioritized=cfg.prioritized, alpha=cfg.priority_alpha,
                                    priority_eps=cfg.priority_eps)
         self.trace_methods("epsilon_greedy", "round_targets")  # (the methods they call stay methods)
+        self.trace_replay_adds(self.buffer)
 
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         self.step = step

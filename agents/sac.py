@@ -297,6 +297,7 @@ class SAC(Agent):
         self.buffer = ReplayBuffer(cfg.buffer_size, num_envs, self.observation_space, self.action_space,
                                    self.device, frame_stack=frame_stack, n_step=cfg.n_step, gamma=cfg.gamma)
         self.trace_methods("policy_action", optimizer=self.actor_optimizer)
+        self.trace_replay_adds(self.buffer)
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:

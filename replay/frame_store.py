@@ -28,6 +28,8 @@ def env_index(env_ids: Tensor | None, all_envs: Tensor) -> tuple[Tensor, Tensor 
 class FrameStore:
     """Per-env frame rings ``[num_frames, num_envs, *frame_shape]`` with stacks rebuilt on read."""
 
+    STORAGE = ("frames", "written", "_envs", "_offsets")  # the tensors ``push`` reads or writes
+
     def __init__(self, num_frames: int, num_envs: int, obs_shape: tuple[int, ...],
                  frame_stack: int, dtype: torch.dtype, device: torch.device) -> None:
         if frame_stack > 1 and (len(obs_shape) < 1 or obs_shape[0] != frame_stack):
@@ -42,23 +44,29 @@ class FrameStore:
         self._envs = torch.arange(num_envs, device=device)
         self._offsets = torch.arange(frame_stack, device=device)
 
+    def storage(self) -> tuple[Tensor, ...]:
+        return tuple(getattr(self, name) for name in self.STORAGE)
+
     @staticmethod
     def frame_shape(obs_shape: tuple[int, ...], frame_stack: int) -> tuple[int, ...]:
         return tuple(obs_shape[1:]) if frame_stack > 1 else tuple(obs_shape)
 
-    def push(self, obs: Tensor, next_obs: Tensor, episode_start: Tensor, env_ids: Tensor | None = None) -> Tensor:
+    def push(self, obs: Tensor, next_obs: Tensor, episode_start: Tensor, env_ids: Tensor | None = None,
+             skip_unstarted: bool = True) -> Tensor:
         """Store one step of each env in ``env_ids`` (distinct, any order; None: all in order);
         returns the position of each one's ``obs`` newest frame.
 
         Where ``episode_start`` all K frames of ``obs`` are written first; elsewhere ``obs`` is
         the previous step's ``next_obs``, already stored. Then the newest frame of ``next_obs``.
+        ``skip_unstarted=False`` never reads ``episode_start`` on the host (a compiled graph
+        cannot branch on it).
         """
         envs, of_envs = env_index(env_ids, self._envs)
         first = self.written[of_envs]
         # Envs not starting an episode write back what is already there: no masked scatter, no
         # host synchronisation, and nothing of the stream is disturbed. On the CPU reading the
         # mask costs nothing, and on most steps no episode starts: the write is skipped then.
-        if self.frames.device.type != "cpu" or bool(episode_start.any()):
+        if self.frames.device.type != "cpu" or not skip_unstarted or bool(episode_start.any()):
             stacked = obs if self.stack > 1 else obs.unsqueeze(1)
             slots = (first[:, None] + self._offsets) % self.num_frames  # [B, K]
             env_column = envs[:, None]

@@ -15,6 +15,8 @@ largest priority seen so far, in the add that makes it sampleable.
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -29,6 +31,21 @@ from replay.sum_tree import SumTree
 
 # Bytes per stored step besides its frame: frame position (int64), reward (float32), two flags.
 _STEP_OVERHEAD_NBYTES = 8 + 4 + 1 + 1
+# The buffer's tensors an add writes (``_store``), besides the frames.
+_STORED = ("obs_pos", "action", "reward", "terminated", "truncated", "episode_start", "env_steps")
+
+
+@contextlib.contextmanager
+def _replaced(owner: Any, names: list[str] | tuple[str, ...], tensors: tuple[Tensor, ...]) -> Iterator[None]:
+    """``owner``'s attributes ``names`` set to ``tensors`` for the duration (a traced add's inputs)."""
+    kept = [getattr(owner, name) for name in names]
+    for name, tensor in zip(names, tensors):
+        setattr(owner, name, tensor)
+    try:
+        yield
+    finally:
+        for name, tensor in zip(names, kept):
+            setattr(owner, name, tensor)
 
 
 def _frame_capacity(rows: int, frame_stack: int, n_step: int) -> int:
@@ -91,6 +108,7 @@ class ReplayBuffer:
         self._envs = torch.arange(num_envs, device=self.device)
         self._window = torch.arange(n_step, device=self.device)
         self._lost_probe = torch.arange(frame_stack + 2, device=self.device)
+        self._traced_store: Callable[..., None] | None = None  # (trace_adds)
 
     def _new_tree(self) -> SumTree:
         """The sum-tree of the priorities: one over every slot ``row * N + env``."""
@@ -131,25 +149,60 @@ class ReplayBuffer:
                              f"got {list(obs.shape)} and {list(next_obs.shape)}")
         if action.shape != (b, *self.action_shape):
             raise ValueError(f"action must be shaped {[b, *self.action_shape]}, got {list(action.shape)}")
+        step = (obs, action, reward, next_obs, terminated, truncated)
         if env_ids is None and self._lockstep_steps is not None:
             row, self._lockstep_steps = self._lockstep_steps % self.rows, self._lockstep_steps + 1
-            at: Any = row
+            if self._traced_store is not None:
+                self._traced_store(*step)
+            else:
+                self._store(row, envs, of_envs, env_ids, *step)
         else:
             self._lockstep_steps = None
             row = self.env_steps[of_envs] % self.rows
-            at = (row, envs)
-        self.obs_pos[at] = self.frames.push(obs, next_obs, self.episode_start[of_envs], env_ids)
+            self._store((row, envs), envs, of_envs, env_ids, *step)
+        self.added += b
+        self._steps_bound += 1
+        lost = self._drop_lost_transitions(envs, of_envs) if self._may_lose_transitions() else None
+        if self.tree is not None:
+            self._enter_tree(envs, row * self.num_envs + envs, lost)
+
+    def _store(self, at: Any, envs: Tensor, of_envs: Tensor | slice, env_ids: Tensor | None, obs: Tensor,
+               action: Tensor, reward: Tensor, next_obs: Tensor, terminated: Tensor, truncated: Tensor,
+               traced: bool = False) -> None:
+        """Writes one step of ``envs`` at the rows ``at`` (a row for all envs, or ``(rows, envs)``)
+        and counts it in their ``env_steps``; ``traced``: with no read on the host."""
+        self.obs_pos[at] = self.frames.push(obs, next_obs, self.episode_start[of_envs], env_ids,
+                                            skip_unstarted=not traced)
         self.action[at] = action.to(self.action.dtype)
         self.reward[at] = reward.to(torch.float32)
         self.terminated[at] = terminated.to(torch.bool)
         self.truncated[at] = truncated.to(torch.bool)
         self.episode_start[of_envs] = (terminated | truncated).to(torch.bool)
         self.env_steps[of_envs] += 1
-        self.added += b
-        self._steps_bound += 1
-        lost = self._drop_lost_transitions(envs, of_envs) if self._may_lose_transitions() else None
-        if self.tree is not None:
-            self._enter_tree(envs, row * self.num_envs + envs, lost)
+
+    def trace_adds(self, compile_graph: Callable[[Callable[..., None], tuple[Tensor, ...]], Callable[..., None]],
+                   ) -> None:
+        """Runs every later add of all envs in lockstep (``_store``: all of an add but the checks,
+        the host's counts, the lost transitions and the sum-tree) as the function
+        ``compile_graph(function, bound)`` returns, called with the step's tensors after the
+        buffer's storage ``bound``: one compiled graph (``agents.traced_graphs.TracedGraphs``,
+        which ``--compile`` uses on the CPU) in place of some fifteen small ops. The graph
+        computes the row from ``env_steps``, which lockstep adds keep equal across envs."""
+        self._traced_store = compile_graph(self._store_in_lockstep, self._storage())
+
+    def _storage(self) -> tuple[Tensor, ...]:
+        """The tensors an add reads or writes, as ``_store_in_lockstep`` takes them."""
+        return (*[getattr(self, name) for name in _STORED], self._envs, *self.frames.storage())
+
+    def _store_in_lockstep(self, *storage_and_step: Tensor) -> None:
+        """``_store`` of all envs at their common row, on the tensors given in place of the
+        buffer's own (``_storage``'s, then the step's): a function of its arguments alone, as
+        ``trace_adds`` compiles it."""
+        split = len(_STORED) + 1 + len(self.frames.storage())
+        storage, step = storage_and_step[:split], storage_and_step[split:]
+        with _replaced(self, [*_STORED, "_envs"], storage[:len(_STORED) + 1]), \
+                _replaced(self.frames, FrameStore.STORAGE, storage[len(_STORED) + 1:]):
+            self._store(self.env_steps[:1] % self.rows, self._envs, slice(None), None, *step, traced=True)
 
     def cut_episodes(self) -> None:
         """The envs go on from fresh episodes, not from the last ``next_obs`` (a resumed run whose
@@ -311,10 +364,9 @@ class ReplayBuffer:
         self.frames.load_state_dict(state["frames"])
         for name in ("obs_pos", "action", "reward", "terminated", "truncated"):
             getattr(self, name).copy_(state[name])
-        self.valid_from = state["valid_from"].to(self.device).clone()
-        self.episode_start = state["episode_start"].to(self.device).clone()
+        for name in ("valid_from", "episode_start", "env_steps"):  # in place: a traced add holds them
+            getattr(self, name).copy_(state[name])
         self.max_priority = state["max_priority"].to(self.device).reshape(self.num_groups).clone()
-        self.env_steps = state["env_steps"].to(self.device).clone()
         self.added = int(state["added"])
         self._steps_bound = int(self.env_steps.max())
         in_lockstep = bool((self.env_steps == self.env_steps[0]).all())

@@ -135,9 +135,12 @@ def test_compiled_dqn_trains_like_eager_and_compiles_its_gradient_step_once(tmp_
     torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=0, rtol=0)
     assert_same_state(compiled, eager, atol=1e-5)
     # 30 gradient steps of one batch size: one graph (loss, gradient, clipping, Adam); a round's
-    # targets; and epsilon-greedy acting (the network call and the pick between its draws), whose
-    # actions matched the eager ones.
-    assert graphs == 3
+    # targets; epsilon-greedy acting (the network call and the pick between its draws), whose
+    # actions matched the eager ones; and the replay buffer's add, which stored what eager adds did.
+    assert graphs == 4
+    for name, stored in compiled.buffer.state_dict().items():
+        if isinstance(stored, torch.Tensor):
+            assert torch.equal(stored, eager.buffer.state_dict()[name]), name
     compiled.step = 250  # epsilon is a tensor input: another value does not recompile
     batch = eager.buffer.sample(16)
     compiled_loss, compiled_priority, compiled_metrics = compiled.loss(batch, compiled.current_epsilon())
@@ -200,8 +203,9 @@ def test_compiled_sac_trains_like_eager_with_products_large_enough_for_onednn(tm
     # the same draws: the actions differ by the weights' rounding alone
     torch.testing.assert_close(compiled.buffer.action, eager.buffer.action, atol=1e-3, rtol=0)
     assert_same_state(compiled, eager, atol=1e-4)
-    # the three gradient steps, acting while training and greedy acting in the final evaluation
-    assert graphs == 5
+    # the three gradient steps, acting while training, greedy acting in the final evaluation and
+    # the replay buffer's add
+    assert graphs == 6
 
 
 def test_compiled_agents_save_and_load_with_and_without_compile(tmp_path):
