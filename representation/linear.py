@@ -50,13 +50,13 @@ against 858), the library's product is the faster.
 
 Likewise a layer with at most ``FUSED_MAX_IN_FEATURES`` inputs (a classic-control observation's
 first layer) is, in compiled code on the CPU, a sum over its inputs, ``b + sum_i x_i * w[:, i]``,
-fused into the activation after it; its backward stays the products above. A vector of outputs
-reads its weights contiguously only with the weight laid out ``[in, out]``, so the layer first
-copies it that way (``_by_input``: a concatenation of the columns, which inductor writes as a
-buffer of its own; with the ``[out, in]`` weight read four floats apart, inductor gathered it lane
-by lane and the layer ran several times slower than the library's product). Compiled on two
-threads, a 2,048 x 4 -> 64 layer and its activation took 60 us against 118 for the product and
-a separate activation kernel.
+fused into the activation after it; in a traced step its backward stays the products above
+(under TorchDynamo, autograd differentiates the sums). A vector of outputs reads its weights
+contiguously only with the weight laid out ``[in, out]``, so the layer first copies it that way
+(``_by_input``: a concatenation of the columns, which inductor writes as a buffer of its own; with
+the ``[out, in]`` weight read four floats apart, inductor gathered it lane by lane and the layer
+ran several times slower than the library's product). Compiled on two threads, a 2,048 x 4 -> 64
+layer and its activation took 60 us against 118 for the product and a separate activation kernel.
 """
 from __future__ import annotations
 
