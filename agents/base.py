@@ -270,14 +270,6 @@ class Agent(nn.Module):
                 traced = self.traced(self.functional_call, getattr(type(self), name), flat_parameter)
                 setattr(self, name, functools.partial(_call_with_arguments, traced))
 
-    def trace_replay_adds(self, buffer: ReplayBuffer) -> None:
-        """Where ``--compile`` traces graphs on the CPU, ``buffer``'s adds of a step run as one
-        graph too (``ReplayBuffer.trace_adds``), in place of their small writes' per-op costs.
-        (On a GPU they stay as they are: not measured there.)"""
-        if self.traces_graphs() and self.device.type == "cpu":
-            options = self.inductor_options()
-            buffer.trace_adds(lambda function, bound: TracedGraphs(function, options, bound=bound))
-
     def _whole_step_settings(self, optimizer: torch.optim.Optimizer) -> tuple | None:
         """The optimiser's constants for ``whole_gradient_step``, None where the step runs eagerly."""
         if not self.traces_graphs() or self.aux is not None:

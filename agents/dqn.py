@@ -24,6 +24,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from agents.base import Agent
+from agents.compilation import compile_replay_adds
 from agents.c51 import project_distribution
 from agents.config import AgentConfig, option, replay_first_update
 from agents.exploration import linear_schedule
@@ -345,7 +346,7 @@ class DQN(Agent):
                                    prioritized=cfg.prioritized, alpha=cfg.priority_alpha,
                                    priority_eps=cfg.priority_eps)
         self.trace_methods("epsilon_greedy", "round_targets")  # (the methods they call stay methods)
-        self.trace_replay_adds(self.buffer)
+        compile_replay_adds(self, self.buffer)
 
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         self.step = step

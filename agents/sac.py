@@ -34,6 +34,7 @@ from gymnasium import spaces
 from torch import Tensor, nn
 
 from agents.base import Agent
+from agents.compilation import compile_replay_adds
 from agents.config import AgentConfig, option, replay_first_update
 from agents.flat_parameters import FlatAdam, flat_optimizer, pack_parameters
 from agents.networks import TanhGaussianHead, build_encoder, mlp
@@ -297,7 +298,7 @@ class SAC(Agent):
         self.buffer = ReplayBuffer(cfg.buffer_size, num_envs, self.observation_space, self.action_space,
                                    self.device, frame_stack=frame_stack, n_step=cfg.n_step, gamma=cfg.gamma)
         self.trace_methods("policy_action", optimizer=self.actor_optimizer)
-        self.trace_replay_adds(self.buffer)
+        compile_replay_adds(self, self.buffer)
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
