@@ -31,12 +31,14 @@ from replay.sum_tree import SumTree
 
 # Bytes per stored step besides its frame: frame position (int64), reward (float32), two flags.
 _STEP_OVERHEAD_NBYTES = 8 + 4 + 1 + 1
-# The buffer's tensors an add writes (``_store``), besides the frames.
-_STORED = ("obs_pos", "action", "reward", "terminated", "truncated", "episode_start", "env_steps")
+# The buffer's tensors an add reads or writes (``_store``), besides its frame store's.
+_STORED = ("obs_pos", "action", "reward", "terminated", "truncated", "episode_start", "env_steps", "_envs")
+# What ``trace_adds`` takes: a compiler of a function with the tensors bound ahead of its arguments.
+GraphCompiler = Callable[[Callable[..., None], tuple[Tensor, ...]], Callable[..., None]]
 
 
 @contextlib.contextmanager
-def _replaced(owner: Any, names: list[str] | tuple[str, ...], tensors: tuple[Tensor, ...]) -> Iterator[None]:
+def _replaced(owner: Any, names: tuple[str, ...], tensors: tuple[Tensor, ...]) -> Iterator[None]:
     """``owner``'s attributes ``names`` set to ``tensors`` for the duration (a traced add's inputs)."""
     kept = [getattr(owner, name) for name in names]
     for name, tensor in zip(names, tensors):
@@ -180,8 +182,7 @@ class ReplayBuffer:
         self.episode_start[of_envs] = (terminated | truncated).to(torch.bool)
         self.env_steps[of_envs] += 1
 
-    def trace_adds(self, compile_graph: Callable[[Callable[..., None], tuple[Tensor, ...]], Callable[..., None]],
-                   ) -> None:
+    def trace_adds(self, compile_graph: GraphCompiler) -> None:
         """Runs every later add of all envs in lockstep (``_store``: all of an add but the checks,
         the host's counts, the lost transitions and the sum-tree) as the function
         ``compile_graph(function, bound)`` returns, called with the step's tensors after the
@@ -192,16 +193,15 @@ class ReplayBuffer:
 
     def _storage(self) -> tuple[Tensor, ...]:
         """The tensors an add reads or writes, as ``_store_in_lockstep`` takes them."""
-        return (*[getattr(self, name) for name in _STORED], self._envs, *self.frames.storage())
+        return (*[getattr(self, name) for name in _STORED], *self.frames.storage())
 
     def _store_in_lockstep(self, *storage_and_step: Tensor) -> None:
         """``_store`` of all envs at their common row, on the tensors given in place of the
         buffer's own (``_storage``'s, then the step's): a function of its arguments alone, as
         ``trace_adds`` compiles it."""
-        split = len(_STORED) + 1 + len(self.frames.storage())
-        storage, step = storage_and_step[:split], storage_and_step[split:]
-        with _replaced(self, [*_STORED, "_envs"], storage[:len(_STORED) + 1]), \
-                _replaced(self.frames, FrameStore.STORAGE, storage[len(_STORED) + 1:]):
+        own, frames = len(_STORED), len(FrameStore.STORAGE)
+        storage, step = storage_and_step[:own + frames], storage_and_step[own + frames:]
+        with _replaced(self, _STORED, storage[:own]), _replaced(self.frames, FrameStore.STORAGE, storage[own:]):
             self._store(self.env_steps[:1] % self.rows, self._envs, slice(None), None, *step, traced=True)
 
     def cut_episodes(self) -> None:
