@@ -1,14 +1,23 @@
 """``nn.Linear`` whose large matrix products run through oneDNN on the CPU.
 
-PyTorch's CPU ``addmm`` calls MKL's ``sgemm``, which on the AMD EPYC reprl is measured on runs
-without AVX-512 although the CPU has it (``MKL_VERBOSE`` names the code path "Intel(R)
-Architecture processors", the generic one): on one thread about 108 GFLOP/s on 256 x 256 x 256
-against oneDNN's 235. oneDNN, which PyTorch already ships for its CPU convolutions, picks its
-kernels by the instructions the CPU has. It costs some 10 us more a call, so below
+PyTorch's CPU ``addmm`` calls MKL's ``sgemm``, which on AMD's EPYCs runs without AVX-512 although
+the CPU has it (``MKL_VERBOSE`` names the code path "Intel(R) Architecture processors", the
+generic one): on one thread about 108 GFLOP/s on 256 x 256 x 256 against oneDNN's 235 on a CPU
+that runs AVX-512 at full width. oneDNN, which PyTorch already ships for its CPU convolutions,
+picks its kernels by the instructions the CPU has. It costs some 10 us more a call, so below
 ``ONEDNN_MIN_MACS_PER_THREAD`` multiply-adds a thread the product stays with MKL (timed on
 [B, in] x [in, out] products, B = 32-2,048, in and out 4-3,136: on one thread oneDNN took
 0.52-0.79x MKL's time at 2.1 M multiply-adds and 0.45-0.52x from 16 M; on two threads 0.86x
 at 4.2 M and 0.53x at 16.8 M).
+
+A CPU that runs AVX-512 as two 256-bit halves (AMD's Zen 4, ``AVX512_IN_HALVES``) runs oneDNN's
+AVX-512 kernels at about half that rate (104 GFLOP/s), and MKL's generic path no slower than
+elsewhere. There the forward product ties with MKL's up to about 4 M multiply-adds a thread and
+is the faster from 8 M (0.79-0.94x MKL's time on one and two threads), so the threshold is
+``ONEDNN_MIN_MACS_PER_THREAD_IN_HALVES``; and MKL computes every weight gradient, which
+oneDNN took 1.04-1.19x MKL's time for on one thread and 1.1-3.3x on two (DQN CartPole's three
+64 x 256 x 256 products of a gradient step, one thread: 90, 88 and 91 us through MKL against 96,
+95 and 108; compiled DQN CartPole runs went from 1,485-1,568 to 1,570-1,728 steps/s).
 
 The weight's gradient, ``grad^T @ rows``, sums over the batch's rows. oneDNN splits that product
 by its ``[out, in]`` output, so on several threads a small output leaves threads idle where MKL
@@ -16,7 +25,7 @@ splits the rows: on two threads, a 64 x 64 weight's gradient over 2,048 rows too
 oneDNN against 102 in MKL (8,192 rows: 520 against 444; 64 x 256 over 2,048: 483 against 402),
 a 256 x 256 one's over 2,048 rows 1,142 against 1,340, and on one thread oneDNN was the faster
 for every shape timed. So with several threads a weight below ``ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT``
-elements has its gradient computed by MKL.
+elements has its gradient computed by MKL (and every weight where AVX-512 runs in halves).
 
 MKL's speed on that gradient depends on which side of the weight it takes as its product's rows.
 With the longer side, as ``F.linear``'s own backward does for a layer with fewer inputs than
@@ -31,8 +40,8 @@ and layers with fewer inputs than outputs take this module's autograd function i
 
 The result is the same product up to rounding (the two sum in different orders). Which library
 computes a product, and which way round, depends only on its shape, its device and dtype, the
-thread count and whether it is compiled, so a seeded run computes the same numbers each time it
-runs. ``torch.func.grad`` differentiates the autograd function, and ``agents.traced_graphs``
+thread count, the CPU's model and whether it is compiled, so a seeded run computes the same
+numbers each time it runs on one machine. ``torch.func.grad`` differentiates the autograd function, and ``agents.traced_graphs``
 compiles it into its graphs; TorchDynamo, ``vmap`` and CPU autocast see ``F.linear`` (inductor
 then chooses its own kernels), but for the layers of the next paragraph.
 
@@ -67,7 +76,28 @@ from torch.nn import functional as F
 from representation.function_forms import apply, ctx_first
 from representation.tracing import under_compiler_trace
 
-ONEDNN_MIN_MACS_PER_THREAD = 2 ** 21
+
+def avx512_in_halves(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU (``cpuinfo``: the text of Linux's ``/proc/cpuinfo``, read when None) runs
+    AVX-512 instructions as two 256-bit halves: an AMD CPU of family 25 (Zen 3 and Zen 4) that
+    has AVX-512, which only Zen 4 does. False where the report cannot be read (not Linux)."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as report:
+                cpuinfo = report.read()
+        except OSError:
+            return False
+    fields = dict(line.split(":", 1) for line in cpuinfo.split("\n\n")[0].splitlines() if ":" in line)
+    fields = {name.strip(): value.strip() for name, value in fields.items()}
+    return (fields.get("vendor_id") == "AuthenticAMD" and fields.get("cpu family") == "25"
+            and "avx512f" in fields.get("flags", "").split())
+
+
+AVX512_IN_HALVES = avx512_in_halves()
+ONEDNN_MIN_MACS_PER_THREAD_AT_FULL_WIDTH = 2 ** 21
+ONEDNN_MIN_MACS_PER_THREAD_IN_HALVES = 2 ** 23
+ONEDNN_MIN_MACS_PER_THREAD = (ONEDNN_MIN_MACS_PER_THREAD_IN_HALVES if AVX512_IN_HALVES
+                              else ONEDNN_MIN_MACS_PER_THREAD_AT_FULL_WIDTH)
 ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT = 2 ** 16  # elements, on several threads
 TURNED_GRADIENT_MIN_MACS = 2 ** 19
 FUSED_MAX_OUT_FEATURES = 2
@@ -141,7 +171,7 @@ def _weight_gradient(grad: Tensor, rows: Tensor) -> Tensor:
     out_features, in_features = grad.shape[1], rows.shape[1]
     small_on_threads = (torch.get_num_threads() > 1
                         and out_features * in_features < ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT)
-    if not small_on_threads and goes_to_onednn(grad.t(), rows.t()):
+    if not (small_on_threads or AVX512_IN_HALVES) and goes_to_onednn(grad.t(), rows.t()):
         return affine(grad.t(), rows.t())
     return (rows.t() @ grad).t() if in_features < out_features else grad.t() @ rows
 

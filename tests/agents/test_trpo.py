@@ -114,7 +114,12 @@ def test_trpo_refuses_a_shared_encoder():
 
 @pytest.mark.slow
 def test_trpo_learns_cartpole_within_20k_steps(tmp_path):
-    agent = TRPO.from_env("CartPole-v1", seed=1, steps=20_000, eval_every=0)
-    agent.learn(run_dir=tmp_path / "run", progress=False)
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["eval_return_mean"] >= 200, summary  # random play scores about 22
+    """Two of three seeds evaluate at 200 or more (random play scores about 22). After 20k steps
+    single seeds spread widely (172-500 over seeds 1-8 on one thread), and which seeds fall short
+    moves with the rounding of the products (which library computes them, representation.linear)."""
+    returns = []
+    for seed in (1, 2, 3):
+        TRPO.from_env("CartPole-v1", seed=seed, steps=20_000, eval_every=0).learn(
+            run_dir=tmp_path / f"seed_{seed}", progress=False)
+        returns.append(json.loads((tmp_path / f"seed_{seed}" / "summary.json").read_text())["eval_return_mean"])
+    assert sorted(returns)[1] >= 200, returns

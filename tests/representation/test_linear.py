@@ -6,9 +6,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+import representation.linear
 from representation.linear import (FUSED_MAX_IN_FEATURES, FUSED_MAX_OUT_FEATURES, ONEDNN_AVAILABLE,
-                                   ONEDNN_MIN_MACS_PER_THREAD, ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT,
-                                   TURNED_GRADIENT_MIN_MACS, Linear, _onednn_product, affine, goes_to_onednn)
+                                   ONEDNN_MIN_MACS_PER_THREAD, ONEDNN_MIN_MACS_PER_THREAD_AT_FULL_WIDTH,
+                                   ONEDNN_MIN_MACS_PER_THREAD_IN_HALVES, ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT,
+                                   TURNED_GRADIENT_MIN_MACS, Linear, _onednn_product, affine, avx512_in_halves,
+                                   goes_to_onednn)
 
 pytestmark = pytest.mark.skipif(not ONEDNN_AVAILABLE, reason="this PyTorch build has no oneDNN")
 
@@ -30,20 +33,53 @@ def test_the_library_is_chosen_by_multiply_adds_per_thread():
     assert torch.equal(small(x), F.linear(x, small.weight, small.bias))  # small products stay with MKL
 
 
+def _cpuinfo(vendor: str, family: int, flags: str) -> str:
+    """The first processor's block of a ``/proc/cpuinfo``, then a second processor's."""
+    block = f"processor\t: {{}}\nvendor_id\t: {vendor}\ncpu family\t: {family}\nmodel\t\t: 17\nflags\t\t: {flags}\n"
+    return block.format(0) + "\n" + block.format(1)
+
+
+def test_avx512_runs_in_halves_on_amds_family_25_with_avx512_alone():
+    assert avx512_in_halves(_cpuinfo("AuthenticAMD", 25, "fpu sse avx2 fma avx512f avx512bw"))  # Zen 4
+    assert not avx512_in_halves(_cpuinfo("AuthenticAMD", 25, "fpu sse avx2 fma"))  # Zen 3
+    assert not avx512_in_halves(_cpuinfo("AuthenticAMD", 26, "fpu avx2 fma avx512f"))  # Zen 5: full width
+    assert not avx512_in_halves(_cpuinfo("GenuineIntel", 6, "fpu avx2 fma avx512f"))
+    assert not avx512_in_halves(_cpuinfo("AuthenticAMD", 25, "fpu avx512fp16"))  # a flag, not its prefix
+    assert not avx512_in_halves("")
+
+
+def test_the_threshold_is_the_one_for_this_cpus_avx512():
+    assert ONEDNN_MIN_MACS_PER_THREAD == (ONEDNN_MIN_MACS_PER_THREAD_IN_HALVES if avx512_in_halves()
+                                          else ONEDNN_MIN_MACS_PER_THREAD_AT_FULL_WIDTH)
+    assert ONEDNN_MIN_MACS_PER_THREAD_IN_HALVES > ONEDNN_MIN_MACS_PER_THREAD_AT_FULL_WIDTH
+
+
+def _as_if_avx512_in_halves(monkeypatch, in_halves: bool) -> int:
+    """Routes products as on a CPU that runs AVX-512 in halves, or not; returns the threshold."""
+    threshold = ONEDNN_MIN_MACS_PER_THREAD_IN_HALVES if in_halves else ONEDNN_MIN_MACS_PER_THREAD_AT_FULL_WIDTH
+    monkeypatch.setattr(representation.linear, "AVX512_IN_HALVES", in_halves)
+    monkeypatch.setattr(representation.linear, "ONEDNN_MIN_MACS_PER_THREAD", threshold)
+    return threshold
+
+
+@pytest.mark.parametrize("in_halves", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_on_several_threads_a_small_weights_gradient_comes_from_mkl(threads):
+def test_a_weights_gradient_comes_from_onednn_on_one_thread_and_for_large_weights_at_full_width(
+        threads, in_halves, monkeypatch):
     """oneDNN splits a weight gradient by its output, too coarsely for a small weight on several
-    threads: there MKL sums the rows; on one thread, and for large weights, oneDNN does."""
+    threads: there MKL sums the rows; on one thread, and for large weights, oneDNN does, unless
+    the CPU runs AVX-512 in halves, where MKL computes every weight gradient."""
+    threshold = _as_if_avx512_in_halves(monkeypatch, in_halves)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         for out_dim in (64, ONEDNN_MIN_WEIGHT_FOR_ITS_GRADIENT // 64):
             layer = _layer(64, out_dim)
-            x = torch.randn(2 * ONEDNN_MIN_MACS_PER_THREAD * threads // (64 * 64), 64)
+            x = torch.randn(2 * threshold * threads // (64 * 64), 64)
             assert goes_to_onednn(x, layer.weight)
             upstream = torch.randn(x.shape[0], out_dim)
             (layer(x) * upstream).sum().backward()
-            by_mkl = threads > 1 and out_dim == 64
+            by_mkl = in_halves or (threads > 1 and out_dim == 64)
             expected = upstream.t() @ x if by_mkl else _onednn_product(upstream.t(), x.t(), None)
             assert torch.equal(layer.weight.grad, expected)
             torch.testing.assert_close(layer.weight.grad, upstream.t() @ x, rtol=1e-5, atol=1e-4)
@@ -203,7 +239,8 @@ def test_torch_compile_traces_large_and_first_layers_whole_as_f_linear():
     Dynamo cannot trace, may appear: the layers compile as one graph, values and gradients those of
     ``F.linear``."""
     torch._dynamo.reset()
-    for in_dim, out_dim, rows in ((256, 256, 64), (4, 64, 2 * TURNED_GRADIENT_MIN_MACS // (4 * 64))):
+    onednn_rows = ONEDNN_MIN_MACS_PER_THREAD * torch.get_num_threads() // (256 * 256)
+    for in_dim, out_dim, rows in ((256, 256, onednn_rows), (4, 64, 2 * TURNED_GRADIENT_MIN_MACS // (4 * 64))):
         layer = _layer(in_dim, out_dim)
         assert goes_to_onednn(torch.randn(rows, in_dim), layer.weight) == (in_dim == 256)
         compiled = torch.compile(lambda x: (layer(x).tanh() ** 2).sum(), fullgraph=True)
