@@ -41,9 +41,10 @@ and layers with fewer inputs than outputs take this module's autograd function i
 The result is the same product up to rounding (the two sum in different orders). Which library
 computes a product, and which way round, depends only on its shape, its device and dtype, the
 thread count, the CPU's model and whether it is compiled, so a seeded run computes the same
-numbers each time it runs on one machine. ``torch.func.grad`` differentiates the autograd function, and ``agents.traced_graphs``
-compiles it into its graphs; TorchDynamo, ``vmap`` and CPU autocast see ``F.linear`` (inductor
-then chooses its own kernels), but for the layers of the next paragraph.
+numbers each time it runs on one machine. ``torch.func.grad`` differentiates the autograd
+function, and ``agents.traced_graphs`` compiles it into its graphs; TorchDynamo, ``vmap`` and CPU
+autocast see ``F.linear`` (inductor then chooses its own kernels), but for the layers of the next
+paragraph.
 
 In compiled code on the CPU (``agents.traced_graphs``' graphs and TorchDynamo's alike), a layer
 with at most ``FUSED_MAX_OUT_FEATURES`` outputs (a value head, a two-action policy or Q-head, a
