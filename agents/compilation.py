@@ -22,13 +22,14 @@ whose guards cost about as much as the arithmetic of such a step; so do PPO and 
   optimiser bookkeeping and no Python between the ops of a step;
 - the network calls and draws of every step or rollout (``Agent.trace_methods``): the on-policy
   agents' ``sampled_action`` and ``rollout_state_values`` (the critic on a rollout's
-  observations), DQN's ``epsilon_greedy`` and ``round_targets`` (a training round's targets),
+  observations), and their evaluations' ``greedy_action`` where evaluations recur, DQN's ``epsilon_greedy`` and ``round_targets`` (a training round's targets),
   SAC's ``policy_action`` and ``policy_entropy`` (the sample its temperature is tuned by). A graph
   holds one draw at most: inductor orders independent ops as it likes, and PyTorch 2.11 drew
   two of them in the other order, so a method that needs two takes them as arguments.
 
 Whatever the agent, the ``Runner`` compiles a torch-native env's step the same way, on any
-device, all of it but the reset draws (``compile_env_step``).
+device, all of it but the reset draws (``compile_env_step``); the evaluation envs' step too
+where evaluations recur.
 
 ``compile_methods`` replaces each with its compiled version on the instance: the agent calls the
 same name either way, and the ``state_dict`` (checkpoints, ``save/load``, resume) is the same with

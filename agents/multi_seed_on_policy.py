@@ -65,7 +65,7 @@ class MultiSeedOnPolicy(MultiSeed):
     @torch.no_grad()
     def act(self, obs: Tensor, explore: bool = True) -> Tensor:
         dist, _ = self.net(self._by_seed(obs))
-        action = (self._sample(dist) if explore else self._per_seed[0].net.policy.mode(dist)).flatten(0, 1)
+        action = (self._sample(dist) if explore else dist.mode).flatten(0, 1)
         return self.clip_action(action) if self.clip_action is not None else action
 
     @torch.no_grad()

@@ -143,8 +143,9 @@ class CategoricalHead(nn.Module):
         return _chosen(log_probs, action), -(log_probs.exp() * log_probs).sum(-1)
 
     @staticmethod
-    def mode(dist: Categorical) -> Tensor:
-        return dist.probs.argmax(-1)
+    def greedy(logits: Tensor) -> Tensor:
+        """The most probable action per row."""
+        return logits.argmax(-1)
 
 
 def _chosen(log_probs: Tensor, action: Tensor) -> Tensor:
@@ -194,8 +195,9 @@ class GaussianHead(nn.Module):
         return dist.log_prob(action), dist.entropy()
 
     @staticmethod
-    def mode(dist: Independent) -> Tensor:
-        return dist.mean
+    def greedy(mean: Tensor, log_std: Tensor) -> Tensor:
+        """The most probable action per row: the mean."""
+        return mean
 
 
 def policy_head(in_dim: int, action_space: spaces.Space, log_std_init: float = 0.0) -> nn.Module:

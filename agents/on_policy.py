@@ -59,9 +59,13 @@ class OnPolicyRollouts:
 
     @torch.no_grad()
     def act(self, obs: Tensor, explore: bool = True) -> Tensor:
-        dist = self.net.policy(self.net.encoder(obs))
-        action = dist.sample() if explore else self.net.policy.mode(dist)
+        action = self.net.policy_distribution(obs).sample() if explore else self.greedy_action(obs)
         return self.clip_action(action) if self.clip_action is not None else action
+
+    def greedy_action(self, obs: Tensor) -> Tensor:
+        """The policy's most probable action per row of ``obs`` (evaluation's), from the
+        distribution's inputs without building the distribution."""
+        return self.net.policy.greedy(*self.policy_inputs(obs))
 
     def normalized_advantage(self, advantage: Tensor) -> Tensor:
         """Advantages standardised within the batch when ``norm_adv`` (a variance reduction all
@@ -91,7 +95,9 @@ class OnPolicyRollouts:
     def setup_training(self, num_envs: int) -> None:
         self.buffer = RolloutBuffer(self.config.num_steps, num_envs, self.observation_space, self.action_space,
                                     self.device, store_next_obs=self.aux is not None and self.aux.needs_next_obs)
-        self.trace_methods("sampled_action", "rollout_state_values")  # (with --compile, agents.compilation)
+        # (with --compile, agents.compilation; evaluation's acting too where evaluations recur, as in Runner)
+        evaluation = ("greedy_action",) if self.config.eval_every else ()
+        self.trace_methods("sampled_action", "rollout_state_values", *evaluation)
 
     @torch.no_grad()
     def rollout_action(self, obs: Tensor, step: int) -> tuple[Tensor, Tensor, dict[str, Tensor]]:

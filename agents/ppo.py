@@ -66,11 +66,12 @@ class PPO(OnPolicyRollouts, Agent):
         # a large learning rate decayed to 0, torch's default threads (its 2,048-sample minibatches
         # run 1.4-1.5x faster on two CPU threads than on one). CartPole-v1 seeds 1-5 reach
         # evaluation return >= 475 within 250k-400k steps (1-2 s on two CPU threads) and end at
-        # 500 after 1M.
+        # 500 after 1M. Metrics are logged once a rollout (16,384 steps): every 2,000 steps, the
+        # default, took 0.38 s of a 7 s run of 1M steps here.
         "parallel:classic": dict(backend="torch", num_envs=1024, num_steps=16, num_minibatches=8, update_epochs=2,
                                  gamma=0.99, gae_lambda=0.95, ent_coef=0.0, learning_rate=3e-3, anneal_lr=True,
                                  clip_coef=0.2, anneal_clip=True, clip_vloss=False, shared_encoder=False,
-                                 torch_threads=0, eval_every=50_000,
+                                 torch_threads=0, eval_every=50_000, log_every=16_384,
                                  encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"}),
         # rl-baselines3-zoo's Acrobot and MountainCar values, the rest SB3's defaults (minibatches of 64)
         "Acrobot-v1": dict(num_envs=16, num_steps=256, num_minibatches=64, update_epochs=4, gamma=0.99,

@@ -167,6 +167,12 @@ class Runner:
             obs = env.reset(seed=self._env_seed())
         eval_envs = [make_eval_env(replace(cfg, seed=seed), seed_agent.observation_stats)
                      for seed, seed_agent in zip(seeds, agent.seed_agents())]
+        # Periodic evaluations step their envs as graphs too; a lone final one would spend more
+        # compiling them than it saves (PPO's parallel preset on CartPole: evaluations of 10 envs
+        # took 0.23-0.25 s eagerly and 0.09-0.14 s compiled, the two graphs 0.16 s to load from a
+        # warm cache and seconds to compile from a cold one).
+        for eval_env in eval_envs if cfg.compile and cfg.eval_every else ():
+            compile_env_step(eval_env, cfg.compile_mode)
         loggers = [Logger(seed_dir, cfg.steps, start_step=step, elapsed=elapsed, progress=self.progress and k == 0,
                           report_evaluations=self.report_evaluations) for k, seed_dir in enumerate(self.seed_dirs())]
         start_step, start_time = step, time.perf_counter()

@@ -8,7 +8,8 @@ import torch._dynamo
 from torch._dynamo.eval_frame import _debug_get_cache_entry_list
 
 from agents import A2C, DQN, PPO, REINFORCE, SAC, QLearning
-from agents.compilation import resolve_compile_mode, uses_cuda_graphs
+from agents.compilation import compile_env_step, resolve_compile_mode, uses_cuda_graphs
+from agents.evaluation import evaluate, make_eval_env
 from agents.traced_graphs import TracedGraphs
 from replay import Batch
 from test_resume import crash_and_checkpoint, resume
@@ -234,6 +235,26 @@ def test_compiled_agents_save_and_load_with_and_without_compile(tmp_path):
     traced_before = TracedGraphs.compiled
     recompiled.learn(run_dir=tmp_path / "again", progress=False)
     assert TracedGraphs.compiled - traced_before == 4
+
+
+def test_compiled_periodic_evaluations_play_the_eager_episodes(tmp_path):
+    """With --compile and periodic evaluations, evaluation's greedy acting and its torch-native
+    envs' steps run as graphs too, and score the episodes the eager ones do."""
+    settings = {**PPO_SETTINGS, "steps": 600, "num_envs": 4, "num_steps": 50, "eval_every": 400, "eval_episodes": 6,
+                "backend": "torch"}
+    traced_before = TracedGraphs.compiled
+    compiled = PPO.from_env("CartPole-v1", compile=True, **settings).learn(run_dir=tmp_path, progress=False)
+    # acting, the rollout's values, the gradient step, the training env's step, then evaluation's
+    # greedy acting and its envs' step
+    assert TracedGraphs.compiled - traced_before == 6
+    assert "greedy_action" in compiled.__dict__
+    eager = PPO.from_env("CartPole-v1", **settings)
+    eager.load_state_dict(compiled.state_dict())
+    compiled_env, eager_env = make_eval_env(compiled.config), make_eval_env(eager.config)
+    compile_env_step(compiled_env, "default")
+    compiled_returns, eager_returns = evaluate(compiled, compiled_env), evaluate(eager, eager_env)
+    assert eager_returns.tolist() == compiled_returns.tolist()
+    assert len(set(eager_returns.tolist())) > 1  # six episodes, not one replayed
 
 
 @pytest.mark.parametrize("backend", ["gymnasium", "torch"])  # (the torch env's step compiled too)

@@ -1,4 +1,4 @@
-"""The policy heads' acting draw and the losses' log-probability and entropy: what the full
+"""The policy heads' acting draw, greedy action and the losses' log-probability and entropy: what the full
 distribution gives."""
 import math
 
@@ -69,3 +69,14 @@ def test_gaussian_log_prob_and_entropy_are_the_distributions():
     torch.testing.assert_close(entropy, dist.entropy())
     assert torch.equal(GaussianHead.log_prob(action, mean, log_std), log_prob)
 
+
+
+def test_greedy_actions_are_the_distributions_modes():
+    logits = torch.randn(500, 6, generator=torch.Generator().manual_seed(3)) * 4
+    greedy = CategoricalHead.greedy(logits)
+    for row in range(500):
+        assert int(greedy[row]) == max(range(6), key=lambda a: float(logits[row, a]))
+    assert torch.equal(greedy, CategoricalHead.distribution(logits).mode)
+    head = GaussianHead(8, spaces.Box(-1, 1, (3,)), log_std_init=-0.5)
+    mean, log_std = head.dist_inputs(torch.randn(64, 8))
+    assert torch.equal(GaussianHead.greedy(mean, log_std), GaussianHead.distribution(mean, log_std).mode)
