@@ -22,8 +22,9 @@ whose guards cost about as much as the arithmetic of such a step; so do PPO and 
   optimiser bookkeeping and no Python between the ops of a step;
 - the network calls and draws of every step or rollout (``Agent.trace_methods``): the on-policy
   agents' ``sampled_action`` and ``rollout_state_values`` (the critic on a rollout's
-  observations), and their evaluations' ``greedy_action`` where evaluations recur, DQN's ``epsilon_greedy`` and ``round_targets`` (a training round's targets),
-  SAC's ``policy_action`` and ``policy_entropy`` (the sample its temperature is tuned by). A graph
+  observations) and, where evaluations recur, their evaluations' ``greedy_action``; DQN's
+  ``epsilon_greedy`` and ``round_targets`` (a training round's targets); SAC's ``policy_action``
+  and ``policy_entropy`` (the sample its temperature is tuned by). A graph
   holds one draw at most: inductor orders independent ops as it likes, and PyTorch 2.11 drew
   two of them in the other order, so a method that needs two takes them as arguments.
 
