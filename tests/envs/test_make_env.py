@@ -9,8 +9,29 @@ import torch
 from envs import make_env
 from envs.atari import AtariVecEnv, atari_game_name
 from wrappers.env_state import get_env_state, set_env_state
-from wrappers.episode_stats import ClipReward
+from wrappers.episode_stats import ClipReward, EpisodeStatistics
 from wrappers.normalize import NormalizeObservation, NormalizeReward, RunningMeanStd, observation_stats
+
+
+def test_episode_statistics_sum_the_same_on_host_arrays_as_on_device_tensors():
+    """On the CPU the wrapper sums in numpy; elsewhere in torch (here forced on CPU tensors): the
+    same returns, lengths and ends at every step, in the same dtypes."""
+    host, device_way = make_env("CartPole-v1", 3, seed=2), make_env("CartPole-v1", 3, seed=2)
+    assert isinstance(host, EpisodeStatistics) and host._on_host
+    device_way._on_host = False
+    host.reset(), device_way.reset()
+    rng, ends = np.random.default_rng(1), 0
+    for _ in range(300):
+        action = torch.as_tensor(rng.integers(0, 2, 3))
+        info, device_info = host.step(action)[4], device_way.step(action)[4]
+        for key in ("episode_done", "episode_return", "episode_length"):
+            assert info[key].dtype == device_info[key].dtype and torch.equal(info[key], device_info[key]), key
+        ends += int(info["episode_done"].sum())
+    assert ends > 10 and info["episode_length"].dtype == torch.int64
+    state = host.state_dict()
+    torch.testing.assert_close(state["return"], device_way.state_dict()["return"], rtol=0, atol=0)
+    device_way.load_state_dict(state)  # a checkpoint of either kind restores the other
+    assert torch.equal(device_way._length, torch.from_numpy(host._length))
 
 
 def test_gym_vec_env_matches_single_gymnasium_envs_including_final_obs():
