@@ -1,4 +1,4 @@
-"""Episode returns and lengths, accumulated on the device without a host sync per step."""
+"""Episode returns and lengths, summed where the env's tensors live, without a host sync per step."""
 from __future__ import annotations
 
 from typing import Any

@@ -70,7 +70,6 @@ def test_gaussian_log_prob_and_entropy_are_the_distributions():
     assert torch.equal(GaussianHead.log_prob(action, mean, log_std), log_prob)
 
 
-
 def test_greedy_actions_are_the_distributions_modes():
     logits = torch.randn(500, 6, generator=torch.Generator().manual_seed(3)) * 4
     greedy = CategoricalHead.greedy(logits)
