@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -30,9 +31,10 @@ class Logger:
         jsonl = self.run_dir / "metrics.jsonl"
         _truncate_jsonl(jsonl, start_step)
         self._jsonl = open(jsonl, "a")
-        # TensorBoard hides the events of earlier files from ``start_step`` on: those of the steps a
-        # resumed run makes again, or all of a run that stopped before its first checkpoint.
-        self._writer = SummaryWriter(str(self.run_dir), purge_step=start_step)
+        # TensorBoard hides the events of earlier files after ``start_step`` (it purges from the
+        # step given on): those of the steps a resumed run makes again, or all of a run that
+        # stopped before its first checkpoint. The line at ``start_step`` stays, as in the jsonl.
+        self._writer = SummaryWriter(str(self.run_dir), purge_step=start_step + 1)
         self._start = time.perf_counter() - elapsed
         self._bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True,
                          disable=not progress, smoothing=0.05)
@@ -44,8 +46,10 @@ class Logger:
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
-        for name, value in clean.items():
-            self._writer.add_scalar(name, value, step)
+        # All of a line's scalars as one TensorBoard event: an event each (``add_scalar``) took
+        # 61 us a scalar here, the writer's queue of ten blocking the run until its thread caught up.
+        values = [Summary.Value(tag=name, simple_value=value) for name, value in clean.items()]
+        self._writer.file_writer.add_summary(Summary(value=values), step)
         self._jsonl.write(json.dumps({"step": step, "time": round(self.elapsed, 3), **clean}) + "\n")
         self._jsonl.flush()
         if "charts/sps" in clean:
