@@ -62,13 +62,17 @@ class PPO(OnPolicyRollouts, Agent):
                     ent_coef=0.0, learning_rate=3e-4, anneal_lr=True, clip_coef=0.2, clip_vloss=True,
                     shared_encoder=False, normalize_obs=True, normalize_reward=True, torch_threads=1,
                     encoder_options={"hidden_sizes": [64, 64], "activation": "tanh"}),
-        # Thousands of torch-native envs (--preset parallel): short rollouts, few large minibatches,
-        # a large learning rate decayed to 0, torch's default threads (its 2,048-sample minibatches
-        # run 1.4-1.5x faster on two CPU threads than on one). CartPole-v1 seeds 1-5 reach
-        # evaluation return >= 475 within 250k-400k steps (1-2 s on two CPU threads) and end at
-        # 500 after 1M. Metrics are logged once a rollout (16,384 steps): every 2,000 steps, the
-        # default, wrote 520 lines in a run of 1M steps, 0.12-0.16 s of it here.
-        "parallel:classic": dict(backend="torch", num_envs=1024, num_steps=16, num_minibatches=8, update_epochs=2,
+        # Thousands of torch-native envs (--preset parallel): short rollouts, one pass over each in
+        # minibatches of 1,024, a large learning rate decayed to 0 over a run of 2M steps, torch's
+        # default threads (large minibatches run 1.4-1.5x faster on two CPU threads than on one).
+        # CartPole-v1 seeds 1-5 reach evaluation return >= 475 within 300k-650k steps (1.6-3.2 s
+        # on two CPU threads) and end at 500 after 2M. Two epochs of 2,048-sample minibatches got
+        # there in fewer steps (250k-550k of a 1M run) but no sooner (1.8-3.9 s, the same hour):
+        # their update took 27.4 ms a rollout against 16.9 (docs/performance.md, "One pass over
+        # each rollout"). With one epoch, a run of 1M anneals too early to be sure of 475.
+        # Metrics are logged once a rollout (16,384 steps): every 2,000 steps, the default, wrote
+        # 520 lines in a run of 1M steps, 0.12-0.16 s of it here.
+        "parallel:classic": dict(backend="torch", num_envs=1024, num_steps=16, num_minibatches=16, update_epochs=1,
                                  gamma=0.99, gae_lambda=0.95, ent_coef=0.0, learning_rate=3e-3, anneal_lr=True,
                                  clip_coef=0.2, anneal_clip=True, clip_vloss=False, shared_encoder=False,
                                  torch_threads=0, eval_every=50_000, log_every=16_384,

@@ -35,10 +35,11 @@ PPO_TORCH_CARTPOLE: dict[str, Any] = {
     "vf_coef": 0.5, "max_grad_norm": 0.5, "norm_adv": True, "encoder": "mlp",
     "torch_threads": PPO.presets["parallel:classic"]["torch_threads"] or os.cpu_count() or 1}
 
-# Rollouts timed per env count: a few seconds a side up to 256 envs; from 1,024 envs the
-# 1,048,576 steps of the preset's learning run (agents/ppo.py), in which reprl's compiling (about
-# 0.3 s from a warm inductor cache) weighs as it does in a run of its own, SB3 under half a minute.
-ROLLOUTS = {8: 128, 64: 96, 256: 64, 1024: 64, 4096: 16}
+# Rollouts timed per env count: a few seconds a side up to 256 envs; at 1,024 envs the 2,097,152
+# steps of the preset's learning run (agents/ppo.py), in which reprl's compiling (about 0.3 s from
+# a warm inductor cache) weighs as it does in a run of its own, SB3 about 40 s; at 4,096 envs
+# 1,048,576 steps, SB3 about 20 s.
+ROLLOUTS = {8: 128, 64: 96, 256: 64, 1024: 128, 4096: 16}
 GPU_ROLLOUTS = {**ROLLOUTS, 16384: 16, 65536: 8}  # reprl alone above 4,096
 SB3_MAX_ENVS = 4096
 QUICK_ROLLOUTS = {8: 2, 64: 2}

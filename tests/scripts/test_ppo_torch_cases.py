@@ -39,7 +39,7 @@ def test_rows_time_both_sides_on_the_same_settings(monkeypatch):
     rows = list(ppo_torch_cases.run())
 
     sizes = [8, 64, 256, 1024, 4096]
-    rollouts = {8: 128, 64: 96, 256: 64, 1024: 64, 4096: 16}  # from 1,024 envs the preset's 1,048,576-step run
+    rollouts = {8: 128, 64: 96, 256: 64, 1024: 128, 4096: 16}  # at 1,024 envs the preset's 2,097,152-step run
     assert rows == [{"case": "ppo_torch_cartpole", "num_envs": n, "steps": rollouts[n] * n * 16, "device": "cpu",
                      "torch_threads": os.cpu_count(), "reprl_sps": 10.0 * n, "sb3_sps": 4.0 * n, "ratio": 2.5}
                     for n in sizes]  # the preset's torch default threads, pinned for both sides
