@@ -132,13 +132,15 @@ class TorchClassicControlEnv(VecEnv):
             obs = torch.where(done.unsqueeze(1), self._observe(self._state), final_obs)
         else:
             # On the CPU the ended envs' indices cost nothing to read, and drawing only their
-            # reset states saves most of the step's time at large N.
+            # reset states saves most of the step's time at large N; a step that ended no episode
+            # (most steps of a few envs, an evaluation's) draws nothing and skips the resets.
             ended = done.nonzero().squeeze(1)
-            fresh = self._state.new_empty(self.state_dim, ended.numel())
-            self._draw_initial_states(fresh, ended)
-            self._state[:, ended] = fresh
             obs = final_obs.clone()
-            obs[ended] = self._observe(fresh)
+            if len(ended):
+                fresh = self._state.new_empty(self.state_dim, ended.numel())
+                self._draw_initial_states(fresh, ended)
+                self._state[:, ended] = fresh
+                obs[ended] = self._observe(fresh)
         info = {"final_obs": final_obs, "episode_done": done, "episode_return": episode_return,
                 "episode_length": episode_length}
         return obs, reward, terminated, truncated, info
