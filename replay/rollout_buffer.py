@@ -9,6 +9,7 @@ from torch import Tensor
 
 from replay.batch import Batch
 from replay.gae import generalized_advantages
+from replay.host_copy import copy_into
 from replay.spaces import tensor_spec
 
 _FIELDS = ("obs", "action", "log_prob", "value", "reward", "terminated", "truncated", "final_value")
@@ -64,7 +65,7 @@ class RolloutBuffer:
         if self.store_next_obs and next_obs is None:
             raise ValueError("this buffer stores next_obs: pass next_obs to add()")
         t = self.step
-        self.obs[t] = obs
+        copy_into(self.obs[t], obs)
         self.action[t] = action
         self.log_prob[t] = log_prob
         if value is not None:
@@ -74,7 +75,7 @@ class RolloutBuffer:
         self.truncated[t] = truncated
         self.final_value[t] = float("nan") if final_value is None else final_value
         if self.next_obs is not None:
-            self.next_obs[t] = next_obs
+            copy_into(self.next_obs[t], next_obs)
         self.step += 1
 
     def finish(self, last_value: Tensor, gamma: float, gae_lambda: float) -> None:

@@ -1,0 +1,37 @@
+"""The ``atari_rollout`` bench case alternates raw stepping and reprl's rollout over the same actions."""
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+from bench_cases import atari_cases  # noqa: E402
+
+
+def test_sides_alternate_over_the_same_action_chunks_and_the_row_gives_medians(monkeypatch):
+    timed = []
+    speeds = iter([100.0, 90.0, 120.0, 60.0, 80.0, 80.0, 110.0, 99.0, 90.0, 45.0])
+
+    def fake_timing(step, actions):
+        step(actions[0])
+        timed.append((step, actions.clone()))
+        return next(speeds)
+
+    monkeypatch.setattr(atari_cases, "steps_per_second", fake_timing)
+    row, = atari_cases.run(quick=True)
+    raw, ours = timed[0][0], timed[1][0]
+    assert raw is not ours and [step for step, _ in timed] == [raw, ours] * atari_cases.ROUNDS
+    for (_, raw_chunk), (_, our_chunk) in zip(timed[::2], timed[1::2]):
+        assert torch.equal(raw_chunk, our_chunk) and raw_chunk.shape[1] == 8
+    assert sum(len(chunk) for _, chunk in timed[::2]) == row["steps"] == 200
+    assert row["pair_ratios"] == [0.9, 0.5, 1.0, 0.9, 0.5]
+    assert row["ratio"] == 0.9 and row["raw_env_sps"] == 100.0 and row["reprl_sps"] == 80.0
+
+
+def test_quick_rollout_steps_pong_for_real():
+    row, = atari_cases.run(quick=True)
+    assert row["case"] == "atari_rollout" and row["num_envs"] == 8
+    assert row["reprl_sps"] > 0 and row["raw_env_sps"] > 0
+    assert len(row["pair_ratios"]) == atari_cases.ROUNDS
+    assert abs(row["ratio"] - statistics.median(row["pair_ratios"])) <= 0.001  # (the pairs' ratios are rounded)
