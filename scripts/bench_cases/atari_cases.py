@@ -1,6 +1,6 @@
 """Atari throughput: ``make_env`` stepping with everything reprl adds against raw
-``AtariVectorEnv`` stepping with the same env count (the two alternated), and DQN training with ale-py's asynchronous
-mode against the same run with all envs in lockstep."""
+``AtariVectorEnv`` stepping with the same env count (the two alternated), and DQN training with
+ale-py's asynchronous mode against the same run with all envs in lockstep."""
 from __future__ import annotations
 
 import statistics
@@ -11,20 +11,20 @@ import torch
 from torch import Tensor
 
 from agents import DQN
+from bench_cases.ceiling import raw_vector_env
 from bench_cases.learning_cases import DQN_PONG, reprl_sps
-from envs import make_env
+from envs import VecEnv, make_env
 from replay.rollout_buffer import RolloutBuffer
 
 
 ROUNDS = 5  # the two sides alternate, so a drift of the machine's speed moves both alike
 
 
-def rollout(num_envs: int) -> Callable[[Tensor], None]:
-    """``make_env`` stepping with tensors, episode statistics, reward clipping and rollout storage."""
-    env = make_env("PongNoFrameskip-v4", num_envs, seed=0)
-    buffer = RolloutBuffer(128, num_envs, env.single_observation_space, env.single_action_space)
+def rollout(env: VecEnv) -> Callable[[Tensor], None]:
+    """A step of ``env`` with tensors, episode statistics, reward clipping and rollout storage."""
+    buffer = RolloutBuffer(128, env.num_envs, env.single_observation_space, env.single_action_space)
     obs = env.reset()
-    zeros = torch.zeros(num_envs)
+    zeros = torch.zeros(env.num_envs)
 
     def step(action: Tensor) -> None:
         nonlocal obs
@@ -34,15 +34,6 @@ def rollout(num_envs: int) -> Callable[[Tensor], None]:
             buffer.reset()
         obs = next_obs
     return step
-
-
-def raw_stepping(num_envs: int) -> Callable[[Tensor], None]:
-    """ale-py's ``AtariVectorEnv`` alone, with the same preprocessing, on numpy actions."""
-    from ale_py import AtariVectorEnv
-
-    env = AtariVectorEnv("pong", num_envs, autoreset_mode="SameStep", reward_clipping=False)
-    env.reset(seed=0)
-    return lambda action: env.step(action.numpy())
 
 
 def steps_per_second(step: Callable[[Tensor], None], actions: Tensor) -> float:
@@ -55,8 +46,13 @@ def steps_per_second(step: Callable[[Tensor], None], actions: Tensor) -> float:
 def run(quick: bool = False) -> Iterator[dict]:
     num_envs, steps = 8, 200 if quick else 3_000
     actions = torch.randint(0, 6, (steps, num_envs), generator=torch.Generator().manual_seed(0))
-    ours, raw = rollout(num_envs), raw_stepping(num_envs)
-    pairs = [(steps_per_second(raw, chunk), steps_per_second(ours, chunk)) for chunk in actions.chunk(ROUNDS)]
+    env, raw_env = make_env("PongNoFrameskip-v4", num_envs, seed=0), raw_vector_env("PongNoFrameskip-v4", num_envs)
+    try:
+        ours, raw = rollout(env), (lambda action: raw_env.step(action.numpy()))
+        pairs = [(steps_per_second(raw, chunk), steps_per_second(ours, chunk)) for chunk in actions.chunk(ROUNDS)]
+    finally:
+        env.close()
+        raw_env.close()
     raw_sps, ours_sps = (statistics.median(side) for side in zip(*pairs))
     yield {"case": "atari_rollout", "num_envs": num_envs, "steps": steps, "reprl_sps": round(ours_sps, 1),
            "raw_env_sps": round(raw_sps, 1), "ratio": round(statistics.median(o / r for r, o in pairs), 3),

@@ -149,9 +149,9 @@ def plan(case: str) -> Plan:
     return (dqn_plan if kind == "dqn" else on_policy_plan)(env_id, network, inputs, hp)
 
 
-def raw_env_sps(env_id: str, num_envs: int, steps: int) -> float:
-    """Env steps per second of the bare vector env (ale-py's ``AtariVectorEnv`` for Atari,
-    gymnasium's sync vector env otherwise) on actions drawn in advance."""
+def raw_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+    """The bare vector env, reset: ale-py's ``AtariVectorEnv`` with the same preprocessing as
+    reprl's for Atari, gymnasium's sync vector env otherwise."""
     if "Pong" in env_id:
         from ale_py import AtariVectorEnv
 
@@ -159,6 +159,12 @@ def raw_env_sps(env_id: str, num_envs: int, steps: int) -> float:
     else:
         env = gym.make_vec(env_id, num_envs, vectorization_mode="sync")
     env.reset(seed=0)
+    return env
+
+
+def raw_env_sps(env_id: str, num_envs: int, steps: int) -> float:
+    """Env steps per second of the bare vector env on actions drawn in advance."""
+    env = raw_vector_env(env_id, num_envs)
     env.action_space.seed(0)
     actions = [env.action_space.sample() for _ in range(steps)]
     start = time.perf_counter()
