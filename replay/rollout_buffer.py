@@ -9,7 +9,7 @@ from torch import Tensor
 
 from replay.batch import Batch
 from replay.gae import generalized_advantages
-from replay.host_copy import copy_into
+from replay.host_copy import row_copier
 from replay.spaces import tensor_spec
 
 _FIELDS = ("obs", "action", "log_prob", "value", "reward", "terminated", "truncated", "final_value")
@@ -44,12 +44,16 @@ class RolloutBuffer:
         self.truncated = storage(dtype=torch.bool)
         self.final_value = storage()
         self.advantages, self.returns = storage(), storage()
-        self.step = 0
-        self.finished = False
+        self._copy_obs = row_copier(self.obs)
+        self._copy_next_obs = row_copier(self.next_obs) if store_next_obs else None
+        self.reset()
 
     def reset(self) -> None:
+        """Starts a new rollout. ``final_value`` is NaN wherever ``add`` is given none, as it is on
+        most steps: filling it here once spares a write per step."""
         self.step = 0
         self.finished = False
+        self.final_value.fill_(float("nan"))
 
     def add(self, obs: Tensor, action: Tensor, log_prob: Tensor, value: Tensor | None, reward: Tensor,
             terminated: Tensor, truncated: Tensor, final_value: Tensor | None = None,
@@ -65,7 +69,7 @@ class RolloutBuffer:
         if self.store_next_obs and next_obs is None:
             raise ValueError("this buffer stores next_obs: pass next_obs to add()")
         t = self.step
-        copy_into(self.obs[t], obs)
+        self._copy_obs(t, obs)
         self.action[t] = action
         self.log_prob[t] = log_prob
         if value is not None:
@@ -73,9 +77,10 @@ class RolloutBuffer:
         self.reward[t] = reward
         self.terminated[t] = terminated
         self.truncated[t] = truncated
-        self.final_value[t] = float("nan") if final_value is None else final_value
-        if self.next_obs is not None:
-            copy_into(self.next_obs[t], next_obs)
+        if final_value is not None:
+            self.final_value[t] = final_value
+        if self._copy_next_obs is not None:
+            self._copy_next_obs(t, next_obs)
         self.step += 1
 
     def finish(self, last_value: Tensor, gamma: float, gae_lambda: float) -> None:

@@ -82,6 +82,16 @@ def test_truncation_without_final_value_is_refused_and_the_buffer_restarts_after
     assert buffer.step == 1
 
 
+def test_a_final_value_given_in_one_rollout_is_not_read_in_the_next():
+    buffer = RolloutBuffer(1, 1, OBS, ACTIONS)
+    args = (torch.zeros(1, 3), torch.zeros(1, dtype=torch.long), torch.zeros(1), torch.zeros(1), torch.ones(1))
+    buffer.add(*args, torch.tensor([False]), torch.tensor([True]), final_value=torch.tensor([2.0]))
+    buffer.finish(torch.zeros(1), 0.5, 1.0)
+    buffer.add(*args, torch.tensor([False]), torch.tensor([True]))  # truncated again, no value given
+    with pytest.raises(ValueError, match="truncated without final_value"):
+        buffer.finish(torch.zeros(1), 0.5, 1.0)
+
+
 def test_state_dict_round_trip():
     a = RolloutBuffer(4, 2, OBS, ACTIONS)
     _fill(a, 1)
