@@ -34,7 +34,7 @@ LEARNING = list(learning_cases.CASES)
 POLICY_GRADIENT = list(pg_cases.CASES)
 OPTION_COST = list(option_cost_cases.CASES)
 MULTI_SEED = ["multiseed", "multiseed_trpo", "multiseed_dqn", "multiseed_rainbow", "multiseed_sac"]
-OTHER = ["atari_rollout", "dqn_pong_async", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole",
+OTHER = ["atari_rollout", "atari_step_gap", "dqn_pong_async", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole",
          "ppo_torch_warm", *MULTI_SEED, "ddpm_frames_allocator"]
 ALL = LEARNING + POLICY_GRADIENT + OPTION_COST + OTHER
 ON_ANY_DEVICE = LEARNING + ["torch_env", "ppo_torch_cartpole", "ppo_torch_warm", *MULTI_SEED]
@@ -118,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             emit(row)
     if "atari_rollout" in cases:
         for row in atari_cases.run(args.quick):
+            emit(row)
+    if "atari_step_gap" in cases:
+        for row in atari_cases.run_step_gap(args.quick):
             emit(row)
     if "dqn_pong_async" in cases:
         for row in atari_cases.run_async_dqn(args.quick):

@@ -1,6 +1,7 @@
 """Atari throughput: ``make_env`` stepping with everything reprl adds against raw
-``AtariVectorEnv`` stepping with the same env count (the two alternated), and DQN training with
-ale-py's asynchronous mode against the same run with all envs in lockstep."""
+``AtariVectorEnv`` stepping with the same env count (the two alternated), raw stepping with the
+calling thread busy between steps, and DQN training with ale-py's asynchronous mode against the
+same run with all envs in lockstep."""
 from __future__ import annotations
 
 import statistics
@@ -18,6 +19,7 @@ from replay.rollout_buffer import RolloutBuffer
 
 
 ROUNDS = 5  # the two sides alternate, so a drift of the machine's speed moves both alike
+GAPS_US = (0, 50, 100, 150, 200, 300, 400)
 
 
 def rollout(env: VecEnv) -> Callable[[Tensor], None]:
@@ -57,6 +59,39 @@ def run(quick: bool = False) -> Iterator[dict]:
     yield {"case": "atari_rollout", "num_envs": num_envs, "steps": steps, "reprl_sps": round(ours_sps, 1),
            "raw_env_sps": round(raw_sps, 1), "ratio": round(statistics.median(o / r for r, o in pairs), 3),
            "pair_ratios": [round(o / r, 3) for r, o in pairs]}
+
+
+def busy_for(microseconds: float) -> None:
+    """Keeps the calling thread running, as a rollout's own work between env steps does."""
+    end = time.perf_counter() + microseconds * 1e-6
+    while time.perf_counter() < end:
+        pass
+
+
+def run_step_gap(quick: bool = False) -> Iterator[dict]:
+    """Raw stepping of 8 Pong envs with the calling thread busy for ``gap_us`` between steps
+    (the gaps alternated over ``ROUNDS`` rounds, medians): what per-step work costs on this host
+    beyond its own duration. ``ratio`` is the steps/s against no gap, ``ratio_if_gap_costs_itself``
+    what it would be if the gap cost its length and nothing more. Where a core left idle halts at
+    once (a virtual machine without halt polling), ale-py's threads wake slowly after a long gap,
+    which ``atari_rollout``'s reprl side pays and its raw side never does."""
+    num_envs, steps = 8, 40 if quick else 300
+    actions = torch.randint(0, 6, (steps, num_envs), generator=torch.Generator().manual_seed(0))
+    env = raw_vector_env("PongNoFrameskip-v4", num_envs)
+    try:
+        rates: dict[int, list[float]] = {gap: [] for gap in GAPS_US}
+        for _ in range(ROUNDS):
+            for gap in GAPS_US:
+                rates[gap].append(steps_per_second(lambda action: (env.step(action.numpy()), busy_for(gap)),
+                                                   actions))
+    finally:
+        env.close()
+    no_gap_step_us = 1e6 * num_envs / statistics.median(rates[0])
+    for gap in GAPS_US:
+        sps = statistics.median(rates[gap])
+        yield {"case": "atari_step_gap", "num_envs": num_envs, "gap_us": gap, "raw_env_sps": round(sps, 1),
+               "ratio": round(sps / statistics.median(rates[0]), 3),
+               "ratio_if_gap_costs_itself": round(no_gap_step_us / (no_gap_step_us + gap), 3)}
 
 
 def run_async_dqn(quick: bool = False, num_envs: int = 8, env_batch_size: int = 4) -> Iterator[dict]:
