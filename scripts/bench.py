@@ -34,8 +34,8 @@ LEARNING = list(learning_cases.CASES)
 POLICY_GRADIENT = list(pg_cases.CASES)
 OPTION_COST = list(option_cost_cases.CASES)
 MULTI_SEED = ["multiseed", "multiseed_trpo", "multiseed_dqn", "multiseed_rainbow", "multiseed_sac"]
-OTHER = ["atari_rollout", "atari_step_gap", "dqn_pong_async", "replay_memory", "per_sample", "torch_env", "ppo_torch_cartpole",
-         "ppo_torch_warm", *MULTI_SEED, "ddpm_frames_allocator"]
+OTHER = ["atari_rollout", "atari_step_gap", "dqn_pong_async", "replay_memory", "per_sample", "torch_env",
+         "ppo_torch_cartpole", "ppo_torch_warm", *MULTI_SEED, "ddpm_frames_allocator"]
 ALL = LEARNING + POLICY_GRADIENT + OPTION_COST + OTHER
 ON_ANY_DEVICE = LEARNING + ["torch_env", "ppo_torch_cartpole", "ppo_torch_warm", *MULTI_SEED]
 
