@@ -1,9 +1,9 @@
 """Atari through ale-py's C++ ``AtariVectorEnv`` with the standard DQN preprocessing.
 
 The C++ vector env does the preprocessing itself (84x84 grayscale, 4-frame stack, frameskip 4
-with max-pooling over the last two frames, up to 30 no-op starts, fire reset), so the Python
-side only converts arrays to tensors. Rewards come back unclipped so the logged episodic return
-is the real game score; clipping for training happens on the device (``ClipReward``).
+with max-pooling over the last two frames, up to 30 no-op starts, fire reset). Its rewards come
+back unclipped: the episode statistics sum the real game score, and clipping for training happens
+here after them, on the host arrays, as does all of a step's bookkeeping (see ``AtariVecEnv``).
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import gymnasium as gym
 import torch
 from torch import Tensor
 
+from envs.episode_sums import ALL_ENVS, EpisodeSums
 from envs.vec_env import VecEnv, to_device
 
 _SUFFIX = re.compile(r"(NoFrameskip)?-v\d+$")
@@ -39,17 +40,27 @@ class AtariVecEnv(VecEnv):
     """``AtariVectorEnv`` as a ``VecEnv``.
 
     With ``episodic_life`` a lost life is a termination for learning (Mnih et al. 2015) while
-    the game goes on; ``info["episode_end"]`` marks only real game ends (or truncations), which
-    is what episode statistics count. The game is not reset there, so no FIRE is pressed after
-    a lost life (SB3's wrappers press one): in games that need it, the agent presses it. With ``0 < batch_size < num_envs`` the env is asynchronous
-    (see ``VecEnv``): ale-py's threads go on stepping the other envs while the agent acts on and
-    learns from the ``batch_size`` returned.
+    the game goes on; the episode statistics (``info["episode_done"]``, ``episode_return``,
+    ``episode_length``) count only real game ends (or truncations). The game is not reset at a
+    lost life, so no FIRE is pressed after it (SB3's wrappers press one): in games that need it,
+    the agent presses it. With ``clip_rewards`` the agent gets each reward's sign (Mnih et al.
+    2015) while the episode statistics keep the game score. With ``0 < batch_size < num_envs``
+    the env is asynchronous (see ``VecEnv``): ale-py's threads go on stepping the other envs
+    while the agent acts on and learns from the ``batch_size`` returned.
+
+    The step's bookkeeping (lives, episode statistics, clipping) is done here in numpy, on the
+    arrays ale-py returns, rather than in wrappers over tensors: on a CPU each call right after
+    an ale-py step runs some ten times slower than in a loop of its own, and where the host's idle
+    cores halt, a pause of more than about 100 us between steps costs more than its length
+    (docs/performance.md, "Cores that halt between env steps"). Stepping 8 Pong envs and storing
+    the rollout, this took the pause from 150-200 us to 100-130.
     """
 
     def __init__(self, game: str, num_envs: int, *, seed: int = 0, device: str | torch.device = "cpu",
                  episodic_life: bool = False, sticky_actions: float = 0.0, noop_max: int = 30,
                  frame_skip: int = 4, frame_stack: int = 4, max_episode_frames: int = 108_000,
-                 full_action_space: bool = False, num_threads: int = 0, batch_size: int = 0):
+                 full_action_space: bool = False, num_threads: int = 0, batch_size: int = 0,
+                 clip_rewards: bool = False):
         from ale_py import AtariVectorEnv
 
         if not 0.0 <= sticky_actions <= 1.0:
@@ -61,7 +72,7 @@ class AtariVecEnv(VecEnv):
                                    ("num_threads", num_threads, 0)):
             if not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
-        self.game, self.sticky_actions = game, sticky_actions
+        self.game, self.sticky_actions, self.clip_rewards = game, sticky_actions, clip_rewards
         self.num_envs = num_envs
         self._batch_size = batch_size or num_envs
         self.device = torch.device(device)
@@ -75,6 +86,7 @@ class AtariVecEnv(VecEnv):
         self.single_observation_space = self.env.single_observation_space
         self.single_action_space = self.env.single_action_space
         self._lives = np.zeros(num_envs, dtype=np.int32)
+        self._sums = EpisodeSums.zeros(num_envs, torch.device("cpu"))
         self._env_ids: Tensor | None = None
         self._not_returned: np.ndarray | None = None  # envs whose first observation is still to come
 
@@ -90,6 +102,7 @@ class AtariVecEnv(VecEnv):
         obs, info = self.env.reset(seed=self._seed if seed is None else seed)
         # Every game starts with the same lives; an asynchronous reset reports only some envs.
         self._lives = np.full(self.num_envs, info["lives"].max(), dtype=info["lives"].dtype)
+        self._sums.zero()
         if self._batch_size < self.num_envs:
             self._not_returned = np.ones(self.num_envs, dtype=bool)
             self._returned(info["env_id"])
@@ -109,25 +122,32 @@ class AtariVecEnv(VecEnv):
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(action.to("cpu", torch.int64).numpy())
-        ids = info["env_id"]  # all envs in order unless asynchronous
+        envs, stepped, first_obs = ALL_ENVS, 1, None
+        if self._batch_size < self.num_envs:
+            envs = info["env_id"]
+            first_obs = self._returned(envs)
+            if first_obs is not None:
+                stepped = ~first_obs
         # A life loss keeps the game going (lives drop); a game over resets it (lives refill).
-        game_over = terminated & (info["lives"] >= self._lives[ids])
-        self._lives[ids] = info["lives"]
-        first_obs = self._returned(ids) if self._batch_size < self.num_envs else None
+        game_over = terminated & (info["lives"] >= self._lives[envs])
+        self._lives[envs] = info["lives"]
+        ended = game_over | truncated
+        returns, lengths = self._sums.add(reward, ended, envs, stepped)
         next_obs = to_device(obs, self.device)
         # ale-py's final_obs holds the last frames only where a game was reset; at a life loss the
         # game goes on and the returned observation is the one that follows.
-        ended = game_over | truncated
         if "final_obs" in info and ended.any():
             final_obs = to_device(np.where(ended[:, None, None, None], info["final_obs"], obs), self.device)
         else:
             final_obs = next_obs
-        extra = {"final_obs": final_obs, "episode_end": to_device(ended, self.device)}
+        extra = {"final_obs": final_obs, "episode_done": to_device(ended, self.device),
+                 "episode_return": to_device(returns, self.device), "episode_length": to_device(lengths, self.device)}
         if self._env_ids is not None:
             extra["env_id"] = self._env_ids
         if first_obs is not None:
             extra["first_obs"] = to_device(first_obs, self.device)
-        return (next_obs, to_device(reward.astype(np.float32), self.device), to_device(terminated, self.device),
+        reward = np.sign(reward, dtype=np.float32) if self.clip_rewards else reward.astype(np.float32)
+        return (next_obs, to_device(reward, self.device), to_device(terminated, self.device),
                 to_device(truncated, self.device), extra)
 
     def close(self) -> None:

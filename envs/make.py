@@ -75,7 +75,7 @@ def make_env(env_id: str, num_envs: int = 1, *, seed: int | list[int] = 0, devic
     passed to the env's constructor. A list of K seeds splits a torch-native env into K seed
     groups (``envs.torch_envs.base``), one per seed.
     """
-    from wrappers.episode_stats import ClipReward, EpisodeStatistics
+    from wrappers.episode_stats import EpisodeStatistics
     from wrappers.gym_vec import GymVecEnv
 
     if not isinstance(num_envs, int) or num_envs < 1:
@@ -97,11 +97,10 @@ def make_env(env_id: str, num_envs: int = 1, *, seed: int | list[int] = 0, devic
         if env_id.endswith("-v5"):
             env_kwargs = {"sticky_actions": V5_STICKY_ACTIONS, **env_kwargs}
         try:
-            env: VecEnv = EpisodeStatistics(AtariVecEnv(game, num_envs, seed=seed, device=device, **env_kwargs))
+            return AtariVecEnv(game, num_envs, seed=seed, device=device, clip_rewards=clip_rewards, **env_kwargs)
         except TypeError as error:
             raise ValueError(f"bad options {env_kwargs} for '{env_id}': {error} (Atari takes "
                              f"{', '.join(ATARI_OPTIONS)})") from None
-        return ClipReward(env) if clip_rewards else env
     try:
         env = GymVecEnv(env_id, num_envs, seed=seed, device=device, vectorization=vectorization,
                         render_mode=render_mode, **env_kwargs)

@@ -44,8 +44,8 @@ class RolloutBuffer:
         self.truncated = storage(dtype=torch.bool)
         self.final_value = storage()
         self.advantages, self.returns = storage(), storage()
-        self._copy_obs = row_copier(self.obs)
-        self._copy_next_obs = row_copier(self.next_obs) if store_next_obs else None
+        self._copy = {name: row_copier(getattr(self, name)) for name in _FIELDS + ("next_obs",)
+                      if getattr(self, name) is not None}
         self.reset()
 
     def reset(self) -> None:
@@ -68,19 +68,19 @@ class RolloutBuffer:
             raise ValueError(f"rollout is full ({self.num_steps} steps): call finish() first")
         if self.store_next_obs and next_obs is None:
             raise ValueError("this buffer stores next_obs: pass next_obs to add()")
-        t = self.step
-        self._copy_obs(t, obs)
-        self.action[t] = action
-        self.log_prob[t] = log_prob
+        t, copy = self.step, self._copy
+        copy["obs"](t, obs)
+        copy["action"](t, action)
+        copy["log_prob"](t, log_prob)
         if value is not None:
-            self.value[t] = value
-        self.reward[t] = reward
-        self.terminated[t] = terminated
-        self.truncated[t] = truncated
+            copy["value"](t, value)
+        copy["reward"](t, reward)
+        copy["terminated"](t, terminated)
+        copy["truncated"](t, truncated)
         if final_value is not None:
-            self.final_value[t] = final_value
-        if self._copy_next_obs is not None:
-            self._copy_next_obs(t, next_obs)
+            copy["final_value"](t, final_value)
+        if self.store_next_obs:
+            copy["next_obs"](t, next_obs)
         self.step += 1
 
     def finish(self, last_value: Tensor, gamma: float, gae_lambda: float) -> None:

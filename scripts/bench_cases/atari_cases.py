@@ -45,10 +45,32 @@ def steps_per_second(step: Callable[[Tensor], None], actions: Tensor) -> float:
     return actions.numel() / (time.perf_counter() - start)
 
 
+def time_between_steps(vector_env) -> list[int]:
+    """Wraps ``vector_env.step`` to record the nanoseconds from each step's return to the next
+    call: the caller's own work between env steps (the list fills as the env steps)."""
+    gaps: list[int] = []
+    step, last_return = vector_env.step, None
+
+    def timed_step(actions):
+        nonlocal last_return
+        called = time.perf_counter_ns()
+        if last_return is not None:
+            gaps.append(called - last_return)
+        result = step(actions)
+        last_return = time.perf_counter_ns()
+        return result
+    vector_env.step = timed_step
+    return gaps
+
+
 def run(quick: bool = False) -> Iterator[dict]:
+    """``between_steps_us``: the median time from the return of ale-py's step to its next call,
+    reprl's rollout work against the raw loop's (where idle cores halt, work of more than about
+    100 us there costs more than its length: ``atari_step_gap``)."""
     num_envs, steps = 8, 200 if quick else 3_000
     actions = torch.randint(0, 6, (steps, num_envs), generator=torch.Generator().manual_seed(0))
     env, raw_env = make_env("PongNoFrameskip-v4", num_envs, seed=0), raw_vector_env("PongNoFrameskip-v4", num_envs)
+    gaps = {"reprl": time_between_steps(env.env), "raw": time_between_steps(raw_env)}
     try:
         ours, raw = rollout(env), (lambda action: raw_env.step(action.numpy()))
         pairs = [(steps_per_second(raw, chunk), steps_per_second(ours, chunk)) for chunk in actions.chunk(ROUNDS)]
@@ -58,7 +80,8 @@ def run(quick: bool = False) -> Iterator[dict]:
     raw_sps, ours_sps = (statistics.median(side) for side in zip(*pairs))
     yield {"case": "atari_rollout", "num_envs": num_envs, "steps": steps, "reprl_sps": round(ours_sps, 1),
            "raw_env_sps": round(raw_sps, 1), "ratio": round(statistics.median(o / r for r, o in pairs), 3),
-           "pair_ratios": [round(o / r, 3) for r, o in pairs]}
+           "pair_ratios": [round(o / r, 3) for r, o in pairs],
+           "between_steps_us": {side: round(statistics.median(gap) / 1e3, 1) for side, gap in gaps.items()}}
 
 
 def busy_for(microseconds: float) -> None:

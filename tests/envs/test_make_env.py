@@ -9,7 +9,8 @@ import torch
 from envs import make_env
 from envs.atari import AtariVecEnv, atari_game_name
 from wrappers.env_state import get_env_state, set_env_state
-from wrappers.episode_stats import ClipReward, EpisodeStatistics
+from envs.episode_sums import EpisodeSums
+from wrappers.episode_stats import EpisodeStatistics
 from wrappers.normalize import NormalizeObservation, NormalizeReward, RunningMeanStd, observation_stats
 
 
@@ -17,8 +18,8 @@ def test_episode_statistics_sum_the_same_on_host_arrays_as_on_device_tensors():
     """On the CPU the wrapper sums in numpy; elsewhere in torch (here forced on CPU tensors): the
     same returns, lengths and ends at every step, in the same dtypes."""
     host, device_way = make_env("CartPole-v1", 3, seed=2), make_env("CartPole-v1", 3, seed=2)
-    assert isinstance(host, EpisodeStatistics) and host._on_host
-    device_way._on_host = False
+    assert isinstance(host, EpisodeStatistics) and host._sums.on_host
+    device_way._sums = EpisodeSums(torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.int64))
     host.reset(), device_way.reset()
     rng, ends = np.random.default_rng(1), 0
     for _ in range(300):
@@ -31,7 +32,7 @@ def test_episode_statistics_sum_the_same_on_host_arrays_as_on_device_tensors():
     state = host.state_dict()
     torch.testing.assert_close(state["return"], device_way.state_dict()["return"], rtol=0, atol=0)
     device_way.load_state_dict(state)  # a checkpoint of either kind restores the other
-    assert torch.equal(device_way._length, torch.from_numpy(host._length))
+    assert torch.equal(device_way._sums.lengths, torch.from_numpy(host._sums.lengths))
 
 
 def test_gym_vec_env_matches_single_gymnasium_envs_including_final_obs():
@@ -159,16 +160,22 @@ def test_atari_life_loss_terminates_for_learning_but_scores_whole_games():
     assert games >= 1 and terminations >= 4 * games  # five lives per Breakout game
 
 
-def test_clip_reward_gives_signs_below_the_raw_score():
-    class Fixed:
-        num_envs, device = 3, torch.device("cpu")
-        single_observation_space = single_action_space = None
-
-        def step(self, action):
-            return None, torch.tensor([-7.0, 0.0, 21.0]), None, None, {}
-
-    _, reward, *_ = ClipReward(Fixed()).step(None)
-    assert reward.tolist() == [-1.0, 0.0, 1.0]
+def test_atari_clips_rewards_to_signs_while_episode_returns_keep_the_game_score():
+    """Space Invaders scores 5 to 30 an invader: the clipped env's rewards are the signs of the
+    unclipped one's, and both report the same raw episode returns."""
+    clipped = make_env("SpaceInvadersNoFrameskip-v4", 2, seed=0)
+    raw = make_env("SpaceInvadersNoFrameskip-v4", 2, seed=0, clip_rewards=False)
+    clipped.reset(), raw.reset()
+    generator, score = torch.Generator().manual_seed(0), torch.zeros(2, dtype=torch.float64)
+    for _ in range(300):
+        action = torch.randint(0, 6, (2,), generator=generator)
+        _, reward, _, _, info = clipped.step(action)
+        _, raw_reward, _, _, raw_info = raw.step(action)
+        assert reward.dtype == torch.float32 and torch.equal(reward, torch.sign(raw_reward))
+        score += raw_reward
+        assert torch.equal(info["episode_return"], score) and torch.equal(raw_info["episode_return"], score)
+    assert score.min() > 20  # several invaders each, worth more than 1
+    clipped.close(), raw.close()
 
 
 def test_running_mean_std_matches_numpy_over_all_batches():

@@ -37,6 +37,22 @@ def test_quick_rollout_steps_pong_for_real():
     assert row["reprl_sps"] > 0 and row["raw_env_sps"] > 0
     assert len(row["pair_ratios"]) == atari_cases.ROUNDS
     assert abs(row["ratio"] - statistics.median(row["pair_ratios"])) <= 0.001  # (the pairs' ratios are rounded)
+    assert 0 < row["between_steps_us"]["raw"] < row["between_steps_us"]["reprl"]
+
+
+def test_time_between_steps_records_the_callers_work_between_calls():
+    class Env:
+        def step(self, actions):
+            atari_cases.busy_for(20_000)  # (none of which is between steps)
+            return actions
+
+    env = Env()
+    gaps = atari_cases.time_between_steps(env)
+    assert env.step(1) == 1 and gaps == []
+    for work_us in (500, 3_000):
+        atari_cases.busy_for(work_us)
+        env.step(2)
+    assert len(gaps) == 2 and 500e3 <= gaps[0] < 20_000e3 and 3_000e3 <= gaps[1] < 20_000e3
 
 
 def test_busy_for_returns_only_after_its_time():
